@@ -1,0 +1,17 @@
+//! Domain types and validation for hubdir. No I/O.
+//!
+//! A [`SiteInput`] is what a publisher sends, unchecked; [`SiteInput::validate`] turns it into
+//! a [`Site`] or into [`Violations`] that name every offending field. A [`SiteRecord`] is a
+//! site as stored: the site plus what the server computes (H3 cell, etag, time, sequence).
+
+mod country_codes;
+mod name;
+mod site;
+mod validate;
+
+pub use name::{NameError, Origin, SiteId, SiteName};
+pub use site::{
+    Accessibility, Address, Contact, CountryCode, Kind, LanguageTag, LatLng, OpeningHours,
+    ServiceType, Site, SiteInput, SiteRecord, SiteStatus, TimeZone,
+};
+pub use validate::{Violation, ViolationReason, Violations, limits};

@@ -1,0 +1,464 @@
+//! Validation: every rejection names the field it is about.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::country_codes::ISO_3166_1_ALPHA_2;
+use crate::name::SiteName;
+use crate::site::{
+    CountryCode, LanguageTag, LatLng, OpeningHours, Site, SiteInput, SiteStatus, TimeZone,
+};
+
+/// Size limits on what a site may carry.
+pub mod limits {
+    pub const DISPLAY_NAME_CHARS: usize = 200;
+    pub const OPERATOR_CHARS: usize = 200;
+    pub const ADDRESS_LINES: usize = 4;
+    pub const ADDRESS_FIELD_CHARS: usize = 200;
+    pub const POSTAL_CODE_CHARS: usize = 32;
+    pub const SERVICE_NOTES_CHARS: usize = 1000;
+    pub const LANGUAGES: usize = 16;
+    pub const LANGUAGE_TAG_CHARS: usize = 35;
+    pub const OPENING_HOURS_CHARS: usize = 1000;
+    pub const PHONE_CHARS: usize = 64;
+    pub const EMAIL_CHARS: usize = 254;
+    pub const WEBSITE_CHARS: usize = 2048;
+    /// Enum sets are bounded by their enum, but a wire message can repeat a value.
+    pub const ENUM_VALUES: usize = 32;
+}
+
+/// Why a field was refused; the code is what clients see in `FieldViolation.reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViolationReason {
+    Required,
+    OutOfRange,
+    InvalidFormat,
+    TooLong,
+    TooMany,
+    Duplicate,
+    UnknownValue,
+    Placeholder,
+}
+
+impl ViolationReason {
+    pub fn code(self) -> &'static str {
+        match self {
+            ViolationReason::Required => "REQUIRED",
+            ViolationReason::OutOfRange => "OUT_OF_RANGE",
+            ViolationReason::InvalidFormat => "INVALID_FORMAT",
+            ViolationReason::TooLong => "TOO_LONG",
+            ViolationReason::TooMany => "TOO_MANY",
+            ViolationReason::Duplicate => "DUPLICATE",
+            ViolationReason::UnknownValue => "UNKNOWN_VALUE",
+            ViolationReason::Placeholder => "PLACEHOLDER",
+        }
+    }
+}
+
+/// One refused field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Field path as in the API, e.g. `location.latitude` or `languages[2]`.
+    pub field: String,
+    pub reason: ViolationReason,
+    pub description: String,
+}
+
+impl Violation {
+    pub fn new(field: impl Into<String>, reason: ViolationReason, description: impl Into<String>) -> Self {
+        Violation { field: field.into(), reason, description: description.into() }
+    }
+}
+
+/// Every refused field of one input; never empty when returned as an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
+pub struct Violations(pub Vec<Violation>);
+
+impl Violations {
+    pub fn push(&mut self, field: impl Into<String>, reason: ViolationReason, description: impl Into<String>) {
+        self.0.push(Violation::new(field, reason, description));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Prefixes every field path, e.g. with `site.` when the site is nested in a request.
+    pub fn nested_in(self, prefix: &str) -> Violations {
+        Violations(
+            self.0
+                .into_iter()
+                .map(|v| Violation { field: format!("{prefix}.{}", v.field), ..v })
+                .collect(),
+        )
+    }
+}
+
+impl fmt::Display for Violations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", v.field, v.description)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_len(out: &mut Violations, field: &str, value: &str, max: usize) {
+    let chars = value.chars().count();
+    if chars > max {
+        out.push(field, ViolationReason::TooLong, format!("at most {max} characters, got {chars}"));
+    }
+}
+
+/// Checks a position: finite, in range, not the (0, 0) placeholder.
+pub(crate) fn lat_lng(out: &mut Violations, latitude: f64, longitude: f64) -> Option<LatLng> {
+    let before = out.0.len();
+    if !latitude.is_finite() || !(-90.0..=90.0).contains(&latitude) {
+        out.push("location.latitude", ViolationReason::OutOfRange, format!("must be a number in [-90, 90], got {latitude}"));
+    }
+    if !longitude.is_finite() || !(-180.0..=180.0).contains(&longitude) {
+        out.push("location.longitude", ViolationReason::OutOfRange, format!("must be a number in [-180, 180], got {longitude}"));
+    }
+    if latitude == 0.0 && longitude == 0.0 {
+        out.push("location", ViolationReason::Placeholder, "(0, 0) is a placeholder, not a help point's position");
+    }
+    (out.0.len() == before).then(|| LatLng::new_unchecked(latitude, longitude))
+}
+
+impl CountryCode {
+    pub fn parse(code: &str) -> Option<CountryCode> {
+        ISO_3166_1_ALPHA_2.binary_search(&code).ok().map(|_| CountryCode(code.to_owned()))
+    }
+}
+
+impl LanguageTag {
+    pub fn parse(tag: &str) -> Option<LanguageTag> {
+        if tag.len() > limits::LANGUAGE_TAG_CHARS {
+            return None;
+        }
+        oxilangtag::LanguageTag::parse(tag).ok().map(|t| LanguageTag(t.into_inner().to_owned()))
+    }
+
+    /// The primary language subtag, lower case (`fr` for `fr-CA`).
+    pub fn primary(&self) -> String {
+        self.0.split('-').next().unwrap_or_default().to_ascii_lowercase()
+    }
+}
+
+impl TimeZone {
+    pub fn parse(name: &str) -> Option<TimeZone> {
+        chrono_tz::Tz::from_str(name).ok().map(|tz| TimeZone(tz.name().to_owned()))
+    }
+}
+
+impl OpeningHours {
+    pub fn parse(text: &str) -> Result<OpeningHours, String> {
+        opening_hours_syntax::parse(text)
+            .map(|_| OpeningHours(text.to_owned()))
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn enum_set<T: Ord + Copy + fmt::Debug>(out: &mut Violations, field: &str, values: &[T]) -> BTreeSet<T> {
+    if values.len() > limits::ENUM_VALUES {
+        out.push(field, ViolationReason::TooMany, format!("at most {} values, got {}", limits::ENUM_VALUES, values.len()));
+    }
+    let mut set = BTreeSet::new();
+    for (i, v) in values.iter().enumerate() {
+        if !set.insert(*v) {
+            out.push(format!("{field}[{i}]"), ViolationReason::Duplicate, format!("{v:?} is listed more than once"));
+        }
+    }
+    set
+}
+
+impl SiteInput {
+    /// Checks every field and returns the site, or every violation found.
+    pub fn validate(self) -> Result<Site, Violations> {
+        let mut out = Violations::default();
+        let SiteInput {
+            name,
+            display_name,
+            kind,
+            operator,
+            country_code,
+            address,
+            location,
+            services,
+            service_notes,
+            languages,
+            accessibility,
+            opening_hours,
+            time_zone,
+            contact,
+            status,
+            free_access,
+        } = self;
+
+        let name = if name.is_empty() {
+            out.push("name", ViolationReason::Required, "a resource name sites/{origin}/{site_id} is required");
+            None
+        } else {
+            name.parse::<SiteName>()
+                .map_err(|e| out.push("name", ViolationReason::InvalidFormat, e.to_string()))
+                .ok()
+        };
+
+        if display_name.trim().is_empty() {
+            out.push("display_name", ViolationReason::Required, "must not be empty");
+        }
+        check_len(&mut out, "display_name", &display_name, limits::DISPLAY_NAME_CHARS);
+        if kind.is_none() {
+            out.push("kind", ViolationReason::Required, "must be set");
+        }
+        check_len(&mut out, "operator", &operator, limits::OPERATOR_CHARS);
+
+        let country = if country_code.is_empty() {
+            out.push("country_code", ViolationReason::Required, "an ISO 3166-1 alpha-2 code is required");
+            None
+        } else {
+            let parsed = CountryCode::parse(&country_code);
+            if parsed.is_none() {
+                out.push("country_code", ViolationReason::UnknownValue, format!("{country_code:?} is not an ISO 3166-1 alpha-2 code (upper case, e.g. ZW)"));
+            }
+            parsed
+        };
+
+        if address.lines.len() > limits::ADDRESS_LINES {
+            out.push("address.lines", ViolationReason::TooMany, format!("at most {} lines, got {}", limits::ADDRESS_LINES, address.lines.len()));
+        }
+        for (i, line) in address.lines.iter().enumerate() {
+            check_len(&mut out, &format!("address.lines[{i}]"), line, limits::ADDRESS_FIELD_CHARS);
+        }
+        check_len(&mut out, "address.locality", &address.locality, limits::ADDRESS_FIELD_CHARS);
+        check_len(&mut out, "address.region", &address.region, limits::ADDRESS_FIELD_CHARS);
+        check_len(&mut out, "address.postal_code", &address.postal_code, limits::POSTAL_CODE_CHARS);
+
+        let location = match location {
+            None => {
+                out.push("location", ViolationReason::Required, "a WGS84 latitude and longitude are required");
+                None
+            }
+            Some((lat, lng)) => lat_lng(&mut out, lat, lng),
+        };
+
+        let services = enum_set(&mut out, "services", &services);
+        check_len(&mut out, "service_notes", &service_notes, limits::SERVICE_NOTES_CHARS);
+
+        if languages.len() > limits::LANGUAGES {
+            out.push("languages", ViolationReason::TooMany, format!("at most {} languages, got {}", limits::LANGUAGES, languages.len()));
+        }
+        let mut tags = Vec::with_capacity(languages.len());
+        for (i, lang) in languages.iter().enumerate() {
+            match LanguageTag::parse(lang) {
+                Some(tag) if tags.contains(&tag) => out.push(format!("languages[{i}]"), ViolationReason::Duplicate, format!("{lang:?} is listed more than once")),
+                Some(tag) => tags.push(tag),
+                None => out.push(format!("languages[{i}]"), ViolationReason::InvalidFormat, format!("{lang:?} is not a well-formed BCP 47 language tag")),
+            }
+        }
+
+        let accessibility = enum_set(&mut out, "accessibility", &accessibility);
+
+        check_len(&mut out, "opening_hours", &opening_hours, limits::OPENING_HOURS_CHARS);
+        let opening_hours = if opening_hours.trim().is_empty() {
+            None
+        } else {
+            OpeningHours::parse(&opening_hours)
+                .map_err(|e| out.push("opening_hours", ViolationReason::InvalidFormat, format!("not OpenStreetMap opening_hours syntax: {e}")))
+                .ok()
+        };
+
+        let time_zone = if time_zone.is_empty() {
+            out.push("time_zone", ViolationReason::Required, "an IANA time zone such as Africa/Harare is required");
+            None
+        } else {
+            let parsed = TimeZone::parse(&time_zone);
+            if parsed.is_none() {
+                out.push("time_zone", ViolationReason::UnknownValue, format!("{time_zone:?} is not an IANA time zone"));
+            }
+            parsed
+        };
+
+        check_len(&mut out, "contact.phone", &contact.phone, limits::PHONE_CHARS);
+        check_len(&mut out, "contact.email", &contact.email, limits::EMAIL_CHARS);
+        if !contact.email.is_empty() && !contact.email.contains('@') {
+            out.push("contact.email", ViolationReason::InvalidFormat, "an e-mail address needs an @");
+        }
+        check_len(&mut out, "contact.website", &contact.website, limits::WEBSITE_CHARS);
+        if !contact.website.is_empty()
+            && !(contact.website.starts_with("https://") || contact.website.starts_with("http://"))
+        {
+            out.push("contact.website", ViolationReason::InvalidFormat, "must be an http:// or https:// URL");
+        }
+
+        match (name, kind, country, location, time_zone) {
+            (Some(name), Some(kind), Some(country), Some(location), Some(time_zone)) if out.is_empty() => {
+                Ok(Site {
+                    name,
+                    display_name,
+                    kind,
+                    operator,
+                    country,
+                    address,
+                    location,
+                    services,
+                    service_notes,
+                    languages: tags,
+                    accessibility,
+                    opening_hours,
+                    time_zone,
+                    contact,
+                    status: status.unwrap_or(SiteStatus::Open),
+                    free_access,
+                })
+            }
+            _ => Err(out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::site::{Kind, ServiceType};
+    use proptest::prelude::*;
+
+    fn valid() -> SiteInput {
+        SiteInput {
+            name: "sites/zw/harare-central".into(),
+            display_name: "Harare City Library".into(),
+            kind: Some(Kind::PublicLibrary),
+            operator: "City of Harare".into(),
+            country_code: "ZW".into(),
+            location: Some((-17.8292, 31.0522)),
+            services: vec![ServiceType::FreeWifi, ServiceType::PublicComputers],
+            languages: vec!["en".into(), "sn".into()],
+            opening_hours: "Mo-Fr 08:00-17:00; Sa 08:00-12:00".into(),
+            time_zone: "Africa/Harare".into(),
+            ..SiteInput::default()
+        }
+    }
+
+    fn fields(input: SiteInput) -> Vec<(String, &'static str)> {
+        match input.validate() {
+            Ok(_) => vec![],
+            Err(v) => v.0.into_iter().map(|v| (v.field, v.reason.code())).collect(),
+        }
+    }
+
+    #[test]
+    fn a_valid_site_passes_and_defaults_to_open() {
+        let site = valid().validate().unwrap();
+        assert_eq!(site.status, SiteStatus::Open);
+        assert_eq!(site.services.len(), 2);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(fn(&mut SiteInput), &str, &str)> = vec![
+            (|s| s.name = "zw/1".into(), "name", "INVALID_FORMAT"),
+            (|s| s.name.clear(), "name", "REQUIRED"),
+            (|s| s.display_name = " ".into(), "display_name", "REQUIRED"),
+            (|s| s.display_name = "x".repeat(201), "display_name", "TOO_LONG"),
+            (|s| s.kind = None, "kind", "REQUIRED"),
+            (|s| s.country_code = "XX".into(), "country_code", "UNKNOWN_VALUE"),
+            (|s| s.country_code = "zw".into(), "country_code", "UNKNOWN_VALUE"),
+            (|s| s.location = None, "location", "REQUIRED"),
+            (|s| s.location = Some((90.5, 10.0)), "location.latitude", "OUT_OF_RANGE"),
+            (|s| s.location = Some((10.0, -180.01)), "location.longitude", "OUT_OF_RANGE"),
+            (|s| s.location = Some((f64::NAN, 10.0)), "location.latitude", "OUT_OF_RANGE"),
+            (|s| s.location = Some((10.0, f64::INFINITY)), "location.longitude", "OUT_OF_RANGE"),
+            (|s| s.location = Some((0.0, 0.0)), "location", "PLACEHOLDER"),
+            (|s| s.languages = vec!["en".into(), "not a tag".into()], "languages[1]", "INVALID_FORMAT"),
+            (|s| s.languages = vec!["en".into(), "en".into()], "languages[1]", "DUPLICATE"),
+            (|s| s.languages = vec!["en".into(); 17], "languages", "TOO_MANY"),
+            (|s| s.services = vec![ServiceType::FreeWifi, ServiceType::FreeWifi], "services[1]", "DUPLICATE"),
+            (|s| s.services = vec![ServiceType::FreeWifi; 33], "services", "TOO_MANY"),
+            (|s| s.time_zone = "Mars/Olympus".into(), "time_zone", "UNKNOWN_VALUE"),
+            (|s| s.time_zone.clear(), "time_zone", "REQUIRED"),
+            (|s| s.opening_hours = "whenever we feel like it".into(), "opening_hours", "INVALID_FORMAT"),
+            (|s| s.address.lines = vec!["a".into(); 5], "address.lines", "TOO_MANY"),
+            (|s| s.address.postal_code = "1".repeat(33), "address.postal_code", "TOO_LONG"),
+            (|s| s.contact.website = "ftp://x".into(), "contact.website", "INVALID_FORMAT"),
+            (|s| s.contact.email = "nobody".into(), "contact.email", "INVALID_FORMAT"),
+        ];
+        for (mutate, field, reason) in cases {
+            let mut input = valid();
+            mutate(&mut input);
+            let got = fields(input);
+            assert!(
+                got.contains(&(field.to_string(), reason)),
+                "expected {field} {reason}, got {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn all_violations_are_reported_at_once() {
+        let mut input = valid();
+        input.country_code = "QQ".into();
+        input.time_zone = "Nowhere/Special".into();
+        input.location = Some((100.0, 200.0));
+        assert_eq!(fields(input).len(), 4);
+    }
+
+    #[test]
+    fn etag_changes_with_content_and_only_with_content() {
+        let a = valid().validate().unwrap();
+        let b = valid().validate().unwrap();
+        assert_eq!(a.content_etag(), b.content_etag());
+        let mut c = b.clone();
+        c.display_name.push('!');
+        assert_ne!(a.content_etag(), c.content_etag());
+    }
+
+    proptest! {
+        #[test]
+        fn finite_in_range_positions_other_than_null_island_are_accepted(
+            lat in -90.0f64..=90.0, lng in -180.0f64..=180.0,
+        ) {
+            let mut out = Violations::default();
+            let ok = lat_lng(&mut out, lat, lng).is_some();
+            prop_assert_eq!(ok, !(lat == 0.0 && lng == 0.0));
+        }
+
+        #[test]
+        fn out_of_range_latitudes_are_refused(lat in prop_oneof![-1e9f64..-90.000001, 90.000001f64..1e9], lng in -180.0f64..=180.0) {
+            let mut out = Violations::default();
+            prop_assert!(lat_lng(&mut out, lat, lng).is_none());
+            prop_assert_eq!(out.0[0].field.as_str(), "location.latitude");
+        }
+
+        #[test]
+        fn out_of_range_longitudes_are_refused(lat in -90.0f64..=90.0, lng in prop_oneof![-1e9f64..-180.000001, 180.000001f64..1e9]) {
+            let mut out = Violations::default();
+            prop_assert!(lat_lng(&mut out, lat, lng).is_none());
+            prop_assert!(out.0.iter().any(|v| v.field == "location.longitude"));
+        }
+
+        #[test]
+        fn country_codes_are_exactly_the_assigned_ones(code in "[A-Za-z]{2}") {
+            let known = ISO_3166_1_ALPHA_2.contains(&code.as_str());
+            prop_assert_eq!(CountryCode::parse(&code).is_some(), known);
+        }
+
+        #[test]
+        fn language_parser_never_panics(tag in "[a-zA-Z0-9-]{0,40}") {
+            if let Some(t) = LanguageTag::parse(&tag) {
+                prop_assert!(!t.primary().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn country_list_is_sorted_for_binary_search() {
+        assert!(ISO_3166_1_ALPHA_2.windows(2).all(|w| w[0] < w[1]));
+        assert!(CountryCode::parse("ZW").is_some());
+        assert!(CountryCode::parse("SS").is_some());
+        assert!(CountryCode::parse("EU").is_none());
+    }
+}

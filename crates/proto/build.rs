@@ -1,0 +1,28 @@
+//! Compiles `proto/hubdir/v1/*.proto` with protox (pure Rust, no system `protoc`) and writes
+//! the encoded file descriptor set to `OUT_DIR` for gRPC reflection.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
+    let dir = root.join("hubdir/v1");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.retain(|p| p.extension().is_some_and(|e| e == "proto"));
+    files.sort();
+
+    // protox does not make Cargo rerun this script when a .proto changes: say so ourselves.
+    println!("cargo:rerun-if-changed={}", dir.display());
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+
+    let fds = protox::compile(&files, [&root])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("hubdir_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    Ok(())
+}
