@@ -128,9 +128,10 @@ impl FromStr for SiteName {
     fn from_str(s: &str) -> Result<Self, NameError> {
         let mut parts = s.split('/');
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some("sites"), Some(origin), Some(site_id), None) => {
-                Ok(SiteName { origin: origin.parse()?, site_id: site_id.parse()? })
-            }
+            (Some("sites"), Some(origin), Some(site_id), None) => Ok(SiteName {
+                origin: origin.parse()?,
+                site_id: site_id.parse()?,
+            }),
             _ => Err(NameError::Shape),
         }
     }

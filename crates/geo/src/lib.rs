@@ -22,7 +22,9 @@ pub fn site_cell(location: LatLng) -> Option<u64> {
 
 /// The canonical hexadecimal form of a stored cell; empty if `cell` is not a valid index.
 pub fn cell_to_string(cell: u64) -> String {
-    CellIndex::try_from(cell).map(|c| c.to_string()).unwrap_or_default()
+    CellIndex::try_from(cell)
+        .map(|c| c.to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

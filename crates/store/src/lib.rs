@@ -1,1 +1,98 @@
+//! hubdir's storage: sites, the change log, connectivity, peers and keys, on SQLite (the
+//! embedded default) or PostgreSQL, through sea-orm.
+//!
+//! Every accepted write appends one event per changed site to the owning origin's change log
+//! **in the same transaction**, with a sequence number that increases by one per origin,
+//! without gaps, also under concurrent writers: the origin's row in `origin_sequences` is
+//! locked first (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `SELECT ... FOR UPDATE`), so writers
+//! of one origin take turns and a rolled-back write gives its numbers back.
 
+pub mod entity;
+mod error;
+mod migration;
+mod reads;
+mod writes;
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use sea_orm_migration::MigratorTrait;
+
+pub use error::StoreError;
+pub use reads::{ChangeEvent, ChangeOp, SiteQuery};
+pub use writes::{Applied, Change, Precondition, Write};
+
+/// How long a SQLite writer waits for another process's write lock before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection pool to the node's database, with the schema migrated.
+#[derive(Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+    /// SQLite allows one writer at a time: writers of this process queue here instead of
+    /// polling the file lock.
+    sqlite_writer: Option<tokio::sync::Mutex<()>>,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path.db`, `sqlite::memory:` or `postgres://...`) and
+    /// applies pending migrations. A SQLite file is created if missing and opened in WAL mode
+    /// with `synchronous=FULL`: an acknowledged write survives a power cut.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let mut options = ConnectOptions::new(url);
+        // sqlx logs every statement with its bound values, and those include positions:
+        // statement logging stays off.
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30))
+            .map_sqlx_sqlite_opts(|o| {
+                o.create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true)
+            });
+        if url.starts_with("sqlite::memory:") {
+            // Each pooled connection would otherwise see its own empty in-memory database.
+            options.max_connections(1);
+        }
+        let db = Database::connect(options)
+            .await
+            .map_err(StoreError::from_connect)?;
+        migration::Migrator::up(&db, None).await?;
+        let sqlite_writer =
+            (db.get_database_backend() == DbBackend::Sqlite).then(|| tokio::sync::Mutex::new(()));
+        Ok(Store { db, sqlite_writer })
+    }
+
+    /// Which database this store talks to: `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Sqlite => "sqlite",
+            DbBackend::Postgres => "postgres",
+            DbBackend::MySql => "mysql",
+            _ => "unknown",
+        }
+    }
+
+    /// Answers if the database does.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(StoreError::from_connect)
+    }
+
+    /// The underlying connection, for tests that inspect tables directly.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+/// Microseconds since the Unix epoch: how every time is stored.
+pub(crate) fn to_micros(time: chrono::DateTime<chrono::Utc>) -> i64 {
+    time.timestamp_micros()
+}
+
+pub(crate) fn from_micros(us: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(us).unwrap_or_default()
+}

@@ -1,0 +1,32 @@
+//! The `sites` table.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "sites")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub name: String,
+    pub origin: String,
+    pub site_id: String,
+    pub display_name: String,
+    pub kind: String,
+    pub operator: String,
+    pub country_code: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// H3 resolution-15 cell; H3 indexes fit in 63 bits.
+    pub h3_cell: i64,
+    pub status: String,
+    /// The whole validated site as JSON (`hubdir_core::Site`).
+    #[sea_orm(column_type = "Text")]
+    pub body: String,
+    pub etag: String,
+    pub update_time_us: i64,
+    pub origin_seq: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

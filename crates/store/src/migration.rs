@@ -1,0 +1,340 @@
+//! Schema migrations. Each migration names its tables and columns with local, frozen
+//! `DeriveIden` enums, never with the live entities, so later entity changes cannot rewrite
+//! history.
+//!
+//! Times are stored as microseconds since the Unix epoch (`BIGINT`): one representation that
+//! orders and compares the same way on SQLite and PostgreSQL.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_initial::Migration)]
+    }
+}
+
+mod m0001_initial {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    #[derive(DeriveMigrationName, Debug)]
+    pub struct Migration;
+
+    #[derive(DeriveIden)]
+    enum Sites {
+        Table,
+        Name,
+        Origin,
+        SiteId,
+        DisplayName,
+        Kind,
+        Operator,
+        CountryCode,
+        Latitude,
+        Longitude,
+        H3Cell,
+        Status,
+        Body,
+        Etag,
+        UpdateTimeUs,
+        OriginSeq,
+    }
+
+    #[derive(DeriveIden)]
+    enum SiteServices {
+        Table,
+        SiteName,
+        Service,
+    }
+
+    #[derive(DeriveIden)]
+    enum ChangeLog {
+        Table,
+        Origin,
+        Seq,
+        SiteName,
+        Op,
+        Payload,
+        EventTimeUs,
+        KeyId,
+        Signature,
+    }
+
+    #[derive(DeriveIden)]
+    enum OriginSequences {
+        Table,
+        Origin,
+        LastSeq,
+        Epoch,
+    }
+
+    #[derive(DeriveIden)]
+    enum ConnectivityLatest {
+        Table,
+        SiteName,
+        Online,
+        DownloadMbps,
+        UploadMbps,
+        LatencyMs,
+        Technology,
+        PublicWifiAccessPoints,
+        PublicComputers,
+        PowerBackup,
+        Source,
+        ObservedAtUs,
+        ReceivedAtUs,
+    }
+
+    #[derive(DeriveIden)]
+    enum ConnectivityHistory {
+        Table,
+        Id,
+        SiteName,
+        IdempotencyKey,
+        Online,
+        DownloadMbps,
+        UploadMbps,
+        LatencyMs,
+        JitterMs,
+        PacketLossRatio,
+        Technology,
+        Source,
+        ObservedAtUs,
+        ReceivedAtUs,
+    }
+
+    #[derive(DeriveIden)]
+    enum Peers {
+        Table,
+        NodeId,
+        Endpoint,
+        PublicKey,
+        AllowedOrigins,
+        CreatedAtUs,
+    }
+
+    #[derive(DeriveIden)]
+    enum PeerCursors {
+        Table,
+        PeerId,
+        Origin,
+        Seq,
+        Epoch,
+        UpdatedAtUs,
+    }
+
+    #[derive(DeriveIden)]
+    enum NodeKeys {
+        Table,
+        KeyId,
+        PublicKey,
+        ValidFromUs,
+        ValidUntilUs,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.create_table(
+                Table::create()
+                    .table(Sites::Table)
+                    .col(string(Sites::Name).primary_key())
+                    .col(string(Sites::Origin))
+                    .col(string(Sites::SiteId))
+                    .col(string(Sites::DisplayName))
+                    .col(string(Sites::Kind))
+                    .col(string(Sites::Operator))
+                    .col(string(Sites::CountryCode))
+                    .col(double(Sites::Latitude))
+                    .col(double(Sites::Longitude))
+                    .col(big_integer(Sites::H3Cell))
+                    .col(string(Sites::Status))
+                    .col(text(Sites::Body))
+                    .col(string(Sites::Etag))
+                    .col(big_integer(Sites::UpdateTimeUs))
+                    .col(big_integer(Sites::OriginSeq))
+                    .to_owned(),
+            )
+            .await?;
+            for (name, col) in [
+                ("idx_sites_origin", Sites::Origin),
+                ("idx_sites_country", Sites::CountryCode),
+                ("idx_sites_h3_cell", Sites::H3Cell),
+                ("idx_sites_update_time", Sites::UpdateTimeUs),
+            ] {
+                m.create_index(
+                    Index::create()
+                        .name(name)
+                        .table(Sites::Table)
+                        .col(col)
+                        .to_owned(),
+                )
+                .await?;
+            }
+
+            m.create_table(
+                Table::create()
+                    .table(SiteServices::Table)
+                    .col(string(SiteServices::SiteName))
+                    .col(string(SiteServices::Service))
+                    .primary_key(
+                        Index::create()
+                            .col(SiteServices::SiteName)
+                            .col(SiteServices::Service),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(SiteServices::Table, SiteServices::SiteName)
+                            .to(Sites::Table, Sites::Name)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+            m.create_index(
+                Index::create()
+                    .name("idx_site_services_service")
+                    .table(SiteServices::Table)
+                    .col(SiteServices::Service)
+                    .to_owned(),
+            )
+            .await?;
+
+            m.create_table(
+                Table::create()
+                    .table(ChangeLog::Table)
+                    .col(string(ChangeLog::Origin))
+                    .col(big_integer(ChangeLog::Seq))
+                    .col(string(ChangeLog::SiteName))
+                    .col(string(ChangeLog::Op))
+                    .col(blob_null(ChangeLog::Payload))
+                    .col(big_integer(ChangeLog::EventTimeUs))
+                    .col(string_null(ChangeLog::KeyId))
+                    .col(blob_null(ChangeLog::Signature))
+                    .primary_key(Index::create().col(ChangeLog::Origin).col(ChangeLog::Seq))
+                    .to_owned(),
+            )
+            .await?;
+            m.create_index(
+                Index::create()
+                    .name("idx_change_log_site")
+                    .table(ChangeLog::Table)
+                    .col(ChangeLog::SiteName)
+                    .to_owned(),
+            )
+            .await?;
+
+            m.create_table(
+                Table::create()
+                    .table(OriginSequences::Table)
+                    .col(string(OriginSequences::Origin).primary_key())
+                    .col(big_integer(OriginSequences::LastSeq))
+                    .col(string(OriginSequences::Epoch))
+                    .to_owned(),
+            )
+            .await?;
+
+            m.create_table(
+                Table::create()
+                    .table(ConnectivityLatest::Table)
+                    .col(string(ConnectivityLatest::SiteName).primary_key())
+                    .col(boolean(ConnectivityLatest::Online))
+                    .col(double_null(ConnectivityLatest::DownloadMbps))
+                    .col(double_null(ConnectivityLatest::UploadMbps))
+                    .col(double_null(ConnectivityLatest::LatencyMs))
+                    .col(string(ConnectivityLatest::Technology))
+                    .col(integer_null(ConnectivityLatest::PublicWifiAccessPoints))
+                    .col(integer_null(ConnectivityLatest::PublicComputers))
+                    .col(boolean_null(ConnectivityLatest::PowerBackup))
+                    .col(string(ConnectivityLatest::Source))
+                    .col(big_integer(ConnectivityLatest::ObservedAtUs))
+                    .col(big_integer(ConnectivityLatest::ReceivedAtUs))
+                    .to_owned(),
+            )
+            .await?;
+
+            m.create_table(
+                Table::create()
+                    .table(ConnectivityHistory::Table)
+                    .col(big_pk_auto(ConnectivityHistory::Id))
+                    .col(string(ConnectivityHistory::SiteName))
+                    .col(string(ConnectivityHistory::IdempotencyKey))
+                    .col(boolean(ConnectivityHistory::Online))
+                    .col(double_null(ConnectivityHistory::DownloadMbps))
+                    .col(double_null(ConnectivityHistory::UploadMbps))
+                    .col(double_null(ConnectivityHistory::LatencyMs))
+                    .col(double_null(ConnectivityHistory::JitterMs))
+                    .col(double_null(ConnectivityHistory::PacketLossRatio))
+                    .col(string(ConnectivityHistory::Technology))
+                    .col(string(ConnectivityHistory::Source))
+                    .col(big_integer(ConnectivityHistory::ObservedAtUs))
+                    .col(big_integer(ConnectivityHistory::ReceivedAtUs))
+                    .to_owned(),
+            )
+            .await?;
+            m.create_index(
+                Index::create()
+                    .name("idx_connectivity_history_key")
+                    .table(ConnectivityHistory::Table)
+                    .col(ConnectivityHistory::SiteName)
+                    .col(ConnectivityHistory::IdempotencyKey)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+            m.create_index(
+                Index::create()
+                    .name("idx_connectivity_history_time")
+                    .table(ConnectivityHistory::Table)
+                    .col(ConnectivityHistory::SiteName)
+                    .col(ConnectivityHistory::ObservedAtUs)
+                    .to_owned(),
+            )
+            .await?;
+
+            m.create_table(
+                Table::create()
+                    .table(Peers::Table)
+                    .col(string(Peers::NodeId).primary_key())
+                    .col(string(Peers::Endpoint))
+                    .col(blob(Peers::PublicKey))
+                    .col(text(Peers::AllowedOrigins))
+                    .col(big_integer(Peers::CreatedAtUs))
+                    .to_owned(),
+            )
+            .await?;
+
+            m.create_table(
+                Table::create()
+                    .table(PeerCursors::Table)
+                    .col(string(PeerCursors::PeerId))
+                    .col(string(PeerCursors::Origin))
+                    .col(big_integer(PeerCursors::Seq))
+                    .col(string(PeerCursors::Epoch))
+                    .col(big_integer(PeerCursors::UpdatedAtUs))
+                    .primary_key(
+                        Index::create()
+                            .col(PeerCursors::PeerId)
+                            .col(PeerCursors::Origin),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+
+            m.create_table(
+                Table::create()
+                    .table(NodeKeys::Table)
+                    .col(string(NodeKeys::KeyId).primary_key())
+                    .col(blob(NodeKeys::PublicKey))
+                    .col(big_integer(NodeKeys::ValidFromUs))
+                    .col(big_integer_null(NodeKeys::ValidUntilUs))
+                    .to_owned(),
+            )
+            .await
+        }
+    }
+}

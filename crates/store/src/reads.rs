@@ -1,0 +1,140 @@
+//! Reads: sites by name, filtered pages of sites, and the change log.
+
+use hubdir_core::{Kind, Origin, Site, SiteName, SiteRecord, SiteStatus};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::entity::{change_log, origin_sequences, sites};
+use crate::{Store, StoreError, from_micros};
+
+/// Which sites to list; every set field must match. Results come in name order.
+#[derive(Debug, Clone, Default)]
+pub struct SiteQuery {
+    pub origin: Option<Origin>,
+    pub country_code: Option<String>,
+    pub operator: Option<String>,
+    pub kinds: Vec<Kind>,
+    pub statuses: Vec<SiteStatus>,
+    /// Only sites changed strictly after this instant.
+    pub modified_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only sites whose name sorts strictly after this one (keyset paging).
+    pub after_name: Option<String>,
+    pub limit: u64,
+}
+
+/// Whether an event wrote or deleted a site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    Upsert,
+    Delete,
+}
+
+/// One event of an origin's change log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEvent {
+    pub origin: String,
+    pub seq: u64,
+    pub site_name: String,
+    pub op: ChangeOp,
+    /// The site after the change (JSON of `hubdir_core::Site`); `None` for a tombstone.
+    pub payload: Option<Vec<u8>>,
+    pub time: chrono::DateTime<chrono::Utc>,
+}
+
+pub(crate) fn record_from_row(row: sites::Model) -> Result<SiteRecord, StoreError> {
+    let site: Site = serde_json::from_str(&row.body)
+        .map_err(|e| StoreError::Corrupt(format!("site {}: {e}", row.name)))?;
+    Ok(SiteRecord {
+        site,
+        h3_cell: row.h3_cell as u64,
+        etag: row.etag,
+        update_time: from_micros(row.update_time_us),
+        origin_seq: row.origin_seq as u64,
+    })
+}
+
+impl Store {
+    /// The site, or `None` if it does not exist (or was deleted).
+    pub async fn get_site(&self, name: &SiteName) -> Result<Option<SiteRecord>, StoreError> {
+        sites::Entity::find_by_id(name.to_string())
+            .one(&self.db)
+            .await?
+            .map(record_from_row)
+            .transpose()
+    }
+
+    /// A page of sites matching `query`, in name order.
+    pub async fn list_sites(&self, query: &SiteQuery) -> Result<Vec<SiteRecord>, StoreError> {
+        let mut select = sites::Entity::find();
+        if let Some(origin) = &query.origin {
+            select = select.filter(sites::Column::Origin.eq(origin.as_str()));
+        }
+        if let Some(country) = &query.country_code {
+            select = select.filter(sites::Column::CountryCode.eq(country.as_str()));
+        }
+        if let Some(operator) = &query.operator {
+            select = select.filter(sites::Column::Operator.eq(operator.as_str()));
+        }
+        if !query.kinds.is_empty() {
+            select = select.filter(sites::Column::Kind.is_in(query.kinds.iter().map(|k| k.code())));
+        }
+        if !query.statuses.is_empty() {
+            select =
+                select.filter(sites::Column::Status.is_in(query.statuses.iter().map(|s| s.code())));
+        }
+        if let Some(after) = query.modified_after {
+            select = select.filter(sites::Column::UpdateTimeUs.gt(after.timestamp_micros()));
+        }
+        if let Some(after) = &query.after_name {
+            select = select.filter(sites::Column::Name.gt(after.as_str()));
+        }
+        select
+            .order_by_asc(sites::Column::Name)
+            .limit(query.limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(record_from_row)
+            .collect()
+    }
+
+    /// Up to `limit` events of `origin` after `after_seq`, in sequence order.
+    pub async fn changes_after(
+        &self,
+        origin: &Origin,
+        after_seq: u64,
+        limit: u64,
+    ) -> Result<Vec<ChangeEvent>, StoreError> {
+        change_log::Entity::find()
+            .filter(change_log::Column::Origin.eq(origin.as_str()))
+            .filter(change_log::Column::Seq.gt(after_seq as i64))
+            .order_by_asc(change_log::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| {
+                let op = match row.op.as_str() {
+                    "UPSERT" => ChangeOp::Upsert,
+                    "DELETE" => ChangeOp::Delete,
+                    other => return Err(StoreError::Corrupt(format!("change log op {other:?}"))),
+                };
+                Ok(ChangeEvent {
+                    origin: row.origin,
+                    seq: row.seq as u64,
+                    site_name: row.site_name,
+                    op,
+                    payload: row.payload,
+                    time: from_micros(row.event_time_us),
+                })
+            })
+            .collect()
+    }
+
+    /// The last sequence number handed out for `origin`; 0 if it never wrote.
+    pub async fn last_seq(&self, origin: &Origin) -> Result<u64, StoreError> {
+        Ok(origin_sequences::Entity::find_by_id(origin.to_string())
+            .one(&self.db)
+            .await?
+            .map_or(0, |row| row.last_seq as u64))
+    }
+}
