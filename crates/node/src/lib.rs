@@ -1,1 +1,13 @@
+//! What every hubdir process shares: layered configuration, the store, and the gRPC server
+//! with health, reflection, explicit limits and graceful shutdown.
 
+pub mod cli;
+pub mod config;
+pub mod health;
+pub mod page_token;
+pub mod server;
+pub mod status;
+
+pub use cli::ServeArgs;
+pub use config::Config;
+pub use server::{Mount, NodeContext};

@@ -1,1 +1,89 @@
+//! Tracing set-up shared by every hubdir process: structured logs on stderr, human-readable
+//! or JSON, filtered by `RUST_LOG`-style directives.
+//!
+//! The default filter keeps `sqlx` and `sea_orm` at `warn`: at `info` they log statements
+//! with their bound values, which would include positions people search from.
 
+use std::str::FromStr;
+
+use tracing_subscriber::EnvFilter;
+
+/// Where logs go and how they look by default.
+pub const DEFAULT_FILTER: &str =
+    "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,h2=warn,hyper=warn,tower=warn";
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = TelemetryError;
+    fn from_str(s: &str) -> Result<Self, TelemetryError> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(TelemetryError::Format(other.to_owned())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("log.format must be \"text\" or \"json\", got {0:?}")]
+    Format(String),
+    #[error("log.filter is not a valid filter: {0}")]
+    Filter(String),
+    #[error("a global tracing subscriber is already installed")]
+    AlreadyInstalled,
+}
+
+/// Installs the global subscriber. `filter` uses `RUST_LOG` syntax; the crates that log
+/// bound statement values are held at `warn` whatever it says, unless it names them.
+pub fn init(filter: &str, format: LogFormat) -> Result<(), TelemetryError> {
+    let filter = EnvFilter::try_new(with_quiet_sql(filter))
+        .map_err(|e| TelemetryError::Filter(e.to_string()))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    installed.map_err(|_| TelemetryError::AlreadyInstalled)
+}
+
+/// Appends `sqlx=warn` and `sea_orm=warn` unless the filter mentions those targets itself.
+fn with_quiet_sql(filter: &str) -> String {
+    let mut out = filter.to_owned();
+    for target in ["sqlx", "sea_orm"] {
+        if !filter.contains(target) {
+            out.push_str(&format!(",{target}=warn"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_statement_logging_stays_quiet_unless_asked_for() {
+        assert_eq!(with_quiet_sql("debug"), "debug,sqlx=warn,sea_orm=warn");
+        assert_eq!(
+            with_quiet_sql("trace,sqlx=debug"),
+            "trace,sqlx=debug,sea_orm=warn"
+        );
+    }
+
+    #[test]
+    fn formats_parse() {
+        assert_eq!("json".parse::<LogFormat>().unwrap(), LogFormat::Json);
+        assert!("xml".parse::<LogFormat>().is_err());
+    }
+}

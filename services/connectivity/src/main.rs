@@ -1,1 +1,16 @@
-fn main() {}
+//! `hubdir-connectivity`: ConnectivityService alone, for deployments that scale services apart.
+
+use clap::Parser;
+
+/// Serves hubdir's ConnectivityService (with health and reflection).
+#[derive(Debug, Parser)]
+#[command(name = "hubdir-connectivity", version)]
+struct Cli {
+    #[command(flatten)]
+    serve: hubdir_node::ServeArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    hubdir_node::cli::standalone_main(Cli::parse().serve, &[hubdir_connectivity::MOUNT]).await
+}

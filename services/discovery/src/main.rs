@@ -1,1 +1,16 @@
-fn main() {}
+//! `hubdir-discovery`: DiscoveryService alone, for deployments that scale services apart.
+
+use clap::Parser;
+
+/// Serves hubdir's DiscoveryService (with health and reflection).
+#[derive(Debug, Parser)]
+#[command(name = "hubdir-discovery", version)]
+struct Cli {
+    #[command(flatten)]
+    serve: hubdir_node::ServeArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    hubdir_node::cli::standalone_main(Cli::parse().serve, &[hubdir_discovery::MOUNT]).await
+}

@@ -1,1 +1,64 @@
-fn main() {}
+//! `hubdir`: the command line and the all-in-one node.
+
+mod demo;
+
+use clap::{Parser, Subcommand};
+use hubdir_node::ServeArgs;
+use hubdir_node::server::Mount;
+
+/// Every service of the node, as `hubdir serve` mounts them.
+const ALL_SERVICES: [Mount; 4] = [
+    hubdir_registry::MOUNT,
+    hubdir_discovery::MOUNT,
+    hubdir_connectivity::MOUNT,
+    hubdir_federation::MOUNT,
+];
+
+/// hubdir: a federated directory of places where people can get online and get help.
+#[derive(Debug, Parser)]
+#[command(name = "hubdir", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node: every service in one process, on SQLite unless told otherwise.
+    Serve {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Load the deterministic demo data set before serving (a no-op if already loaded).
+        #[arg(long)]
+        demo: bool,
+        /// How many demo sites to load.
+        #[arg(long, default_value_t = demo::DEFAULT_SITES, requires = "demo")]
+        demo_sites: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve {
+            serve,
+            demo,
+            demo_sites,
+        } => {
+            let Some(prepared) = hubdir_node::cli::prepare(&serve).await? else {
+                return Ok(());
+            };
+            if demo {
+                let origin = prepared.ctx.config.node.id.clone();
+                let summary = demo::load(&prepared.ctx.store, &origin, demo_sites).await?;
+                tracing::info!(
+                    created = summary.created,
+                    updated = summary.updated,
+                    unchanged = summary.unchanged,
+                    "demo data loaded"
+                );
+            }
+            hubdir_node::cli::run(prepared, &ALL_SERVICES).await
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The flags every serving binary shares, and the start-up sequence behind them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use hubdir_store::Store;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, set_flag};
+use crate::server::{Mount, NodeContext, serve, termination_signal};
+
+/// Flags of `hubdir serve` and of each standalone service binary. Flags override the
+/// `HUBDIR_` environment, which overrides the config file, which overrides the defaults.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL: `sqlite://hubdir.db` (created if missing) or `postgres://...`.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+    /// Address to listen on, e.g. `127.0.0.1:50051`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// This node's id (the origin of the sites it publishes), e.g. `zw`.
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<String>,
+    /// Log format: `text` or `json`.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub dump_config: bool,
+}
+
+impl ServeArgs {
+    fn flags(&self) -> toml::Table {
+        let mut flags = toml::Table::new();
+        if let Some(db) = &self.db {
+            set_flag(&mut flags, "store", "url", db.clone().into());
+        }
+        if let Some(listen) = &self.listen {
+            set_flag(&mut flags, "server", "listen", listen.clone().into());
+        }
+        if let Some(id) = &self.node_id {
+            set_flag(&mut flags, "node", "id", id.clone().into());
+        }
+        if let Some(format) = &self.log_format {
+            set_flag(&mut flags, "log", "format", format.clone().into());
+        }
+        flags
+    }
+
+    /// The effective configuration: defaults, file, this process's environment, flags.
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        let config = Config::load(self.config.as_deref(), std::env::vars(), self.flags())?;
+        config
+            .node
+            .id
+            .parse::<hubdir_core::Origin>()
+            .with_context(|| format!("node.id {:?} is not a valid origin id", config.node.id))?;
+        Ok(config)
+    }
+}
+
+/// What a prepared node needs before it serves: config, store, bound listener.
+#[derive(Debug)]
+pub struct Prepared {
+    pub ctx: NodeContext,
+    pub listener: TcpListener,
+}
+
+/// Loads the config, starts logging, binds the listener, opens the store. Returns `None`
+/// after `--dump-config` has printed the configuration.
+pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
+    let config = args.load_config()?;
+    if args.dump_config {
+        use std::io::Write;
+        std::io::stdout().write_all(config.to_toml().as_bytes())?;
+        return Ok(None);
+    }
+    hubdir_telemetry::init(&config.log.filter, config.log.format.parse()?)?;
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    tracing::info!(node = %config.node.id, "opening store");
+    let store = Store::connect(&config.store.url)
+        .await
+        .with_context(|| format!("cannot open the store at {}", redact_url(&config.store.url)))?;
+    Ok(Some(Prepared {
+        ctx: NodeContext {
+            config: Arc::new(config),
+            store: Arc::new(store),
+        },
+        listener,
+    }))
+}
+
+/// Serves until SIGTERM or SIGINT.
+pub async fn run(prepared: Prepared, mounts: &[Mount]) -> anyhow::Result<()> {
+    serve(
+        prepared.ctx,
+        mounts,
+        prepared.listener,
+        termination_signal(),
+    )
+    .await
+}
+
+/// The whole life of a standalone service binary.
+pub async fn standalone_main(args: ServeArgs, mounts: &[Mount]) -> anyhow::Result<()> {
+    match prepare(&args).await? {
+        Some(prepared) => run(prepared, mounts).await,
+        None => Ok(()),
+    }
+}
+
+/// Hides a password in a database URL before it is shown.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://hub:s3cret@db:5432/x"),
+            "postgres://hub:***@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://hub@db/x"), "postgres://hub@db/x");
+        assert_eq!(redact_url("sqlite://hubdir.db"), "sqlite://hubdir.db");
+    }
+}

@@ -1,0 +1,298 @@
+//! Layered configuration: defaults -> TOML file -> `HUBDIR_` environment -> command-line
+//! flags; each layer overrides the one before, key by key.
+//!
+//! Environment variables name a key with `__` between the section and the field:
+//! `HUBDIR_SERVER__LISTEN=0.0.0.0:50051`, `HUBDIR_STORE__URL=postgres://...`. Variables
+//! without `__` (such as `HUBDIR_TEST_POSTGRES_URL`) are not configuration and are ignored.
+//! The loader takes the environment as a value, so tests never touch the process's.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of a hubdir process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id, and the origin of the sites it publishes (`zw`, `fr-laposte`).
+    pub id: String,
+}
+
+/// gRPC server limits; every one is explicit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest request or response message, in bytes.
+    pub max_message_bytes: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// Requests served at once per connection; beyond it, RESOURCE_EXHAUSTED (load shedding)
+    /// instead of an unbounded queue.
+    pub max_concurrent_requests_per_connection: usize,
+    /// Unary request deadline, in seconds.
+    pub request_timeout_secs: u64,
+    /// HTTP/2 keepalive ping interval, in seconds.
+    pub keepalive_interval_secs: u64,
+    /// How long to wait for a keepalive ping's answer, in seconds.
+    pub keepalive_timeout_secs: u64,
+    /// On SIGTERM, how long in-flight requests may take to finish, in seconds.
+    pub drain_deadline_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://path.db` (created if missing) or `postgres://user@host/db`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `RUST_LOG`-style directives.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node: NodeConfig { id: "local".into() },
+            server: ServerConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+                max_message_bytes: 4 * 1024 * 1024,
+                max_concurrent_streams: 256,
+                max_concurrent_requests_per_connection: 512,
+                request_timeout_secs: 30,
+                keepalive_interval_secs: 30,
+                keepalive_timeout_secs: 10,
+                drain_deadline_secs: 10,
+            },
+            store: StoreConfig {
+                url: "sqlite://hubdir.db".into(),
+            },
+            log: LogConfig {
+                filter: hubdir_telemetry::DEFAULT_FILTER.into(),
+                format: "text".into(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error("environment variable {var} does not name a config key: use HUBDIR_SECTION__FIELD")]
+    EnvKey { var: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(toml::de::Error),
+}
+
+impl Config {
+    /// Loads the layers in order. `env` is every environment variable (the loader keeps the
+    /// `HUBDIR_` ones); `flags` holds the keys set on the command line.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: toml::Table,
+    ) -> Result<Config, ConfigError> {
+        let mut merged = match toml::Value::try_from(Config::default()) {
+            Ok(toml::Value::Table(table)) => table,
+            _ => toml::Table::new(),
+        };
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let table: toml::Table =
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            merge(&mut merged, table);
+        }
+        merge(&mut merged, env_layer(env)?);
+        merge(&mut merged, flags);
+        toml::Value::Table(merged)
+            .try_into()
+            .map_err(ConfigError::Invalid)
+    }
+
+    /// The configuration as TOML, as `--dump-config` prints it.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Sets `section.field = value` in a table of flags.
+pub fn set_flag(flags: &mut toml::Table, section: &str, field: &str, value: toml::Value) {
+    let entry = flags
+        .entry(section.to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(table) = entry {
+        table.insert(field.to_owned(), value);
+    }
+}
+
+fn env_layer(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Table, ConfigError> {
+    let mut table = toml::Table::new();
+    for (var, raw) in env {
+        let Some(key) = var.strip_prefix("HUBDIR_") else {
+            continue;
+        };
+        let Some((section, field)) = key.split_once("__") else {
+            continue;
+        };
+        if section.is_empty() || field.is_empty() || field.contains("__") {
+            return Err(ConfigError::EnvKey { var });
+        }
+        set_flag(
+            &mut table,
+            &section.to_ascii_lowercase(),
+            &field.to_ascii_lowercase(),
+            env_value(&raw),
+        );
+    }
+    Ok(table)
+}
+
+/// Reads an environment value as a TOML scalar when it is one (`8080`, `true`), and as a
+/// string otherwise (`127.0.0.1:50051`, `zw`).
+fn env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !v.is_table())
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn merge(into: &mut toml::Table, from: toml::Table) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(incoming)) => {
+                merge(existing, incoming)
+            }
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_alone_are_the_default() {
+        assert_eq!(
+            Config::load(None, vec![], toml::Table::new()).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn each_layer_overrides_the_one_before() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "[node]\nid = \"from-file\"\n[server]\nlisten = \"127.0.0.1:6000\"\nmax_concurrent_streams = 7").unwrap();
+        let env = env(&[
+            ("HUBDIR_SERVER__LISTEN", "127.0.0.1:7000"),
+            ("HUBDIR_STORE__URL", "postgres://env/db"),
+            ("HUBDIR_TEST_POSTGRES_URL", "ignored: no section separator"),
+            ("PATH", "/usr/bin"),
+        ]);
+        let mut flags = toml::Table::new();
+        set_flag(&mut flags, "store", "url", "sqlite://flag.db".into());
+        let config = Config::load(Some(file.path()), env, flags).unwrap();
+        assert_eq!(config.node.id, "from-file");
+        assert_eq!(config.server.max_concurrent_streams, 7);
+        assert_eq!(config.server.listen.port(), 7000);
+        assert_eq!(config.store.url, "sqlite://flag.db");
+        assert_eq!(
+            config.server.drain_deadline_secs,
+            Config::default().server.drain_deadline_secs
+        );
+    }
+
+    #[test]
+    fn numbers_from_the_environment_are_numbers() {
+        let config = Config::load(
+            None,
+            env(&[("HUBDIR_SERVER__DRAIN_DEADLINE_SECS", "3")]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(config.server.drain_deadline_secs, 3);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = Config::load(
+            None,
+            env(&[("HUBDIR_SERVER__LISTEN_ON", "x")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("listen_on"), "{err}");
+        let err = Config::load(
+            None,
+            env(&[("HUBDIR_SERVER__LISTEN", "not an address")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+        let err = Config::load(
+            Some(Path::new("/nonexistent/hubdir.toml")),
+            vec![],
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/hubdir.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dumped_config_loads_back_unchanged() {
+        let mut config = Config::default();
+        config.node.id = "zw".into();
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(config.to_toml().as_bytes()).unwrap();
+        assert_eq!(
+            Config::load(Some(file.path()), vec![], toml::Table::new()).unwrap(),
+            config
+        );
+    }
+}

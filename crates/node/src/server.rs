@@ -1,0 +1,158 @@
+//! The gRPC server every hubdir process runs: the mounted services, health, reflection,
+//! explicit limits, and a graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hubdir_store::Store;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::RoutesBuilder;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::config::Config;
+use crate::health;
+
+/// What a service needs to build itself.
+#[derive(Debug, Clone)]
+pub struct NodeContext {
+    pub config: Arc<Config>,
+    pub store: Arc<Store>,
+}
+
+/// A service a process can mount: its full gRPC name and how to add it to the routes.
+/// Each service crate exports one; `hubdir serve` mounts them all, each standalone binary
+/// mounts its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Mount {
+    /// e.g. `hubdir.v1.RegistryService`.
+    pub service_name: &'static str,
+    pub add: fn(&NodeContext, &mut RoutesBuilder),
+}
+
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+/// Serves `mounts` on `listener` until `shutdown` resolves, then reports NOT_SERVING, stops
+/// accepting, and gives in-flight requests `server.drain_deadline_secs` to finish.
+pub async fn serve(
+    ctx: NodeContext,
+    mounts: &[Mount],
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let limits = &ctx.config.server;
+    let service_names: Vec<&'static str> = mounts.iter().map(|m| m.service_name).collect();
+
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    health::set_all(&reporter, &service_names, ServingStatus::NotServing).await;
+
+    // Reflection advertises exactly what is mounted, in both protocol versions (the Python
+    // reflection client speaks only v1alpha).
+    let advertised: Vec<&'static str> = service_names
+        .iter()
+        .copied()
+        .chain([HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA])
+        .collect();
+    let reflection = || {
+        advertised.iter().fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(hubdir_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(
+                    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+                ),
+            |builder, name| builder.with_service_name(*name),
+        )
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let mut routes = RoutesBuilder::default();
+    for mount in mounts {
+        (mount.add)(&ctx, &mut routes);
+    }
+    routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let router = Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .concurrency_limit_per_connection(limits.max_concurrent_requests_per_connection)
+        .load_shed(true)
+        .timeout(Duration::from_secs(limits.request_timeout_secs))
+        .http2_keepalive_interval(Some(Duration::from_secs(limits.keepalive_interval_secs)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(limits.keepalive_timeout_secs)))
+        .tcp_keepalive(Some(Duration::from_secs(limits.keepalive_interval_secs)))
+        .add_routes(routes.routes());
+
+    let address = listener.local_addr()?;
+    let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(listener),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let watcher = tokio::spawn(health::watch_store(
+        ctx.store.clone(),
+        reporter.clone(),
+        service_names.clone(),
+    ));
+    tracing::info!(%address, services = ?service_names, store = ctx.store.backend_name(), "serving");
+
+    tokio::select! {
+        finished = &mut server => {
+            watcher.abort();
+            return Ok(finished??);
+        }
+        () = shutdown => {}
+    }
+
+    tracing::info!("shutting down: reporting NOT_SERVING, draining in-flight requests");
+    watcher.abort();
+    health::set_all(&reporter, &service_names, ServingStatus::NotServing).await;
+    let _ = stop_accepting.send(());
+    let deadline = Duration::from_secs(limits.drain_deadline_secs);
+    match tokio::time::timeout(deadline, &mut server).await {
+        Ok(finished) => finished??,
+        Err(_) => {
+            tracing::warn!(
+                deadline_secs = deadline.as_secs(),
+                "drain deadline passed; closing remaining connections"
+            );
+            server.abort();
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn termination_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("received SIGTERM"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; stopping on SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
