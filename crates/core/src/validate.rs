@@ -462,9 +462,8 @@ impl SiteInput {
             &contact.website,
             limits::WEBSITE_CHARS,
         );
-        if !contact.website.is_empty()
-            && !(contact.website.starts_with("https://") || contact.website.starts_with("http://"))
-        {
+        let is_http_url = |url: &str| url.starts_with("https://") || url.starts_with("http://");
+        if !contact.website.is_empty() && !is_http_url(&contact.website) {
             out.push(
                 "contact.website",
                 ViolationReason::InvalidFormat,
@@ -542,7 +541,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(fn(&mut SiteInput), &str, &str)> = vec![
+        type Case = (fn(&mut SiteInput), &'static str, &'static str);
+        let cases: Vec<Case> = vec![
             (|s| s.name = "zw/1".into(), "name", "INVALID_FORMAT"),
             (|s| s.name.clear(), "name", "REQUIRED"),
             (|s| s.display_name = " ".into(), "display_name", "REQUIRED"),

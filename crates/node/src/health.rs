@@ -17,22 +17,12 @@ pub const SUCCESSES_TO_RESUME: u32 = 2;
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The hysteresis state machine, free of I/O.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HealthGate {
     serving: bool,
     /// Whether the store ever answered: the first success flips at once.
     ever_served: bool,
     streak: u32,
-}
-
-impl Default for HealthGate {
-    fn default() -> Self {
-        HealthGate {
-            serving: false,
-            ever_served: false,
-            streak: 0,
-        }
-    }
 }
 
 impl HealthGate {

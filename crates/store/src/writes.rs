@@ -17,7 +17,7 @@ use crate::{Store, StoreError, to_micros};
 #[derive(Debug, Clone)]
 pub enum Change {
     /// Create the site, or replace it entirely.
-    Upsert(Site),
+    Upsert(Box<Site>),
     /// Delete the site, leaving a tombstone in the change log.
     Delete(SiteName),
 }
@@ -196,7 +196,7 @@ async fn apply(
                 etag,
                 update_time: crate::from_micros(now_us),
                 origin_seq: seq.next,
-                site,
+                site: *site,
             };
             let body = serde_json::to_string(&record.site)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;

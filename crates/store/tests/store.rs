@@ -132,7 +132,7 @@ fn site(name: &str, country: &str, kind: Kind, lat: f64, lng: f64) -> Site {
 
 fn upsert(site: Site, precondition: Precondition) -> Write {
     Write {
-        change: Change::Upsert(site),
+        change: Change::Upsert(Box::new(site)),
         precondition,
     }
 }

@@ -426,7 +426,7 @@ pub async fn load(store: &Store, origin: &str, count: usize) -> Result<LoadSumma
         let writes = chunk
             .iter()
             .map(|site| Write {
-                change: Change::Upsert(site.clone()),
+                change: Change::Upsert(Box::new(site.clone())),
                 precondition: Precondition::None,
             })
             .collect();

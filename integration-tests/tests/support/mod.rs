@@ -1,0 +1,160 @@
+//! Starting real hubdir processes and talking to them with real clients.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A binary of this workspace, built next to the test executable (`target/<profile>/`).
+/// `.ci/test` builds them first; `HUBDIR_BIN_DIR` points elsewhere.
+pub fn binary(name: &str) -> PathBuf {
+    let dir = match std::env::var_os("HUBDIR_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe().expect("test executable path");
+            // target/<profile>/deps/<test> -> target/<profile>
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target dir")
+                .to_path_buf()
+        }
+    };
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`, as .ci/test does)",
+        path.display()
+    );
+    path
+}
+
+/// The Python with grpcio installed: `HUBDIR_PYTHON` (set by .ci/test), else `python3`.
+pub fn python() -> String {
+    std::env::var("HUBDIR_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A running node process whose stderr (JSON logs) is collected line by line.
+pub struct NodeProcess {
+    child: Child,
+    pub address: String,
+    logs: Arc<Mutex<Vec<String>>>,
+    reader: std::thread::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl NodeProcess {
+    /// Starts `binary args...` on `127.0.0.1:0` with a fresh SQLite file, and waits for the
+    /// "serving" log line that carries the bound address.
+    pub fn start(binary_name: &str, args: &[&str]) -> NodeProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("node.db").display());
+        let mut command = Command::new(binary(binary_name));
+        command
+            .args(args)
+            .args([
+                "--db",
+                &db,
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // Configuration must come from the flags above, not from the caller's environment.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("HUBDIR_") && key.contains("__") {
+                command.env_remove(key);
+            }
+        }
+        let mut child = command.spawn().expect("start the node");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (address_tx, address_rx) = mpsc::channel();
+        let sink = logs.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                    && event["message"] == "serving"
+                {
+                    let _ =
+                        address_tx.send(event["address"].as_str().unwrap_or_default().to_owned());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let address = match address_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(address) => address,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "the node never logged 'serving'; its logs:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+        };
+        NodeProcess {
+            child,
+            address,
+            logs,
+            reader,
+            _dir: dir,
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most `deadline`) for the process to exit.
+    pub fn terminate(self, deadline: Duration) -> (ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let (tx, rx) = mpsc::channel();
+        let mut child = self.child;
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let status = rx
+            .recv_timeout(deadline)
+            .unwrap_or_else(|_| panic!("the node did not exit within {deadline:?} of SIGTERM"))
+            .expect("wait for the node");
+        // The process has exited, so its stderr is closed: the reader ends after the last line.
+        self.reader.join().expect("log reader");
+        let logs = self.logs.lock().unwrap().clone();
+        (status, logs)
+    }
+}
+
+/// Runs the Python grpcio checks against `address`; panics with their output on failure.
+pub fn python_checks(address: &str, services: &str, extra: &[&str]) -> String {
+    let script = workspace_root().join("integration-tests/python/check_node.py");
+    let proto = workspace_root().join("proto");
+    let output = Command::new(python())
+        .arg(script)
+        .arg(address)
+        .arg(proto)
+        .arg(services)
+        .args(extra)
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("ModuleNotFoundError"),
+        "Python lacks the gRPC packages: run .ci/test, or `pip install -r integration-tests/requirements.txt`\n{stderr}"
+    );
+    assert!(
+        output.status.success(),
+        "Python checks failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
