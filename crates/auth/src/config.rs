@@ -1,0 +1,47 @@
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The `[auth]` section of a node's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Whether DiscoveryService (and ConnectivityService.GetStatus) answer without a token.
+    pub anonymous_discovery: bool,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+    /// Token issuers this node trusts. With none, every write is refused.
+    pub issuers: Vec<IssuerConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            anonymous_discovery: true,
+            leeway_secs: 30,
+            issuers: Vec::new(),
+        }
+    }
+}
+
+/// One trusted issuer and its keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The `iss` its tokens carry.
+    pub issuer: String,
+    /// The `aud` its tokens must carry to be accepted here.
+    pub audience: String,
+    pub keys: Vec<KeyConfig>,
+}
+
+/// One public key. `kid` values are unique across all issuers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub kid: String,
+    /// `EdDSA` (Ed25519) or `ES256`.
+    pub algorithm: String,
+    /// PEM file with the public key (SubjectPublicKeyInfo).
+    pub public_key_file: PathBuf,
+}
