@@ -4,11 +4,11 @@ Usage: check_node.py ADDRESS PROTO_ROOT EXPECTED_SERVICES [--demo]
 
 EXPECTED_SERVICES is a comma-separated list of the hubdir services that must be mounted;
 health and reflection are always expected. With --demo, the node must hold demo sites.
+HUBDIR_TOKEN holds a bearer token with the sites.read scope.
 Prints one line per check; exits non-zero at the first failure.
 """
 
-import importlib
-import subprocess
+import os
 import sys
 import tempfile
 
@@ -17,29 +17,13 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
+from hubdir_client import bearer, fail, load_stubs
 
 ALWAYS = {
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
 }
-
-
-def fail(message):
-    print(f"FAILED: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
-def generate_stubs(proto_root, out_dir):
-    files = [f"hubdir/v1/{name}.proto" for name in ("site", "registry", "discovery", "connectivity", "federation")]
-    result = subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", f"-I{proto_root}", f"--python_out={out_dir}",
-         f"--grpc_python_out={out_dir}", *files],
-        capture_output=True, text=True,
-    )
-    if result.returncode != 0:
-        fail(f"protoc could not compile the contract: {result.stderr}")
-    sys.path.insert(0, out_dir)
 
 
 def wait_serving(channel):
@@ -75,28 +59,37 @@ def main():
 
     if "hubdir.v1.RegistryService" not in expected:
         return
+    token = bearer(os.environ["HUBDIR_TOKEN"])
     with tempfile.TemporaryDirectory() as out_dir:
-        generate_stubs(proto_root, out_dir)
-        registry_pb2 = importlib.import_module("hubdir.v1.registry_pb2")
-        registry_grpc = importlib.import_module("hubdir.v1.registry_pb2_grpc")
-        registry = registry_grpc.RegistryServiceStub(channel)
+        stubs = load_stubs(proto_root, out_dir)
+        registry_pb2 = stubs["registry"]
+        registry = stubs["registry_grpc"].RegistryServiceStub(channel)
+
+        try:
+            registry.ListSites(registry_pb2.ListSitesRequest(page_size=1), timeout=10)
+            fail("an anonymous ListSites was answered")
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.UNAUTHENTICATED:
+                fail(f"anonymous ListSites gave {err.code()}, expected UNAUTHENTICATED")
+        print("ListSites: anonymous caller is UNAUTHENTICATED")
 
         if demo:
-            page = registry.ListSites(registry_pb2.ListSitesRequest(page_size=50), timeout=10)
+            page = registry.ListSites(registry_pb2.ListSitesRequest(page_size=50), metadata=token, timeout=10)
             if len(page.sites) != 50 or not page.next_page_token:
                 fail(f"ListSites returned {len(page.sites)} sites, token {page.next_page_token!r}")
             first = page.sites[0]
-            again = registry.GetSite(registry_pb2.GetSiteRequest(name=first.name), timeout=10)
+            again = registry.GetSite(registry_pb2.GetSiteRequest(name=first.name), metadata=token, timeout=10)
             if again != first:
                 fail("GetSite disagrees with ListSites")
             second = registry.ListSites(
-                registry_pb2.ListSitesRequest(page_size=50, page_token=page.next_page_token), timeout=10)
+                registry_pb2.ListSitesRequest(page_size=50, page_token=page.next_page_token), metadata=token,
+                timeout=10)
             if second.sites[0].name <= page.sites[-1].name:
                 fail("the second page does not follow the first")
             print(f"ListSites/GetSite: demo site {first.name} ({first.display_name}) reads back")
 
         try:
-            registry.GetSite(registry_pb2.GetSiteRequest(name="sites/ZW/not-a-name"), timeout=10)
+            registry.GetSite(registry_pb2.GetSiteRequest(name="sites/ZW/not-a-name"), metadata=token, timeout=10)
             fail("a malformed name was accepted")
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.INVALID_ARGUMENT:

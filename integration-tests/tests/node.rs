@@ -5,26 +5,20 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{NodeProcess, binary, python_checks};
+use support::{NodeProcess, binary, python};
 
 const ALL: &str = "RegistryService,DiscoveryService,ConnectivityService,FederationService";
 
 #[test]
 fn hubdir_serve_answers_a_python_client_and_stops_cleanly_on_sigterm() {
-    let node = NodeProcess::start(
-        "hubdir",
-        &["serve", "--demo", "--demo-sites", "300", "--node-id", "zw"],
-    );
-    let report = python_checks(&node.address, ALL, &["--demo"]);
+    let node = NodeProcess::start("hubdir", &["serve", "--demo", "--demo-sites", "300", "--node-id", "zw"], "");
+    let reader = node.token("sites.read", None, None, &[]);
+    let report = python("check_node.py", &node.address, &[ALL, "--demo"], &[("HUBDIR_TOKEN", &reader)]);
     assert!(report.contains("health: SERVING"), "{report}");
     assert!(report.contains("ListSites/GetSite"), "{report}");
 
     let (status, logs) = node.terminate(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "exit status {status}; logs:\n{}",
-        logs.join("\n")
-    );
+    assert!(status.success(), "exit status {status}; logs:\n{}", logs.join("\n"));
     let stopped = logs.iter().any(|l| l.contains("\"message\":\"stopped\""));
     assert!(stopped, "no 'stopped' log line:\n{}", logs.join("\n"));
 }
@@ -37,14 +31,11 @@ fn each_service_binary_serves_only_its_service() {
         ("hubdir-connectivity", "ConnectivityService"),
         ("hubdir-federation", "FederationService"),
     ] {
-        let node = NodeProcess::start(binary_name, &[]);
-        python_checks(&node.address, service, &[]);
+        let node = NodeProcess::start(binary_name, &[], "");
+        let reader = node.token("sites.read", None, None, &[]);
+        python("check_node.py", &node.address, &[service], &[("HUBDIR_TOKEN", &reader)]);
         let (status, logs) = node.terminate(Duration::from_secs(30));
-        assert!(
-            status.success(),
-            "{binary_name} exit status {status}; logs:\n{}",
-            logs.join("\n")
-        );
+        assert!(status.success(), "{binary_name} exit status {status}; logs:\n{}", logs.join("\n"));
     }
 }
 
@@ -52,11 +43,7 @@ fn each_service_binary_serves_only_its_service() {
 fn dump_config_shows_every_layer() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hubdir.toml");
-    std::fs::write(
-        &file,
-        "[node]\nid = \"from-file\"\n[server]\ndrain_deadline_secs = 4\n",
-    )
-    .unwrap();
+    std::fs::write(&file, "[node]\nid = \"from-file\"\n[server]\ndrain_deadline_secs = 4\n").unwrap();
     let output = Command::new(binary("hubdir"))
         .args(["serve", "--dump-config", "--config"])
         .arg(&file)
@@ -65,11 +52,7 @@ fn dump_config_shows_every_layer() {
         .env("HUBDIR_STORE__URL", "sqlite://env.db")
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let toml = String::from_utf8(output.stdout).unwrap();
     assert!(toml.contains("id = \"from-file\""), "{toml}");
     assert!(toml.contains("drain_deadline_secs = 4"), "{toml}");
@@ -88,10 +71,42 @@ fn a_bad_config_is_refused_with_the_key_named() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("listen_address"), "{stderr}");
 
-    let output = Command::new(binary("hubdir"))
-        .args(["serve", "--dump-config", "--node-id", "Not An Id"])
-        .output()
-        .unwrap();
+    let output =
+        Command::new(binary("hubdir")).args(["serve", "--dump-config", "--node-id", "Not An Id"]).output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("node.id"));
+}
+
+/// Tokens for every role of the authorisation matrix, signed by the node's trusted key.
+fn role_tokens(node: &NodeProcess) -> String {
+    let publisher = |origin, operator| node.token("sites.write", Some(origin), Some(operator), &[]);
+    let tokens = serde_json::json!({
+        "reader": node.token("sites.read", None, None, &[]),
+        "publisher": publisher("zw", "ZimPost"),
+        "other_operator": publisher("zw", "Library Board"),
+        "other_origin": publisher("ke", "ZimPost"),
+        "agent": node.token("connectivity.report", None, None, &["sites/zw/base"]),
+        "peer": node.token("federation.sync", None, None, &[]),
+        "no_scope": node.token("", None, None, &[]),
+    });
+    tokens.to_string()
+}
+
+#[test]
+fn every_rpc_and_role_is_authorised_as_the_matrix_says() {
+    let node = NodeProcess::start("hubdir", &["serve", "--node-id", "zw"], "");
+    let report = python("authz_matrix.py", &node.address, &[], &[("HUBDIR_TOKENS", &role_tokens(&node))]);
+    assert!(report.contains("120 cells as expected"), "{report}");
+    let (status, _) = node.terminate(Duration::from_secs(30));
+    assert!(status.success());
+}
+
+#[test]
+fn anonymous_discovery_can_be_switched_off() {
+    let node = NodeProcess::start("hubdir", &["serve", "--node-id", "zw"], "[auth]\nanonymous_discovery = false\n");
+    let tokens = role_tokens(&node);
+    let report = python("authz_matrix.py", &node.address, &["--closed-discovery"], &[("HUBDIR_TOKENS", &tokens)]);
+    assert!(report.contains("cells as expected"), "{report}");
+    let (status, _) = node.terminate(Duration::from_secs(30));
+    assert!(status.success());
 }

@@ -16,11 +16,7 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig {
-            anonymous_discovery: true,
-            leeway_secs: 30,
-            issuers: Vec::new(),
-        }
+        AuthConfig { anonymous_discovery: true, leeway_secs: 30, issuers: Vec::new() }
     }
 }
 

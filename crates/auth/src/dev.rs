@@ -10,13 +10,8 @@ use serde::Serialize;
 /// A new Ed25519 key pair as (private PKCS#8 PEM, public SPKI PEM).
 pub fn generate_ed25519() -> Result<(String, String), String> {
     let key = SigningKey::generate(&mut rand_core::OsRng);
-    let private = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| e.to_string())?;
-    let public = key
-        .verifying_key()
-        .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| e.to_string())?;
+    let private = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| e.to_string())?;
+    let public = key.verifying_key().to_public_key_pem(LineEnding::LF).map_err(|e| e.to_string())?;
     Ok((private.to_string(), public))
 }
 
@@ -39,8 +34,7 @@ pub struct TokenClaims {
 
 /// Signs `claims` with an Ed25519 private key (PKCS#8 PEM) under `kid`.
 pub fn issue(private_pem: &[u8], kid: &str, claims: &TokenClaims) -> Result<String, String> {
-    let key = EncodingKey::from_ed_pem(private_pem)
-        .map_err(|e| format!("not an Ed25519 private key: {e}"))?;
+    let key = EncodingKey::from_ed_pem(private_pem).map_err(|e| format!("not an Ed25519 private key: {e}"))?;
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&header, claims, &key).map_err(|e| e.to_string())

@@ -33,9 +33,7 @@ impl tonic::service::Interceptor for Authenticator {
                     .to_str()
                     .ok()
                     .and_then(|v| v.strip_prefix("Bearer "))
-                    .ok_or_else(|| {
-                        unauthenticated("authorization must be `Bearer <token>`".into())
-                    })?;
+                    .ok_or_else(|| unauthenticated("authorization must be `Bearer <token>`".into()))?;
                 self.verifier.verify(token.trim()).map_err(|err| {
                     tracing::warn!(reason = %err, "token refused");
                     unauthenticated(err.to_string())
@@ -49,9 +47,5 @@ impl tonic::service::Interceptor for Authenticator {
 
 /// The caller of a request that went through the [`Authenticator`]; anonymous otherwise.
 pub fn principal<T>(request: &Request<T>) -> Principal {
-    request
-        .extensions()
-        .get::<Principal>()
-        .cloned()
-        .unwrap_or_else(Principal::anonymous)
+    request.extensions().get::<Principal>().cloned().unwrap_or_else(Principal::anonymous)
 }

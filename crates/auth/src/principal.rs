@@ -50,19 +50,11 @@ impl Principal {
         if scopes.iter().any(|s| self.scopes.contains(s)) {
             return Ok(());
         }
-        let wanted = scopes
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(" or ");
+        let wanted = scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ");
         if self.is_anonymous() {
-            Err(Denied::Unauthenticated(format!(
-                "this call needs a bearer token with scope {wanted}"
-            )))
+            Err(Denied::Unauthenticated(format!("this call needs a bearer token with scope {wanted}")))
         } else {
-            Err(Denied::PermissionDenied(format!(
-                "the token does not grant {wanted}"
-            )))
+            Err(Denied::PermissionDenied(format!("the token does not grant {wanted}")))
         }
     }
 
@@ -73,17 +65,13 @@ impl Principal {
         match (&self.origin, &self.operator) {
             (Some(origin), Some(own)) if origin == name.origin() && own == operator => Ok(()),
             (Some(origin), Some(_)) if origin != name.origin() => {
-                Err(Denied::PermissionDenied(format!(
-                    "the token publishes for origin {origin}, not {}",
-                    name.origin()
-                )))
+                Err(Denied::PermissionDenied(format!("the token publishes for origin {origin}, not {}", name.origin())))
             }
-            (Some(_), Some(own)) => Err(Denied::PermissionDenied(format!(
-                "the token publishes for operator {own:?}, not {operator:?}"
-            ))),
+            (Some(_), Some(own)) => {
+                Err(Denied::PermissionDenied(format!("the token publishes for operator {own:?}, not {operator:?}")))
+            }
             _ => Err(Denied::PermissionDenied(
-                "a sites.write token must carry the origin and operator claims it may publish for"
-                    .into(),
+                "a sites.write token must carry the origin and operator claims it may publish for".into(),
             )),
         }
     }
@@ -94,9 +82,7 @@ impl Principal {
         if self.sites.contains(site) {
             Ok(())
         } else {
-            Err(Denied::PermissionDenied(format!(
-                "the token may not report for {site}"
-            )))
+            Err(Denied::PermissionDenied(format!("the token may not report for {site}")))
         }
     }
 }
@@ -121,10 +107,7 @@ mod tests {
         let name: SiteName = "sites/zw/1".parse().unwrap();
         let p = publisher("zw", "ZimPost");
         assert_eq!(p.require_publisher_of(&name, "ZimPost"), Ok(()));
-        assert!(matches!(
-            p.require_publisher_of(&name, "Library Board"),
-            Err(Denied::PermissionDenied(_))
-        ));
+        assert!(matches!(p.require_publisher_of(&name, "Library Board"), Err(Denied::PermissionDenied(_))));
         assert!(matches!(
             publisher("ke", "ZimPost").require_publisher_of(&name, "ZimPost"),
             Err(Denied::PermissionDenied(_))
@@ -134,9 +117,6 @@ mod tests {
             Err(Denied::Unauthenticated(_))
         ));
         let unbound = Principal { origin: None, ..p };
-        assert!(matches!(
-            unbound.require_publisher_of(&name, "ZimPost"),
-            Err(Denied::PermissionDenied(_))
-        ));
+        assert!(matches!(unbound.require_publisher_of(&name, "ZimPost"), Err(Denied::PermissionDenied(_))));
     }
 }

@@ -17,13 +17,8 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
-        Scope::SitesRead,
-        Scope::SitesWrite,
-        Scope::DiscoveryRead,
-        Scope::ConnectivityReport,
-        Scope::FederationSync,
-    ];
+    pub const ALL: [Scope; 5] =
+        [Scope::SitesRead, Scope::SitesWrite, Scope::DiscoveryRead, Scope::ConnectivityReport, Scope::FederationSync];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -39,10 +34,7 @@ impl Scope {
 impl FromStr for Scope {
     type Err = String;
     fn from_str(s: &str) -> Result<Scope, String> {
-        Scope::ALL
-            .into_iter()
-            .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| format!("unknown scope {s:?}"))
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or_else(|| format!("unknown scope {s:?}"))
     }
 }
 

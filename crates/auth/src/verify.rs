@@ -34,18 +34,9 @@ pub enum AuthError {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("auth.issuers[{issuer}].keys[{key}]: cannot read {path}: {source}")]
-    Read {
-        issuer: usize,
-        key: usize,
-        path: String,
-        source: std::io::Error,
-    },
+    Read { issuer: usize, key: usize, path: String, source: std::io::Error },
     #[error("auth.issuers[{issuer}].keys[{key}]: {reason}")]
-    Key {
-        issuer: usize,
-        key: usize,
-        reason: String,
-    },
+    Key { issuer: usize, key: usize, reason: String },
     #[error("auth: kid {0:?} is configured twice; key ids must be unique across issuers")]
     DuplicateKid(String),
 }
@@ -66,9 +57,7 @@ pub struct Verifier {
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier")
-            .field("kids", &self.keys.keys().collect::<Vec<_>>())
-            .finish()
+        f.debug_struct("Verifier").field("kids", &self.keys.keys().collect::<Vec<_>>()).finish()
     }
 }
 
@@ -92,29 +81,21 @@ impl Verifier {
         let mut keys = HashMap::new();
         for (i, issuer) in config.issuers.iter().enumerate() {
             for (k, key) in issuer.keys.iter().enumerate() {
-                let pem =
-                    std::fs::read(&key.public_key_file).map_err(|source| ConfigError::Read {
-                        issuer: i,
-                        key: k,
-                        path: key.public_key_file.display().to_string(),
-                        source,
-                    })?;
-                let bad = |reason: String| ConfigError::Key {
+                let pem = std::fs::read(&key.public_key_file).map_err(|source| ConfigError::Read {
                     issuer: i,
                     key: k,
-                    reason,
-                };
+                    path: key.public_key_file.display().to_string(),
+                    source,
+                })?;
+                let bad = |reason: String| ConfigError::Key { issuer: i, key: k, reason };
                 let (algorithm, decoding) = match key.algorithm.as_str() {
                     "EdDSA" => (Algorithm::EdDSA, DecodingKey::from_ed_pem(&pem)),
                     "ES256" => (Algorithm::ES256, DecodingKey::from_ec_pem(&pem)),
                     other => {
-                        return Err(bad(format!(
-                            "algorithm {other:?} is not accepted; use EdDSA or ES256"
-                        )));
+                        return Err(bad(format!("algorithm {other:?} is not accepted; use EdDSA or ES256")));
                     }
                 };
-                let decoding = decoding
-                    .map_err(|e| bad(format!("not a {} public key: {e}", key.algorithm)))?;
+                let decoding = decoding.map_err(|e| bad(format!("not a {} public key: {e}", key.algorithm)))?;
                 let trusted = TrustedKey {
                     issuer: issuer.issuer.clone(),
                     audience: issuer.audience.clone(),
@@ -126,11 +107,7 @@ impl Verifier {
                 }
             }
         }
-        Ok(Verifier {
-            keys,
-            leeway_secs: config.leeway_secs,
-            anonymous_discovery: config.anonymous_discovery,
-        })
+        Ok(Verifier { keys, leeway_secs: config.leeway_secs, anonymous_discovery: config.anonymous_discovery })
     }
 
     /// Verifies a compact JWS and returns who it speaks for.
@@ -138,8 +115,7 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLarge);
         }
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
         if header.jku.is_some() {
             return Err(AuthError::KeyInHeader("jku"));
         }
@@ -152,11 +128,7 @@ impl Verifier {
         if header.x5c.is_some() {
             return Err(AuthError::KeyInHeader("x5c"));
         }
-        if header
-            .typ
-            .as_deref()
-            .is_some_and(|t| !t.eq_ignore_ascii_case("JWT"))
-        {
+        if header.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
             return Err(AuthError::WrongType);
         }
         let kid = header.kid.as_deref().ok_or(AuthError::NoKeyId)?;
@@ -175,14 +147,7 @@ impl Verifier {
 }
 
 fn principal_from(claims: Claims) -> Result<Principal, AuthError> {
-    let Claims {
-        sub,
-        iss,
-        scope,
-        origin,
-        operator,
-        sites,
-    } = claims;
+    let Claims { sub, iss, scope, origin, operator, sites } = claims;
     if sub.is_empty() {
         return Err(AuthError::Claims("sub is empty".into()));
     }
@@ -191,25 +156,11 @@ fn principal_from(claims: Claims) -> Result<Principal, AuthError> {
         .map(str::parse::<Scope>)
         .collect::<Result<BTreeSet<_>, _>>()
         .map_err(AuthError::Claims)?;
-    let origin = origin
-        .map(|o| {
-            o.parse::<Origin>()
-                .map_err(|e| AuthError::Claims(format!("origin: {e}")))
-        })
-        .transpose()?;
+    let origin =
+        origin.map(|o| o.parse::<Origin>().map_err(|e| AuthError::Claims(format!("origin: {e}")))).transpose()?;
     let sites = sites
         .iter()
-        .map(|s| {
-            s.parse::<SiteName>()
-                .map_err(|e| AuthError::Claims(format!("sites: {e}")))
-        })
+        .map(|s| s.parse::<SiteName>().map_err(|e| AuthError::Claims(format!("sites: {e}"))))
         .collect::<Result<BTreeSet<_>, _>>()?;
-    Ok(Principal {
-        subject: Some(sub),
-        issuer: Some(iss),
-        scopes,
-        origin,
-        operator,
-        sites,
-    })
+    Ok(Principal { subject: Some(sub), issuer: Some(iss), scopes, origin, operator, sites })
 }

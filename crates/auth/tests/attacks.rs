@@ -32,11 +32,7 @@ fn fixture() -> Fixture {
         issuers: vec![IssuerConfig {
             issuer: ISS.into(),
             audience: AUD.into(),
-            keys: vec![KeyConfig {
-                kid: "k1".into(),
-                algorithm: "EdDSA".into(),
-                public_key_file: public_file,
-            }],
+            keys: vec![KeyConfig { kid: "k1".into(), algorithm: "EdDSA".into(), public_key_file: public_file }],
         }],
         ..AuthConfig::default()
     };
@@ -50,10 +46,7 @@ fn fixture() -> Fixture {
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 fn b64(value: &Value) -> String {
@@ -93,26 +86,15 @@ fn without(base: Value, key: &str) -> Value {
 #[test]
 fn honest_tokens_pass() {
     let f = fixture();
-    let principal = f
-        .verifier
-        .verify(&signed(&f.trusted, &header(), &claims()))
-        .unwrap();
+    let principal = f.verifier.verify(&signed(&f.trusted, &header(), &claims())).unwrap();
     assert_eq!(principal.subject.as_deref(), Some("zimpost-publisher"));
     assert!(principal.scopes.contains(&Scope::SitesWrite));
     assert_eq!(principal.origin.unwrap().as_str(), "zw");
     // Expired 10 s ago: within the 30 s leeway for clock skew.
     let skewed = with(claims(), "exp", json!(now() - 10));
-    assert!(
-        f.verifier
-            .verify(&signed(&f.trusted, &header(), &skewed))
-            .is_ok()
-    );
+    assert!(f.verifier.verify(&signed(&f.trusted, &header(), &skewed)).is_ok());
     // Without typ is fine too; the dev issuer's own tokens verify.
-    assert!(
-        f.verifier
-            .verify(&signed(&f.trusted, &without(header(), "typ"), &claims()))
-            .is_ok()
-    );
+    assert!(f.verifier.verify(&signed(&f.trusted, &without(header(), "typ"), &claims())).is_ok());
 }
 
 #[test]
@@ -120,11 +102,7 @@ fn every_attack_is_refused() {
     let f = fixture();
     let good = signed(&f.trusted, &header(), &claims());
     let parts: Vec<&str> = good.split('.').collect();
-    let other = signed(
-        &f.trusted,
-        &header(),
-        &with(claims(), "sub", json!("someone-else")),
-    );
+    let other = signed(&f.trusted, &header(), &with(claims(), "sub", json!("someone-else")));
     let hmac = |secret: &[u8], kid: &str| {
         let mut h = Header::new(Algorithm::HS256);
         h.kid = Some(kid.into());
@@ -137,98 +115,22 @@ fn every_attack_is_refused() {
         ("not a jwt", "not-a-jwt".into()),
         ("two segments", format!("{}.{}", parts[0], parts[1])),
         ("four segments", format!("{good}.extra")),
-        (
-            "header not base64",
-            format!("!!!.{}.{}", parts[1], parts[2]),
-        ),
-        (
-            "header not json",
-            format!(
-                "{}.{}.{}",
-                URL_SAFE_NO_PAD.encode("{not json"),
-                parts[1],
-                parts[2]
-            ),
-        ),
-        (
-            "payload not json",
-            format!(
-                "{}.{}.{}",
-                parts[0],
-                URL_SAFE_NO_PAD.encode("[1,2"),
-                parts[2]
-            ),
-        ),
-        (
-            "signature not base64",
-            format!("{}.{}.***", parts[0], parts[1]),
-        ),
+        ("header not base64", format!("!!!.{}.{}", parts[1], parts[2])),
+        ("header not json", format!("{}.{}.{}", URL_SAFE_NO_PAD.encode("{not json"), parts[1], parts[2])),
+        ("payload not json", format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode("[1,2"), parts[2])),
+        ("signature not base64", format!("{}.{}.***", parts[0], parts[1])),
         ("alg none", unsigned(json!({"alg": "none", "typ": "JWT"}))),
-        (
-            "alg none with kid",
-            unsigned(json!({"alg": "none", "typ": "JWT", "kid": "k1"})),
-        ),
-        (
-            "HS256 keyed with the public key (confusion)",
-            hmac(f.trusted_public_pem.as_bytes(), "k1"),
-        ),
+        ("alg none with kid", unsigned(json!({"alg": "none", "typ": "JWT", "kid": "k1"}))),
+        ("HS256 keyed with the public key (confusion)", hmac(f.trusted_public_pem.as_bytes(), "k1")),
         ("HS256 with a guessed secret", hmac(b"secret", "k1")),
-        (
-            "RS256 header on an EdDSA key",
-            signed(
-                &f.trusted,
-                &with(header(), "alg", json!("RS256")),
-                &claims(),
-            ),
-        ),
-        (
-            "ES256 header on an EdDSA key",
-            signed(
-                &f.trusted,
-                &with(header(), "alg", json!("ES256")),
-                &claims(),
-            ),
-        ),
-        (
-            "unknown kid",
-            signed(&f.trusted, &with(header(), "kid", json!("k2")), &claims()),
-        ),
-        (
-            "path traversal kid",
-            signed(
-                &f.trusted,
-                &with(header(), "kid", json!("../../../../dev/null")),
-                &claims(),
-            ),
-        ),
-        (
-            "sql kid",
-            signed(
-                &f.trusted,
-                &with(header(), "kid", json!("' OR 1=1 --")),
-                &claims(),
-            ),
-        ),
-        (
-            "no kid",
-            signed(&f.trusted, &without(header(), "kid"), &claims()),
-        ),
-        (
-            "jku header",
-            signed(
-                &f.trusted,
-                &with(header(), "jku", json!("https://evil.example/jwks")),
-                &claims(),
-            ),
-        ),
-        (
-            "x5u header",
-            signed(
-                &f.trusted,
-                &with(header(), "x5u", json!("https://evil.example/cert")),
-                &claims(),
-            ),
-        ),
+        ("RS256 header on an EdDSA key", signed(&f.trusted, &with(header(), "alg", json!("RS256")), &claims())),
+        ("ES256 header on an EdDSA key", signed(&f.trusted, &with(header(), "alg", json!("ES256")), &claims())),
+        ("unknown kid", signed(&f.trusted, &with(header(), "kid", json!("k2")), &claims())),
+        ("path traversal kid", signed(&f.trusted, &with(header(), "kid", json!("../../../../dev/null")), &claims())),
+        ("sql kid", signed(&f.trusted, &with(header(), "kid", json!("' OR 1=1 --")), &claims())),
+        ("no kid", signed(&f.trusted, &without(header(), "kid"), &claims())),
+        ("jku header", signed(&f.trusted, &with(header(), "jku", json!("https://evil.example/jwks")), &claims())),
+        ("x5u header", signed(&f.trusted, &with(header(), "x5u", json!("https://evil.example/cert")), &claims())),
         (
             "jwk header with the attacker's key",
             signed(
@@ -241,145 +143,32 @@ fn every_attack_is_refused() {
                 &claims(),
             ),
         ),
-        (
-            "x5c header",
-            signed(
-                &f.trusted,
-                &with(header(), "x5c", json!(["MIIB"])),
-                &claims(),
-            ),
-        ),
-        (
-            "typ not JWT",
-            signed(
-                &f.trusted,
-                &with(header(), "typ", json!("evil+jwt")),
-                &claims(),
-            ),
-        ),
-        (
-            "signed by an untrusted key under a trusted kid",
-            signed(&f.attacker, &header(), &claims()),
-        ),
+        ("x5c header", signed(&f.trusted, &with(header(), "x5c", json!(["MIIB"])), &claims())),
+        ("typ not JWT", signed(&f.trusted, &with(header(), "typ", json!("evil+jwt")), &claims())),
+        ("signed by an untrusted key under a trusted kid", signed(&f.attacker, &header(), &claims())),
         (
             "payload altered after signing",
-            format!(
-                "{}.{}.{}",
-                parts[0],
-                b64(&with(claims(), "sub", json!("admin"))),
-                parts[2]
-            ),
+            format!("{}.{}.{}", parts[0], b64(&with(claims(), "sub", json!("admin"))), parts[2]),
         ),
-        (
-            "signature truncated",
-            format!(
-                "{}.{}.{}",
-                parts[0],
-                parts[1],
-                &parts[2][..parts[2].len() - 4]
-            ),
-        ),
+        ("signature truncated", format!("{}.{}.{}", parts[0], parts[1], &parts[2][..parts[2].len() - 4])),
         (
             "signature spliced from another token",
-            format!(
-                "{}.{}.{}",
-                parts[0],
-                parts[1],
-                other.split('.').nth(2).unwrap()
-            ),
+            format!("{}.{}.{}", parts[0], parts[1], other.split('.').nth(2).unwrap()),
         ),
-        (
-            "missing iss",
-            signed(&f.trusted, &header(), &without(claims(), "iss")),
-        ),
-        (
-            "wrong iss",
-            signed(
-                &f.trusted,
-                &header(),
-                &with(claims(), "iss", json!("https://evil.example")),
-            ),
-        ),
-        (
-            "missing aud",
-            signed(&f.trusted, &header(), &without(claims(), "aud")),
-        ),
-        (
-            "wrong aud",
-            signed(
-                &f.trusted,
-                &header(),
-                &with(claims(), "aud", json!("hubdir:ke")),
-            ),
-        ),
-        (
-            "missing exp",
-            signed(&f.trusted, &header(), &without(claims(), "exp")),
-        ),
-        (
-            "expired beyond leeway",
-            signed(
-                &f.trusted,
-                &header(),
-                &with(claims(), "exp", json!(now() - 120)),
-            ),
-        ),
-        (
-            "exp as a string",
-            signed(
-                &f.trusted,
-                &header(),
-                &with(claims(), "exp", json!((now() + 600).to_string())),
-            ),
-        ),
-        (
-            "nbf in the future",
-            signed(
-                &f.trusted,
-                &header(),
-                &with(claims(), "nbf", json!(now() + 600)),
-            ),
-        ),
-        (
-            "nbf as a string",
-            signed(
-                &f.trusted,
-                &header(),
-                &with(claims(), "nbf", json!(now().to_string())),
-            ),
-        ),
-        (
-            "missing sub",
-            signed(&f.trusted, &header(), &without(claims(), "sub")),
-        ),
-        (
-            "empty sub",
-            signed(&f.trusted, &header(), &with(claims(), "sub", json!(""))),
-        ),
-        (
-            "unknown scope",
-            signed(
-                &f.trusted,
-                &header(),
-                &with(claims(), "scope", json!("sites.write admin")),
-            ),
-        ),
-        (
-            "malformed origin claim",
-            signed(
-                &f.trusted,
-                &header(),
-                &with(claims(), "origin", json!("ZW/../x")),
-            ),
-        ),
-        (
-            "oversized header",
-            signed(
-                &f.trusted,
-                &with(header(), "pad", json!("x".repeat(9000))),
-                &claims(),
-            ),
-        ),
+        ("missing iss", signed(&f.trusted, &header(), &without(claims(), "iss"))),
+        ("wrong iss", signed(&f.trusted, &header(), &with(claims(), "iss", json!("https://evil.example")))),
+        ("missing aud", signed(&f.trusted, &header(), &without(claims(), "aud"))),
+        ("wrong aud", signed(&f.trusted, &header(), &with(claims(), "aud", json!("hubdir:ke")))),
+        ("missing exp", signed(&f.trusted, &header(), &without(claims(), "exp"))),
+        ("expired beyond leeway", signed(&f.trusted, &header(), &with(claims(), "exp", json!(now() - 120)))),
+        ("exp as a string", signed(&f.trusted, &header(), &with(claims(), "exp", json!((now() + 600).to_string())))),
+        ("nbf in the future", signed(&f.trusted, &header(), &with(claims(), "nbf", json!(now() + 600)))),
+        ("nbf as a string", signed(&f.trusted, &header(), &with(claims(), "nbf", json!(now().to_string())))),
+        ("missing sub", signed(&f.trusted, &header(), &without(claims(), "sub"))),
+        ("empty sub", signed(&f.trusted, &header(), &with(claims(), "sub", json!("")))),
+        ("unknown scope", signed(&f.trusted, &header(), &with(claims(), "scope", json!("sites.write admin")))),
+        ("malformed origin claim", signed(&f.trusted, &header(), &with(claims(), "origin", json!("ZW/../x")))),
+        ("oversized header", signed(&f.trusted, &with(header(), "pad", json!("x".repeat(9000))), &claims())),
     ];
     assert!(cases.len() >= 30, "the matrix shrank to {}", cases.len());
     let mut accepted = Vec::new();
@@ -388,11 +177,7 @@ fn every_attack_is_refused() {
             accepted.push(format!("{name}: {principal:?}"));
         }
     }
-    assert!(
-        accepted.is_empty(),
-        "accepted forged tokens:\n{}",
-        accepted.join("\n")
-    );
+    assert!(accepted.is_empty(), "accepted forged tokens:\n{}", accepted.join("\n"));
 }
 
 #[test]
@@ -405,19 +190,12 @@ fn rsa_and_hmac_keys_cannot_be_configured() {
             issuers: vec![IssuerConfig {
                 issuer: ISS.into(),
                 audience: AUD.into(),
-                keys: vec![KeyConfig {
-                    kid: "k".into(),
-                    algorithm: algorithm.into(),
-                    public_key_file: file.clone(),
-                }],
+                keys: vec![KeyConfig { kid: "k".into(), algorithm: algorithm.into(), public_key_file: file.clone() }],
             }],
             ..AuthConfig::default()
         };
         let err = Verifier::from_config(&config).unwrap_err().to_string();
-        assert!(
-            err.contains("auth.issuers[0].keys[0]"),
-            "{algorithm}: {err}"
-        );
+        assert!(err.contains("auth.issuers[0].keys[0]"), "{algorithm}: {err}");
     }
 }
 
@@ -432,11 +210,7 @@ fn dev_tokens_verify_and_carry_their_grants() {
         issuers: vec![IssuerConfig {
             issuer: "dev".into(),
             audience: "hubdir".into(),
-            keys: vec![KeyConfig {
-                kid: "dev-1".into(),
-                algorithm: "EdDSA".into(),
-                public_key_file: public_file,
-            }],
+            keys: vec![KeyConfig { kid: "dev-1".into(), algorithm: "EdDSA".into(), public_key_file: public_file }],
         }],
         ..AuthConfig::default()
     })
@@ -454,16 +228,8 @@ fn dev_tokens_verify_and_carry_their_grants() {
     };
     let token = hubdir_auth::dev::issue(private.as_bytes(), "dev-1", &claims).unwrap();
     let principal = verifier.verify(&token).unwrap();
-    assert!(
-        principal
-            .require_agent_for(&"sites/zw/a".parse().unwrap())
-            .is_ok()
-    );
-    assert!(
-        principal
-            .require_agent_for(&"sites/zw/b".parse().unwrap())
-            .is_err()
-    );
+    assert!(principal.require_agent_for(&"sites/zw/a".parse().unwrap()).is_ok());
+    assert!(principal.require_agent_for(&"sites/zw/b".parse().unwrap()).is_err());
     // The first fixture's verifier does not know this issuer's key.
     assert!(f.verifier.verify(&token).is_err());
 }

@@ -11,7 +11,7 @@ mod validate;
 
 pub use name::{NameError, Origin, SiteId, SiteName};
 pub use site::{
-    Accessibility, Address, Contact, CountryCode, Kind, LanguageTag, LatLng, OpeningHours,
-    ServiceType, Site, SiteInput, SiteRecord, SiteStatus, TimeZone,
+    Accessibility, Address, Contact, CountryCode, Kind, LanguageTag, LatLng, OpeningHours, ServiceType, Site,
+    SiteInput, SiteRecord, SiteStatus, TimeZone,
 };
 pub use validate::{Violation, ViolationReason, Violations, limits};

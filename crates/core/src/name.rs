@@ -14,9 +14,7 @@ pub enum NameError {
         "origin must be 2..32 characters of lowercase letters, digits and '-', starting with a letter or digit and not ending with '-'"
     )]
     Origin,
-    #[error(
-        "site id must be 1..64 characters of letters, digits, '-', '_' and '.', starting with a letter or digit"
-    )]
+    #[error("site id must be 1..64 characters of letters, digits, '-', '_' and '.', starting with a letter or digit")]
     SiteId,
 }
 
@@ -36,16 +34,10 @@ impl FromStr for Origin {
     fn from_str(s: &str) -> Result<Self, NameError> {
         let bytes = s.as_bytes();
         let valid_len = (2..=32).contains(&bytes.len());
-        let valid_chars = bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
-        let valid_ends = bytes.first().is_some_and(u8::is_ascii_alphanumeric)
-            && bytes.last().is_some_and(|b| *b != b'-');
-        if valid_len && valid_chars && valid_ends {
-            Ok(Origin(s.to_owned()))
-        } else {
-            Err(NameError::Origin)
-        }
+        let valid_chars = bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+        let valid_ends =
+            bytes.first().is_some_and(u8::is_ascii_alphanumeric) && bytes.last().is_some_and(|b| *b != b'-');
+        if valid_len && valid_chars && valid_ends { Ok(Origin(s.to_owned())) } else { Err(NameError::Origin) }
     }
 }
 
@@ -84,14 +76,8 @@ impl FromStr for SiteId {
         let bytes = s.as_bytes();
         let valid = (1..=64).contains(&bytes.len())
             && bytes[0].is_ascii_alphanumeric()
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if valid {
-            Ok(SiteId(s.to_owned()))
-        } else {
-            Err(NameError::SiteId)
-        }
+            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if valid { Ok(SiteId(s.to_owned())) } else { Err(NameError::SiteId) }
     }
 }
 
@@ -128,10 +114,9 @@ impl FromStr for SiteName {
     fn from_str(s: &str) -> Result<Self, NameError> {
         let mut parts = s.split('/');
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some("sites"), Some(origin), Some(site_id), None) => Ok(SiteName {
-                origin: origin.parse()?,
-                site_id: site_id.parse()?,
-            }),
+            (Some("sites"), Some(origin), Some(site_id), None) => {
+                Ok(SiteName { origin: origin.parse()?, site_id: site_id.parse()? })
+            }
             _ => Err(NameError::Shape),
         }
     }

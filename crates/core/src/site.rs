@@ -104,10 +104,7 @@ impl LatLng {
 
     /// Only for values that already passed validation (see `validate::lat_lng`).
     pub(crate) fn new_unchecked(latitude: f64, longitude: f64) -> Self {
-        LatLng {
-            latitude,
-            longitude,
-        }
+        LatLng { latitude, longitude }
     }
 }
 

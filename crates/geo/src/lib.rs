@@ -10,9 +10,7 @@ pub const SITE_CELL_RESOLUTION: Resolution = Resolution::Fifteen;
 /// The H3 cell at `resolution` containing a position. `None` only for non-finite
 /// coordinates, which a validated [`LatLng`] never has.
 pub fn cell_at(location: LatLng, resolution: Resolution) -> Option<CellIndex> {
-    H3LatLng::new(location.latitude(), location.longitude())
-        .ok()
-        .map(|ll| ll.to_cell(resolution))
+    H3LatLng::new(location.latitude(), location.longitude()).ok().map(|ll| ll.to_cell(resolution))
 }
 
 /// The resolution-15 cell stored with a site, in its integer form.
@@ -22,9 +20,7 @@ pub fn site_cell(location: LatLng) -> Option<u64> {
 
 /// The canonical hexadecimal form of a stored cell; empty if `cell` is not a valid index.
 pub fn cell_to_string(cell: u64) -> String {
-    CellIndex::try_from(cell)
-        .map(|c| c.to_string())
-        .unwrap_or_default()
+    CellIndex::try_from(cell).map(|c| c.to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]

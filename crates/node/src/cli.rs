@@ -81,6 +81,8 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
         return Ok(None);
     }
     hubdir_telemetry::init(&config.log.filter, config.log.format.parse()?)?;
+    // Check the token keys before touching the network or the database.
+    hubdir_auth::Verifier::from_config(&config.auth)?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -88,24 +90,13 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     let store = Store::connect(&config.store.url)
         .await
         .with_context(|| format!("cannot open the store at {}", redact_url(&config.store.url)))?;
-    Ok(Some(Prepared {
-        ctx: NodeContext {
-            config: Arc::new(config),
-            store: Arc::new(store),
-        },
-        listener,
-    }))
+    let ctx = NodeContext::new(config, Arc::new(store))?;
+    Ok(Some(Prepared { ctx, listener }))
 }
 
 /// Serves until SIGTERM or SIGINT.
 pub async fn run(prepared: Prepared, mounts: &[Mount]) -> anyhow::Result<()> {
-    serve(
-        prepared.ctx,
-        mounts,
-        prepared.listener,
-        termination_signal(),
-    )
-    .await
+    serve(prepared.ctx, mounts, prepared.listener, termination_signal()).await
 }
 
 /// The whole life of a standalone service binary.
@@ -136,10 +127,7 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://hub:s3cret@db:5432/x"),
-            "postgres://hub:***@db:5432/x"
-        );
+        assert_eq!(redact_url("postgres://hub:s3cret@db:5432/x"), "postgres://hub:***@db:5432/x");
         assert_eq!(redact_url("postgres://hub@db/x"), "postgres://hub@db/x");
         assert_eq!(redact_url("sqlite://hubdir.db"), "sqlite://hubdir.db");
     }

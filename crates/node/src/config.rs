@@ -19,6 +19,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
+    /// Token issuers and their keys; who may read and write what.
+    pub auth: hubdir_auth::AuthConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,13 +83,9 @@ impl Default for Config {
                 keepalive_timeout_secs: 10,
                 drain_deadline_secs: 10,
             },
-            store: StoreConfig {
-                url: "sqlite://hubdir.db".into(),
-            },
-            log: LogConfig {
-                filter: hubdir_telemetry::DEFAULT_FILTER.into(),
-                format: "text".into(),
-            },
+            store: StoreConfig { url: "sqlite://hubdir.db".into() },
+            log: LogConfig { filter: hubdir_telemetry::DEFAULT_FILTER.into(), format: "text".into() },
+            auth: hubdir_auth::AuthConfig::default(),
         }
     }
 }
@@ -95,15 +93,9 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("config file {path} is not valid TOML: {source}")]
-    Parse {
-        path: String,
-        source: toml::de::Error,
-    },
+    Parse { path: String, source: toml::de::Error },
     #[error("environment variable {var} does not name a config key: use HUBDIR_SECTION__FIELD")]
     EnvKey { var: String },
     #[error("invalid configuration: {0}")]
@@ -123,22 +115,15 @@ impl Config {
             _ => toml::Table::new(),
         };
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.display().to_string(),
-                source,
-            })?;
-            let table: toml::Table =
-                toml::from_str(&text).map_err(|source| ConfigError::Parse {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|source| ConfigError::Parse { path: path.display().to_string(), source })?;
             merge(&mut merged, table);
         }
         merge(&mut merged, env_layer(env)?);
         merge(&mut merged, flags);
-        toml::Value::Table(merged)
-            .try_into()
-            .map_err(ConfigError::Invalid)
+        toml::Value::Table(merged).try_into().map_err(ConfigError::Invalid)
     }
 
     /// The configuration as TOML, as `--dump-config` prints it.
@@ -149,9 +134,7 @@ impl Config {
 
 /// Sets `section.field = value` in a table of flags.
 pub fn set_flag(flags: &mut toml::Table, section: &str, field: &str, value: toml::Value) {
-    let entry = flags
-        .entry(section.to_owned())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let entry = flags.entry(section.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
     if let toml::Value::Table(table) = entry {
         table.insert(field.to_owned(), value);
     }
@@ -169,12 +152,7 @@ fn env_layer(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         if section.is_empty() || field.is_empty() || field.contains("__") {
             return Err(ConfigError::EnvKey { var });
         }
-        set_flag(
-            &mut table,
-            &section.to_ascii_lowercase(),
-            &field.to_ascii_lowercase(),
-            env_value(&raw),
-        );
+        set_flag(&mut table, &section.to_ascii_lowercase(), &field.to_ascii_lowercase(), env_value(&raw));
     }
     Ok(table)
 }
@@ -192,9 +170,7 @@ fn env_value(raw: &str) -> toml::Value {
 fn merge(into: &mut toml::Table, from: toml::Table) {
     for (key, value) in from {
         match (into.get_mut(&key), value) {
-            (Some(toml::Value::Table(existing)), toml::Value::Table(incoming)) => {
-                merge(existing, incoming)
-            }
+            (Some(toml::Value::Table(existing)), toml::Value::Table(incoming)) => merge(existing, incoming),
             (_, value) => {
                 into.insert(key, value);
             }
@@ -208,24 +184,19 @@ mod tests {
     use std::io::Write;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
     fn defaults_alone_are_the_default() {
-        assert_eq!(
-            Config::load(None, vec![], toml::Table::new()).unwrap(),
-            Config::default()
-        );
+        assert_eq!(Config::load(None, vec![], toml::Table::new()).unwrap(), Config::default());
     }
 
     #[test]
     fn each_layer_overrides_the_one_before() {
         let mut file = tempfile::NamedTempFile::new().unwrap();
-        writeln!(file, "[node]\nid = \"from-file\"\n[server]\nlisten = \"127.0.0.1:6000\"\nmax_concurrent_streams = 7").unwrap();
+        writeln!(file, "[node]\nid = \"from-file\"\n[server]\nlisten = \"127.0.0.1:6000\"\nmax_concurrent_streams = 7")
+            .unwrap();
         let env = env(&[
             ("HUBDIR_SERVER__LISTEN", "127.0.0.1:7000"),
             ("HUBDIR_STORE__URL", "postgres://env/db"),
@@ -239,49 +210,25 @@ mod tests {
         assert_eq!(config.server.max_concurrent_streams, 7);
         assert_eq!(config.server.listen.port(), 7000);
         assert_eq!(config.store.url, "sqlite://flag.db");
-        assert_eq!(
-            config.server.drain_deadline_secs,
-            Config::default().server.drain_deadline_secs
-        );
+        assert_eq!(config.server.drain_deadline_secs, Config::default().server.drain_deadline_secs);
     }
 
     #[test]
     fn numbers_from_the_environment_are_numbers() {
-        let config = Config::load(
-            None,
-            env(&[("HUBDIR_SERVER__DRAIN_DEADLINE_SECS", "3")]),
-            toml::Table::new(),
-        )
-        .unwrap();
+        let config =
+            Config::load(None, env(&[("HUBDIR_SERVER__DRAIN_DEADLINE_SECS", "3")]), toml::Table::new()).unwrap();
         assert_eq!(config.server.drain_deadline_secs, 3);
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_named() {
-        let err = Config::load(
-            None,
-            env(&[("HUBDIR_SERVER__LISTEN_ON", "x")]),
-            toml::Table::new(),
-        )
-        .unwrap_err();
+        let err = Config::load(None, env(&[("HUBDIR_SERVER__LISTEN_ON", "x")]), toml::Table::new()).unwrap_err();
         assert!(err.to_string().contains("listen_on"), "{err}");
-        let err = Config::load(
-            None,
-            env(&[("HUBDIR_SERVER__LISTEN", "not an address")]),
-            toml::Table::new(),
-        )
-        .unwrap_err();
+        let err =
+            Config::load(None, env(&[("HUBDIR_SERVER__LISTEN", "not an address")]), toml::Table::new()).unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
-        let err = Config::load(
-            Some(Path::new("/nonexistent/hubdir.toml")),
-            vec![],
-            toml::Table::new(),
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("/nonexistent/hubdir.toml"),
-            "{err}"
-        );
+        let err = Config::load(Some(Path::new("/nonexistent/hubdir.toml")), vec![], toml::Table::new()).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/hubdir.toml"), "{err}");
     }
 
     #[test]
@@ -290,9 +237,6 @@ mod tests {
         config.node.id = "zw".into();
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(config.to_toml().as_bytes()).unwrap();
-        assert_eq!(
-            Config::load(Some(file.path()), vec![], toml::Table::new()).unwrap(),
-            config
-        );
+        assert_eq!(Config::load(Some(file.path()), vec![], toml::Table::new()).unwrap(), config);
     }
 }

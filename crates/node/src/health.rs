@@ -69,11 +69,7 @@ pub async fn watch_store(store: Arc<Store>, reporter: HealthReporter, services: 
         };
         let serving = gate.observe(ok);
         if reported != Some(serving) {
-            let status = if serving {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
+            let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
             set_all(&reporter, &services, status).await;
             tracing::info!(serving, "health status changed");
             reported = Some(serving);
@@ -100,23 +96,14 @@ mod tests {
         gate.observe(true);
         assert!(gate.observe(false));
         assert!(gate.observe(false));
-        assert!(
-            gate.observe(true),
-            "two failures then a success keeps serving"
-        );
+        assert!(gate.observe(true), "two failures then a success keeps serving");
         for _ in 0..FAILURES_TO_STOP - 1 {
             assert!(gate.observe(false));
         }
-        assert!(
-            !gate.observe(false),
-            "{FAILURES_TO_STOP} failures in a row stop serving"
-        );
+        assert!(!gate.observe(false), "{FAILURES_TO_STOP} failures in a row stop serving");
         assert!(!gate.observe(true));
         assert!(!gate.observe(false), "a flapping store stays out");
         assert!(!gate.observe(true));
-        assert!(
-            gate.observe(true),
-            "{SUCCESSES_TO_RESUME} successes in a row resume"
-        );
+        assert!(gate.observe(true), "{SUCCESSES_TO_RESUME} successes in a row resume");
     }
 }

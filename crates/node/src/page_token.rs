@@ -23,19 +23,12 @@ pub fn fingerprint(parts: &[&str]) -> String {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
-    hasher.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hasher.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Encodes a token for the page after `after`.
 pub fn encode(after: &str, filters: &str) -> String {
-    let json = serde_json::to_vec(&Token {
-        after: after.to_owned(),
-        filters: filters.to_owned(),
-    })
-    .unwrap_or_default();
+    let json = serde_json::to_vec(&Token { after: after.to_owned(), filters: filters.to_owned() }).unwrap_or_default();
     URL_SAFE_NO_PAD.encode(json)
 }
 
@@ -45,17 +38,10 @@ pub fn decode(token: &str, filters: &str) -> Result<Option<String>, Violations> 
         return Ok(None);
     }
     let mut out = Violations::default();
-    let parsed = URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Token>(&bytes).ok());
+    let parsed = URL_SAFE_NO_PAD.decode(token).ok().and_then(|bytes| serde_json::from_slice::<Token>(&bytes).ok());
     match parsed {
         None => {
-            out.push(
-                "page_token",
-                ViolationReason::InvalidFormat,
-                "not a page token this server issued",
-            );
+            out.push("page_token", ViolationReason::InvalidFormat, "not a page token this server issued");
             Err(out)
         }
         Some(t) if t.filters != filters => {
@@ -78,10 +64,7 @@ mod tests {
     fn tokens_round_trip_only_with_the_same_filters() {
         let filters = fingerprint(&["ZW", "", "PUBLIC_LIBRARY"]);
         let token = encode("sites/zw/17", &filters);
-        assert_eq!(
-            decode(&token, &filters).unwrap().as_deref(),
-            Some("sites/zw/17")
-        );
+        assert_eq!(decode(&token, &filters).unwrap().as_deref(), Some("sites/zw/17"));
         let other = fingerprint(&["KE", "", "PUBLIC_LIBRARY"]);
         assert_eq!(decode(&token, &other).unwrap_err().0[0].field, "page_token");
         assert!(decode("garbage!", &filters).is_err());

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hubdir_auth::{Authenticator, Verifier};
 use hubdir_store::Store;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -20,6 +21,16 @@ use crate::health;
 pub struct NodeContext {
     pub config: Arc<Config>,
     pub store: Arc<Store>,
+    /// Verifies bearer tokens; services wrap themselves in it.
+    pub authenticator: Authenticator,
+}
+
+impl NodeContext {
+    /// Loads the configured issuers' keys; fails naming the bad key.
+    pub fn new(config: Config, store: Arc<Store>) -> Result<NodeContext, hubdir_auth::ConfigError> {
+        let verifier = Verifier::from_config(&config.auth)?;
+        Ok(NodeContext { config: Arc::new(config), store, authenticator: Authenticator::new(Arc::new(verifier)) })
+    }
 }
 
 /// A service a process can mount: its full gRPC name and how to add it to the routes.
@@ -52,20 +63,15 @@ pub async fn serve(
 
     // Reflection advertises exactly what is mounted, in both protocol versions (the Python
     // reflection client speaks only v1alpha).
-    let advertised: Vec<&'static str> = service_names
-        .iter()
-        .copied()
-        .chain([HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA])
-        .collect();
+    let advertised: Vec<&'static str> =
+        service_names.iter().copied().chain([HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA]).collect();
     let reflection = || {
         advertised.iter().fold(
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(hubdir_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(
-                    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-                ),
+                .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET),
             |builder, name| builder.with_service_name(*name),
         )
     };
@@ -76,10 +82,7 @@ pub async fn serve(
     for mount in mounts {
         (mount.add)(&ctx, &mut routes);
     }
-    routes
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
+    routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
 
     let router = Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)
@@ -93,17 +96,10 @@ pub async fn serve(
 
     let address = listener.local_addr()?;
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let watcher = tokio::spawn(health::watch_store(
-        ctx.store.clone(),
-        reporter.clone(),
-        service_names.clone(),
-    ));
+    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        let _ = stopped.await;
+    }));
+    let watcher = tokio::spawn(health::watch_store(ctx.store.clone(), reporter.clone(), service_names.clone()));
     tracing::info!(%address, services = ?service_names, store = ctx.store.backend_name(), "serving");
 
     tokio::select! {
@@ -122,10 +118,7 @@ pub async fn serve(
     match tokio::time::timeout(deadline, &mut server).await {
         Ok(finished) => finished??,
         Err(_) => {
-            tracing::warn!(
-                deadline_secs = deadline.as_secs(),
-                "drain deadline passed; closing remaining connections"
-            );
+            tracing::warn!(deadline_secs = deadline.as_secs(), "drain deadline passed; closing remaining connections");
             server.abort();
         }
     }

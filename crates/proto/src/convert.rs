@@ -2,27 +2,18 @@
 //! `..`, so adding a field to the contract breaks the build until it is handled here.
 
 use hubdir_core::{
-    Accessibility, Address, Contact, Kind, ServiceType, Site, SiteInput, SiteRecord, SiteStatus,
-    ViolationReason, Violations,
+    Accessibility, Address, Contact, Kind, ServiceType, Site, SiteInput, SiteRecord, SiteStatus, ViolationReason,
+    Violations,
 };
 use prost_types::Timestamp;
 
 use crate::v1 as pb;
 
 /// Maps a wire enum value onto a domain value, recording unknown values as violations.
-fn known<T>(
-    out: &mut Violations,
-    field: String,
-    raw: i32,
-    map: impl Fn(i32) -> Option<T>,
-) -> Option<T> {
+fn known<T>(out: &mut Violations, field: String, raw: i32, map: impl Fn(i32) -> Option<T>) -> Option<T> {
     let value = map(raw);
     if value.is_none() {
-        out.push(
-            field,
-            ViolationReason::UnknownValue,
-            format!("{raw} is not a known value"),
-        );
+        out.push(field, ViolationReason::UnknownValue, format!("{raw} is not a known value"));
     }
     value
 }
@@ -174,43 +165,13 @@ pub fn site_from_proto(site: pb::Site) -> Result<(Site, Option<String>), Violati
     let accessibility = accessibility
         .into_iter()
         .enumerate()
-        .filter_map(|(i, raw)| {
-            known(
-                &mut out,
-                format!("accessibility[{i}]"),
-                raw,
-                accessibility_from_proto,
-            )
-        })
+        .filter_map(|(i, raw)| known(&mut out, format!("accessibility[{i}]"), raw, accessibility_from_proto))
         .collect();
     let address = address
-        .map(
-            |pb::Address {
-                 lines,
-                 locality,
-                 region,
-                 postal_code,
-             }| Address {
-                lines,
-                locality,
-                region,
-                postal_code,
-            },
-        )
+        .map(|pb::Address { lines, locality, region, postal_code }| Address { lines, locality, region, postal_code })
         .unwrap_or_default();
-    let contact = contact
-        .map(
-            |pb::Contact {
-                 phone,
-                 email,
-                 website,
-             }| Contact {
-                phone,
-                email,
-                website,
-            },
-        )
-        .unwrap_or_default();
+    let contact =
+        contact.map(|pb::Contact { phone, email, website }| Contact { phone, email, website }).unwrap_or_default();
     let input = SiteInput {
         name,
         display_name,
@@ -218,12 +179,7 @@ pub fn site_from_proto(site: pb::Site) -> Result<(Site, Option<String>), Violati
         operator,
         country_code,
         address,
-        location: location.map(
-            |pb::LatLng {
-                 latitude,
-                 longitude,
-             }| (latitude, longitude),
-        ),
+        location: location.map(|pb::LatLng { latitude, longitude }| (latitude, longitude)),
         services,
         service_notes,
         languages,
@@ -246,10 +202,7 @@ pub fn site_from_proto(site: pb::Site) -> Result<(Site, Option<String>), Violati
 }
 
 pub fn timestamp(time: chrono::DateTime<chrono::Utc>) -> Timestamp {
-    Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }
+    Timestamp { seconds: time.timestamp(), nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0) }
 }
 
 /// A timestamp as a UTC instant; `None` if it is out of chrono's range or malformed.
@@ -260,13 +213,7 @@ pub fn from_timestamp(ts: &Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
 
 /// A stored site as the API shows it. `h3_cell` is rendered by the caller's geo helper.
 pub fn record_to_proto(record: SiteRecord, h3_cell: String) -> pb::Site {
-    let SiteRecord {
-        site,
-        h3_cell: _,
-        etag,
-        update_time,
-        origin_seq,
-    } = record;
+    let SiteRecord { site, h3_cell: _, etag, update_time, origin_seq } = record;
     let Site {
         name,
         display_name,
@@ -285,50 +232,23 @@ pub fn record_to_proto(record: SiteRecord, h3_cell: String) -> pb::Site {
         status,
         free_access,
     } = site;
-    let Address {
-        lines,
-        locality,
-        region,
-        postal_code,
-    } = address;
-    let Contact {
-        phone,
-        email,
-        website,
-    } = contact;
+    let Address { lines, locality, region, postal_code } = address;
+    let Contact { phone, email, website } = contact;
     pb::Site {
         name: name.to_string(),
         display_name,
         kind: kind_to_proto(kind).into(),
         operator,
         country_code: country.to_string(),
-        address: Some(pb::Address {
-            lines,
-            locality,
-            region,
-            postal_code,
-        }),
-        location: Some(pb::LatLng {
-            latitude: location.latitude(),
-            longitude: location.longitude(),
-        }),
-        services: services
-            .into_iter()
-            .map(|s| service_to_proto(s).into())
-            .collect(),
+        address: Some(pb::Address { lines, locality, region, postal_code }),
+        location: Some(pb::LatLng { latitude: location.latitude(), longitude: location.longitude() }),
+        services: services.into_iter().map(|s| service_to_proto(s).into()).collect(),
         service_notes,
         languages: languages.into_iter().map(|l| l.to_string()).collect(),
-        accessibility: accessibility
-            .into_iter()
-            .map(|a| accessibility_to_proto(a).into())
-            .collect(),
+        accessibility: accessibility.into_iter().map(|a| accessibility_to_proto(a).into()).collect(),
         opening_hours: opening_hours.map(|h| h.to_string()).unwrap_or_default(),
         time_zone: time_zone.to_string(),
-        contact: Some(pb::Contact {
-            phone,
-            email,
-            website,
-        }),
+        contact: Some(pb::Contact { phone, email, website }),
         status: status_to_proto(status).into(),
         free_access,
         h3_cell,
@@ -348,10 +268,7 @@ mod tests {
             display_name: "Bulawayo Public Library".into(),
             kind: pb::Kind::PublicLibrary.into(),
             country_code: "ZW".into(),
-            location: Some(pb::LatLng {
-                latitude: -20.15,
-                longitude: 28.58,
-            }),
+            location: Some(pb::LatLng { latitude: -20.15, longitude: 28.58 }),
             services: vec![pb::ServiceType::FreeWifi.into()],
             accessibility: vec![pb::AccessibilityFeature::HearingLoop.into()],
             languages: vec!["en".into(), "nd".into()],
@@ -380,12 +297,7 @@ mod tests {
         assert_eq!(again, site);
         assert_eq!(back.origin_seq, 7);
         assert_eq!(back.status, i32::from(pb::SiteStatus::TemporarilyClosed));
-        assert_eq!(
-            from_timestamp(back.update_time.as_ref().unwrap())
-                .unwrap()
-                .timestamp(),
-            1_700_000_000
-        );
+        assert_eq!(from_timestamp(back.update_time.as_ref().unwrap()).unwrap().timestamp(), 1_700_000_000);
     }
 
     #[test]
@@ -394,18 +306,10 @@ mod tests {
         bad.kind = 99;
         bad.services = vec![1, 42];
         bad.accessibility = vec![-1];
-        let fields: Vec<String> = site_from_proto(bad)
-            .unwrap_err()
-            .0
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+        let fields: Vec<String> = site_from_proto(bad).unwrap_err().0.into_iter().map(|v| v.field).collect();
         assert!(fields.contains(&"kind".to_string()), "{fields:?}");
         assert!(fields.contains(&"services[1]".to_string()), "{fields:?}");
-        assert!(
-            fields.contains(&"accessibility[0]".to_string()),
-            "{fields:?}"
-        );
+        assert!(fields.contains(&"accessibility[0]".to_string()), "{fields:?}");
     }
 
     #[test]

@@ -6,12 +6,7 @@
 pub mod convert;
 
 /// The generated `hubdir.v1` messages, clients and servers.
-#[allow(
-    missing_debug_implementations,
-    unused_qualifications,
-    clippy::all,
-    clippy::pedantic
-)]
+#[allow(missing_debug_implementations, unused_qualifications, clippy::all, clippy::pedantic)]
 pub mod v1 {
     tonic::include_proto!("hubdir.v1");
 }

@@ -58,12 +58,9 @@ impl Store {
             // Each pooled connection would otherwise see its own empty in-memory database.
             options.max_connections(1);
         }
-        let db = Database::connect(options)
-            .await
-            .map_err(StoreError::from_connect)?;
+        let db = Database::connect(options).await.map_err(StoreError::from_connect)?;
         migration::Migrator::up(&db, None).await?;
-        let sqlite_writer =
-            (db.get_database_backend() == DbBackend::Sqlite).then(|| tokio::sync::Mutex::new(()));
+        let sqlite_writer = (db.get_database_backend() == DbBackend::Sqlite).then(|| tokio::sync::Mutex::new(()));
         Ok(Store { db, sqlite_writer })
     }
 

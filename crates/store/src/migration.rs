@@ -166,14 +166,7 @@ mod m0001_initial {
                 ("idx_sites_h3_cell", Sites::H3Cell),
                 ("idx_sites_update_time", Sites::UpdateTimeUs),
             ] {
-                m.create_index(
-                    Index::create()
-                        .name(name)
-                        .table(Sites::Table)
-                        .col(col)
-                        .to_owned(),
-                )
-                .await?;
+                m.create_index(Index::create().name(name).table(Sites::Table).col(col).to_owned()).await?;
             }
 
             m.create_table(
@@ -181,11 +174,7 @@ mod m0001_initial {
                     .table(SiteServices::Table)
                     .col(string(SiteServices::SiteName))
                     .col(string(SiteServices::Service))
-                    .primary_key(
-                        Index::create()
-                            .col(SiteServices::SiteName)
-                            .col(SiteServices::Service),
-                    )
+                    .primary_key(Index::create().col(SiteServices::SiteName).col(SiteServices::Service))
                     .foreign_key(
                         ForeignKey::create()
                             .from(SiteServices::Table, SiteServices::SiteName)
@@ -220,11 +209,7 @@ mod m0001_initial {
             )
             .await?;
             m.create_index(
-                Index::create()
-                    .name("idx_change_log_site")
-                    .table(ChangeLog::Table)
-                    .col(ChangeLog::SiteName)
-                    .to_owned(),
+                Index::create().name("idx_change_log_site").table(ChangeLog::Table).col(ChangeLog::SiteName).to_owned(),
             )
             .await?;
 
@@ -316,11 +301,7 @@ mod m0001_initial {
                     .col(big_integer(PeerCursors::Seq))
                     .col(string(PeerCursors::Epoch))
                     .col(big_integer(PeerCursors::UpdatedAtUs))
-                    .primary_key(
-                        Index::create()
-                            .col(PeerCursors::PeerId)
-                            .col(PeerCursors::Origin),
-                    )
+                    .primary_key(Index::create().col(PeerCursors::PeerId).col(PeerCursors::Origin))
                     .to_owned(),
             )
             .await?;

@@ -41,8 +41,8 @@ pub struct ChangeEvent {
 }
 
 pub(crate) fn record_from_row(row: sites::Model) -> Result<SiteRecord, StoreError> {
-    let site: Site = serde_json::from_str(&row.body)
-        .map_err(|e| StoreError::Corrupt(format!("site {}: {e}", row.name)))?;
+    let site: Site =
+        serde_json::from_str(&row.body).map_err(|e| StoreError::Corrupt(format!("site {}: {e}", row.name)))?;
     Ok(SiteRecord {
         site,
         h3_cell: row.h3_cell as u64,
@@ -55,11 +55,7 @@ pub(crate) fn record_from_row(row: sites::Model) -> Result<SiteRecord, StoreErro
 impl Store {
     /// The site, or `None` if it does not exist (or was deleted).
     pub async fn get_site(&self, name: &SiteName) -> Result<Option<SiteRecord>, StoreError> {
-        sites::Entity::find_by_id(name.to_string())
-            .one(&self.db)
-            .await?
-            .map(record_from_row)
-            .transpose()
+        sites::Entity::find_by_id(name.to_string()).one(&self.db).await?.map(record_from_row).transpose()
     }
 
     /// A page of sites matching `query`, in name order.
@@ -78,8 +74,7 @@ impl Store {
             select = select.filter(sites::Column::Kind.is_in(query.kinds.iter().map(|k| k.code())));
         }
         if !query.statuses.is_empty() {
-            select =
-                select.filter(sites::Column::Status.is_in(query.statuses.iter().map(|s| s.code())));
+            select = select.filter(sites::Column::Status.is_in(query.statuses.iter().map(|s| s.code())));
         }
         if let Some(after) = query.modified_after {
             select = select.filter(sites::Column::UpdateTimeUs.gt(after.timestamp_micros()));

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use hubdir_core::{Origin, Site, SiteName, SiteRecord};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use crate::entity::{change_log, origin_sequences, site_services, sites};
@@ -85,8 +85,7 @@ impl Store {
         // Lock each origin's sequence row, in a fixed order so writers never deadlock.
         let mut seqs: BTreeMap<Origin, OriginSeq> = BTreeMap::new();
         for write in &writes {
-            seqs.entry(write.change.name().origin().clone())
-                .or_default();
+            seqs.entry(write.change.name().origin().clone()).or_default();
         }
         for (origin, seq) in &mut seqs {
             let last = lock_origin(&txn, origin, now_us).await?;
@@ -95,9 +94,7 @@ impl Store {
 
         let mut applied = Vec::with_capacity(writes.len());
         for write in writes {
-            let origin_seq = seqs
-                .entry(write.change.name().origin().clone())
-                .or_default();
+            let origin_seq = seqs.entry(write.change.name().origin().clone()).or_default();
             applied.push(apply(&txn, write, origin_seq, now_us).await?);
         }
 
@@ -124,11 +121,7 @@ struct OriginSeq {
 }
 
 /// Creates the origin's sequence row if needed and locks it; returns its last seq.
-async fn lock_origin(
-    txn: &DatabaseTransaction,
-    origin: &Origin,
-    now_us: i64,
-) -> Result<u64, StoreError> {
+async fn lock_origin(txn: &DatabaseTransaction, origin: &Origin, now_us: i64) -> Result<u64, StoreError> {
     let row = origin_sequences::ActiveModel {
         origin: Set(origin.to_string()),
         last_seq: Set(0),
@@ -136,11 +129,7 @@ async fn lock_origin(
         epoch: Set(format!("{now_us:x}")),
     };
     let inserted = origin_sequences::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(origin_sequences::Column::Origin)
-                .do_nothing()
-                .to_owned(),
-        )
+        .on_conflict(OnConflict::column(origin_sequences::Column::Origin).do_nothing().to_owned())
         .exec(txn)
         .await;
     match inserted {
@@ -152,8 +141,7 @@ async fn lock_origin(
         .one(txn)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("sequence row of origin {origin} vanished")))?;
-    u64::try_from(locked.last_seq)
-        .map_err(|_| StoreError::Corrupt(format!("negative seq for origin {origin}")))
+    u64::try_from(locked.last_seq).map_err(|_| StoreError::Corrupt(format!("negative seq for origin {origin}")))
 }
 
 async fn apply(
@@ -162,10 +150,7 @@ async fn apply(
     seq: &mut OriginSeq,
     now_us: i64,
 ) -> Result<Applied, StoreError> {
-    let Write {
-        change,
-        precondition,
-    } = write;
+    let Write { change, precondition } = write;
     let name = change.name().to_string();
     let existing = sites::Entity::find_by_id(name.clone()).one(txn).await?;
     match (&precondition, &existing) {
@@ -174,10 +159,7 @@ async fn apply(
             return Err(StoreError::NotFound(name));
         }
         (Precondition::Etag(expected), Some(row)) if &row.etag != expected => {
-            return Err(StoreError::EtagMismatch {
-                name,
-                expected: expected.clone(),
-            });
+            return Err(StoreError::EtagMismatch { name, expected: expected.clone() });
         }
         _ => {}
     }
@@ -190,16 +172,14 @@ async fn apply(
             }
             seq.next += 1;
             let record = SiteRecord {
-                h3_cell: hubdir_geo::site_cell(site.location).ok_or_else(|| {
-                    StoreError::Corrupt(format!("site {name} has a non-finite location"))
-                })?,
+                h3_cell: hubdir_geo::site_cell(site.location)
+                    .ok_or_else(|| StoreError::Corrupt(format!("site {name} has a non-finite location")))?,
                 etag,
                 update_time: crate::from_micros(now_us),
                 origin_seq: seq.next,
                 site: *site,
             };
-            let body = serde_json::to_string(&record.site)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let body = serde_json::to_string(&record.site).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let row = site_row(&record, body.clone());
             if existing.is_some() {
                 sites::Entity::update(row).exec(txn).await?;
@@ -208,37 +188,17 @@ async fn apply(
                     .exec(txn)
                     .await?;
             } else {
-                sites::Entity::insert(row)
-                    .exec_without_returning(txn)
-                    .await?;
+                sites::Entity::insert(row).exec_without_returning(txn).await?;
             }
             if !record.site.services.is_empty() {
-                let services = record
-                    .site
-                    .services
-                    .iter()
-                    .map(|s| site_services::ActiveModel {
-                        site_name: Set(name.clone()),
-                        service: Set(s.code().to_owned()),
-                    });
-                site_services::Entity::insert_many(services)
-                    .exec_without_returning(txn)
-                    .await?;
+                let services = record.site.services.iter().map(|s| site_services::ActiveModel {
+                    site_name: Set(name.clone()),
+                    service: Set(s.code().to_owned()),
+                });
+                site_services::Entity::insert_many(services).exec_without_returning(txn).await?;
             }
-            append_event(
-                txn,
-                &record.site.name,
-                seq.next,
-                "UPSERT",
-                Some(body.into_bytes()),
-                now_us,
-            )
-            .await?;
-            Ok(if existing.is_some() {
-                Applied::Updated(record)
-            } else {
-                Applied::Created(record)
-            })
+            append_event(txn, &record.site.name, seq.next, "UPSERT", Some(body.into_bytes()), now_us).await?;
+            Ok(if existing.is_some() { Applied::Updated(record) } else { Applied::Created(record) })
         }
         Change::Delete(site_name) => {
             if existing.is_none() {
@@ -251,10 +211,7 @@ async fn apply(
                 .await?;
             sites::Entity::delete_by_id(name).exec(txn).await?;
             append_event(txn, &site_name, seq.next, "DELETE", None, now_us).await?;
-            Ok(Applied::Deleted {
-                name: site_name,
-                seq: seq.next,
-            })
+            Ok(Applied::Deleted { name: site_name, seq: seq.next })
         }
     }
 }
@@ -299,8 +256,6 @@ async fn append_event(
         key_id: Set(None),
         signature: Set(None),
     };
-    change_log::Entity::insert(event)
-        .exec_without_returning(txn)
-        .await?;
+    change_log::Entity::insert(event).exec_without_returning(txn).await?;
     Ok(())
 }

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use hubdir_core::{Kind, ServiceType, Site, SiteInput, SiteName, SiteStatus};
-use hubdir_store::entity::{
-    connectivity_history, connectivity_latest, node_keys, peer_cursors, peers, site_services,
-};
+use hubdir_store::entity::{connectivity_history, connectivity_latest, node_keys, peer_cursors, peers, site_services};
 use hubdir_store::{Applied, Change, ChangeOp, Precondition, SiteQuery, Store, StoreError, Write};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
@@ -26,20 +24,14 @@ impl TestDb {
     async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("hubdir.db").display());
-        TestDb {
-            store: Arc::new(Store::connect(&url).await.unwrap()),
-            _sqlite_dir: Some(dir),
-            pg_schema: None,
-        }
+        TestDb { store: Arc::new(Store::connect(&url).await.unwrap()), _sqlite_dir: Some(dir), pg_schema: None }
     }
 
     async fn postgres() -> Option<TestDb> {
         let Ok(base) = std::env::var(POSTGRES_ENV) else {
             // Written straight to stderr so the test harness does not swallow it.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED PostgreSQL store test: {POSTGRES_ENV} is unset (.ci/run sets it)"
-            );
+            let _ =
+                writeln!(std::io::stderr(), "SKIPPED PostgreSQL store test: {POSTGRES_ENV} is unset (.ci/run sets it)");
             return None;
         };
         static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -50,27 +42,17 @@ impl TestDb {
             chrono::Utc::now().timestamp_micros()
         );
         let admin = sea_orm::Database::connect(&base).await.unwrap();
-        admin
-            .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
+        admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.unwrap();
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
         let store = Arc::new(Store::connect(&url).await.unwrap());
-        Some(TestDb {
-            store,
-            _sqlite_dir: None,
-            pg_schema: Some((base, schema)),
-        })
+        Some(TestDb { store, _sqlite_dir: None, pg_schema: Some((base, schema)) })
     }
 
     async fn finish(self) {
         if let Some((base, schema)) = self.pg_schema {
             let admin = sea_orm::Database::connect(&base).await.unwrap();
-            admin
-                .execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
-                .await
-                .unwrap();
+            admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
         }
     }
 }
@@ -131,10 +113,7 @@ fn site(name: &str, country: &str, kind: Kind, lat: f64, lng: f64) -> Site {
 }
 
 fn upsert(site: Site, precondition: Precondition) -> Write {
-    Write {
-        change: Change::Upsert(Box::new(site)),
-        precondition,
-    }
+    Write { change: Change::Upsert(Box::new(site)), precondition }
 }
 
 fn name(text: &str) -> SiteName {
@@ -152,56 +131,30 @@ async fn log_of(store: &Store, origin: &str) -> Vec<(u64, String, ChangeOp)> {
 }
 
 async fn create_then_get_round_trips(store: Arc<Store>) {
-    let s = site(
-        "sites/zw/harare-1",
-        "ZW",
-        Kind::PublicLibrary,
-        -17.83,
-        31.05,
-    );
-    let applied = store
-        .write(vec![upsert(s.clone(), Precondition::Absent)])
-        .await
-        .unwrap();
-    let Applied::Created(created) = &applied[0] else {
-        panic!("{applied:?}")
-    };
+    let s = site("sites/zw/harare-1", "ZW", Kind::PublicLibrary, -17.83, 31.05);
+    let applied = store.write(vec![upsert(s.clone(), Precondition::Absent)]).await.unwrap();
+    let Applied::Created(created) = &applied[0] else { panic!("{applied:?}") };
     assert_eq!(created.origin_seq, 1);
     let got = store.get_site(&s.name).await.unwrap().unwrap();
     assert_eq!(&got, created);
     assert_eq!(got.site, s);
     assert_eq!(got.etag, s.content_etag());
     assert_eq!(got.h3_cell, hubdir_geo::site_cell(s.location).unwrap());
-    assert_eq!(
-        log_of(&store, "zw").await,
-        vec![(1, s.name.to_string(), ChangeOp::Upsert)]
-    );
+    assert_eq!(log_of(&store, "zw").await, vec![(1, s.name.to_string(), ChangeOp::Upsert)]);
     let services = site_services::Entity::find()
         .filter(site_services::Column::SiteName.eq(s.name.to_string()))
         .all(store.connection())
         .await
         .unwrap();
     assert_eq!(services.len(), 2);
-    assert!(
-        store
-            .get_site(&name("sites/zw/missing"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.get_site(&name("sites/zw/missing")).await.unwrap().is_none());
 }
 
 async fn replaying_a_write_changes_nothing(store: Arc<Store>) {
     let s = site("sites/zw/bulawayo-1", "ZW", Kind::PostOffice, -20.15, 28.58);
-    store
-        .write(vec![upsert(s.clone(), Precondition::None)])
-        .await
-        .unwrap();
+    store.write(vec![upsert(s.clone(), Precondition::None)]).await.unwrap();
     let before = store.get_site(&s.name).await.unwrap().unwrap();
-    let again = store
-        .write(vec![upsert(s.clone(), Precondition::None)])
-        .await
-        .unwrap();
+    let again = store.write(vec![upsert(s.clone(), Precondition::None)]).await.unwrap();
     assert_eq!(again, vec![Applied::Unchanged(before.clone())]);
     assert_eq!(store.get_site(&s.name).await.unwrap().unwrap(), before);
     assert_eq!(log_of(&store, "zw").await.len(), 1);
@@ -210,38 +163,21 @@ async fn replaying_a_write_changes_nothing(store: Arc<Store>) {
 
 async fn etag_mismatch_writes_nothing(store: Arc<Store>) {
     let s = site("sites/zw/mutare-1", "ZW", Kind::Telecentre, -18.97, 32.67);
-    store
-        .write(vec![upsert(s.clone(), Precondition::Absent)])
-        .await
-        .unwrap();
+    store.write(vec![upsert(s.clone(), Precondition::Absent)]).await.unwrap();
     let mut changed = s.clone();
     changed.display_name = "Renamed".into();
-    let err = store
-        .write(vec![upsert(
-            changed.clone(),
-            Precondition::Etag("stale".into()),
-        )])
-        .await
-        .unwrap_err();
+    let err = store.write(vec![upsert(changed.clone(), Precondition::Etag("stale".into()))]).await.unwrap_err();
     assert!(matches!(err, StoreError::EtagMismatch { .. }), "{err:?}");
     assert_eq!(store.get_site(&s.name).await.unwrap().unwrap().site, s);
     assert_eq!(log_of(&store, "zw").await.len(), 1);
 
     let current = s.content_etag();
-    let applied = store
-        .write(vec![upsert(changed.clone(), Precondition::Etag(current))])
-        .await
-        .unwrap();
-    let Applied::Updated(updated) = &applied[0] else {
-        panic!("{applied:?}")
-    };
+    let applied = store.write(vec![upsert(changed.clone(), Precondition::Etag(current))]).await.unwrap();
+    let Applied::Updated(updated) = &applied[0] else { panic!("{applied:?}") };
     assert_eq!(updated.origin_seq, 2);
     assert_eq!(updated.site.display_name, "Renamed");
     let err = store
-        .write(vec![upsert(
-            site("sites/zw/nowhere", "ZW", Kind::Other, 1.0, 1.0),
-            Precondition::Exists,
-        )])
+        .write(vec![upsert(site("sites/zw/nowhere", "ZW", Kind::Other, 1.0, 1.0), Precondition::Exists)])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
@@ -249,131 +185,64 @@ async fn etag_mismatch_writes_nothing(store: Arc<Store>) {
 
 async fn create_of_existing_site_is_refused(store: Arc<Store>) {
     let s = site("sites/fr/paris-1", "FR", Kind::PostOffice, 48.85, 2.35);
-    store
-        .write(vec![upsert(s.clone(), Precondition::Absent)])
-        .await
-        .unwrap();
-    let err = store
-        .write(vec![upsert(s, Precondition::Absent)])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::AlreadyExists(ref n) if n == "sites/fr/paris-1"),
-        "{err:?}"
-    );
+    store.write(vec![upsert(s.clone(), Precondition::Absent)]).await.unwrap();
+    let err = store.write(vec![upsert(s, Precondition::Absent)]).await.unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists(ref n) if n == "sites/fr/paris-1"), "{err:?}");
     assert_eq!(log_of(&store, "fr").await.len(), 1);
 }
 
 async fn delete_leaves_a_tombstone(store: Arc<Store>) {
     let s = site("sites/in/delhi-gpo", "IN", Kind::PostOffice, 28.63, 77.22);
-    store
-        .write(vec![upsert(s.clone(), Precondition::Absent)])
-        .await
-        .unwrap();
+    store.write(vec![upsert(s.clone(), Precondition::Absent)]).await.unwrap();
     let applied = store
-        .write(vec![Write {
-            change: Change::Delete(s.name.clone()),
-            precondition: Precondition::Exists,
-        }])
+        .write(vec![Write { change: Change::Delete(s.name.clone()), precondition: Precondition::Exists }])
         .await
         .unwrap();
-    assert_eq!(
-        applied,
-        vec![Applied::Deleted {
-            name: s.name.clone(),
-            seq: 2
-        }]
-    );
+    assert_eq!(applied, vec![Applied::Deleted { name: s.name.clone(), seq: 2 }]);
     assert!(store.get_site(&s.name).await.unwrap().is_none());
-    let events = store
-        .changes_after(&"in".parse().unwrap(), 0, 10)
-        .await
-        .unwrap();
+    let events = store.changes_after(&"in".parse().unwrap(), 0, 10).await.unwrap();
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].op, ChangeOp::Delete);
     assert_eq!(events[1].payload, None);
     assert!(events[0].payload.is_some());
-    let services = site_services::Entity::find()
-        .all(store.connection())
-        .await
-        .unwrap();
-    assert!(
-        services.is_empty(),
-        "services of a deleted site linger: {services:?}"
-    );
+    let services = site_services::Entity::find().all(store.connection()).await.unwrap();
+    assert!(services.is_empty(), "services of a deleted site linger: {services:?}");
 
     // Deleting it again: a no-op without precondition, NOT_FOUND with one.
     let again = store
-        .write(vec![Write {
-            change: Change::Delete(s.name.clone()),
-            precondition: Precondition::None,
-        }])
+        .write(vec![Write { change: Change::Delete(s.name.clone()), precondition: Precondition::None }])
         .await
         .unwrap();
     assert_eq!(again, vec![Applied::AlreadyAbsent(s.name.clone())]);
     let err = store
-        .write(vec![Write {
-            change: Change::Delete(s.name.clone()),
-            precondition: Precondition::Exists,
-        }])
+        .write(vec![Write { change: Change::Delete(s.name.clone()), precondition: Precondition::Exists }])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)));
-    assert_eq!(
-        events.len(),
-        store
-            .changes_after(&"in".parse().unwrap(), 0, 10)
-            .await
-            .unwrap()
-            .len()
-    );
+    assert_eq!(events.len(), store.changes_after(&"in".parse().unwrap(), 0, 10).await.unwrap().len());
 }
 
 async fn a_failed_batch_writes_nothing_and_gives_its_numbers_back(store: Arc<Store>) {
     let taken = site("sites/zw/taken", "ZW", Kind::School, -17.5, 31.0);
-    store
-        .write(vec![upsert(taken.clone(), Precondition::Absent)])
-        .await
-        .unwrap();
+    store.write(vec![upsert(taken.clone(), Precondition::Absent)]).await.unwrap();
     let fresh = site("sites/zw/fresh", "ZW", Kind::School, -17.6, 31.1);
     let err = store
-        .write(vec![
-            upsert(fresh.clone(), Precondition::Absent),
-            upsert(taken, Precondition::Absent),
-        ])
+        .write(vec![upsert(fresh.clone(), Precondition::Absent), upsert(taken, Precondition::Absent)])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::AlreadyExists(_)));
-    assert!(
-        store.get_site(&fresh.name).await.unwrap().is_none(),
-        "half a batch was written"
-    );
+    assert!(store.get_site(&fresh.name).await.unwrap().is_none(), "half a batch was written");
     assert_eq!(store.last_seq(&"zw".parse().unwrap()).await.unwrap(), 1);
-    let applied = store
-        .write(vec![upsert(fresh, Precondition::Absent)])
-        .await
-        .unwrap();
-    let Applied::Created(created) = &applied[0] else {
-        panic!()
-    };
+    let applied = store.write(vec![upsert(fresh, Precondition::Absent)]).await.unwrap();
+    let Applied::Created(created) = &applied[0] else { panic!() };
     assert_eq!(created.origin_seq, 2, "the failed batch left a gap");
 }
 
 async fn list_filters_and_pages_in_name_order(store: Arc<Store>) {
     let mut writes = Vec::new();
     for i in 0..30 {
-        let (country, kind) = if i % 3 == 0 {
-            ("KE", Kind::PostOffice)
-        } else {
-            ("ZW", Kind::PublicLibrary)
-        };
-        let mut s = site(
-            &format!("sites/demo/site-{i:03}"),
-            country,
-            kind,
-            -10.0 - f64::from(i) / 10.0,
-            30.0,
-        );
+        let (country, kind) = if i % 3 == 0 { ("KE", Kind::PostOffice) } else { ("ZW", Kind::PublicLibrary) };
+        let mut s = site(&format!("sites/demo/site-{i:03}"), country, kind, -10.0 - f64::from(i) / 10.0, 30.0);
         if i == 7 {
             s.status = SiteStatus::Closed;
         }
@@ -381,10 +250,7 @@ async fn list_filters_and_pages_in_name_order(store: Arc<Store>) {
     }
     store.write(writes).await.unwrap();
 
-    let mut query = SiteQuery {
-        limit: 7,
-        ..SiteQuery::default()
-    };
+    let mut query = SiteQuery { limit: 7, ..SiteQuery::default() };
     let mut seen = Vec::new();
     loop {
         let page = store.list_sites(&query).await.unwrap();
@@ -398,21 +264,13 @@ async fn list_filters_and_pages_in_name_order(store: Arc<Store>) {
     assert_eq!(seen, expected);
 
     let kenya = store
-        .list_sites(&SiteQuery {
-            country_code: Some("KE".into()),
-            limit: 100,
-            ..SiteQuery::default()
-        })
+        .list_sites(&SiteQuery { country_code: Some("KE".into()), limit: 100, ..SiteQuery::default() })
         .await
         .unwrap();
     assert_eq!(kenya.len(), 10);
     assert!(kenya.iter().all(|r| r.site.kind == Kind::PostOffice));
     let closed = store
-        .list_sites(&SiteQuery {
-            statuses: vec![SiteStatus::Closed],
-            limit: 100,
-            ..SiteQuery::default()
-        })
+        .list_sites(&SiteQuery { statuses: vec![SiteStatus::Closed], limit: 100, ..SiteQuery::default() })
         .await
         .unwrap();
     assert_eq!(closed.len(), 1);
@@ -427,11 +285,7 @@ async fn list_filters_and_pages_in_name_order(store: Arc<Store>) {
         .unwrap();
     assert_eq!(libraries.len(), 20);
     let later = store
-        .list_sites(&SiteQuery {
-            modified_after: Some(chrono::Utc::now()),
-            limit: 100,
-            ..SiteQuery::default()
-        })
+        .list_sites(&SiteQuery { modified_after: Some(chrono::Utc::now()), limit: 100, ..SiteQuery::default() })
         .await
         .unwrap();
     assert!(later.is_empty());
@@ -447,23 +301,11 @@ async fn concurrent_writers_get_gapless_sequences(store: Arc<Store>) {
                 for i in 0..WRITES_EACH {
                     // Two origins interleaved, and every third write touches a shared site.
                     let origin = if w % 2 == 0 { "zw" } else { "ke" };
-                    let id = if i % 3 == 0 {
-                        "shared".to_string()
-                    } else {
-                        format!("w{w}-{i}")
-                    };
-                    let mut s = site(
-                        &format!("sites/{origin}/{id}"),
-                        "ZW",
-                        Kind::Other,
-                        -17.0,
-                        31.0 + w as f64 / 100.0,
-                    );
+                    let id = if i % 3 == 0 { "shared".to_string() } else { format!("w{w}-{i}") };
+                    let mut s =
+                        site(&format!("sites/{origin}/{id}"), "ZW", Kind::Other, -17.0, 31.0 + w as f64 / 100.0);
                     s.display_name = format!("writer {w} write {i}");
-                    store
-                        .write(vec![upsert(s, Precondition::None)])
-                        .await
-                        .unwrap();
+                    store.write(vec![upsert(s, Precondition::None)]).await.unwrap();
                 }
             })
         })
@@ -472,17 +314,10 @@ async fn concurrent_writers_get_gapless_sequences(store: Arc<Store>) {
         task.unwrap();
     }
     for origin in ["zw", "ke"] {
-        let seqs: Vec<u64> = log_of(&store, origin)
-            .await
-            .into_iter()
-            .map(|(seq, _, _)| seq)
-            .collect();
+        let seqs: Vec<u64> = log_of(&store, origin).await.into_iter().map(|(seq, _, _)| seq).collect();
         let expected: Vec<u64> = (1..=(WRITERS / 2 * WRITES_EACH) as u64).collect();
         assert_eq!(seqs, expected, "origin {origin} has gaps or duplicates");
-        assert_eq!(
-            store.last_seq(&origin.parse().unwrap()).await.unwrap(),
-            *expected.last().unwrap()
-        );
+        assert_eq!(store.last_seq(&origin.parse().unwrap()).await.unwrap(), *expected.last().unwrap());
     }
 }
 
@@ -505,11 +340,7 @@ async fn every_entity_matches_the_schema(store: Arc<Store>) {
     .exec_without_returning(db)
     .await
     .unwrap();
-    let latest = connectivity_latest::Entity::find_by_id("sites/zw/1".to_string())
-        .one(db)
-        .await
-        .unwrap()
-        .unwrap();
+    let latest = connectivity_latest::Entity::find_by_id("sites/zw/1".to_string()).one(db).await.unwrap().unwrap();
     assert_eq!(latest.download_mbps, Some(25.5));
 
     let row = connectivity_history::ActiveModel {
@@ -527,17 +358,9 @@ async fn every_entity_matches_the_schema(store: Arc<Store>) {
         received_at_us: Set(6),
         ..Default::default()
     };
-    connectivity_history::Entity::insert(row.clone())
-        .exec_without_returning(db)
-        .await
-        .unwrap();
+    connectivity_history::Entity::insert(row.clone()).exec_without_returning(db).await.unwrap();
     // (site, idempotency key) is unique: a replayed measurement cannot be stored twice.
-    assert!(
-        connectivity_history::Entity::insert(row)
-            .exec_without_returning(db)
-            .await
-            .is_err()
-    );
+    assert!(connectivity_history::Entity::insert(row).exec_without_returning(db).await.is_err());
 
     peers::Entity::insert(peers::ActiveModel {
         node_id: Set("fr".into()),
@@ -568,18 +391,9 @@ async fn every_entity_matches_the_schema(store: Arc<Store>) {
     .exec_without_returning(db)
     .await
     .unwrap();
-    assert_eq!(
-        peers::Entity::find().all(db).await.unwrap()[0].public_key,
-        vec![7; 32]
-    );
-    assert_eq!(
-        peer_cursors::Entity::find().all(db).await.unwrap()[0].seq,
-        42
-    );
-    assert_eq!(
-        node_keys::Entity::find().all(db).await.unwrap()[0].valid_until_us,
-        None
-    );
+    assert_eq!(peers::Entity::find().all(db).await.unwrap()[0].public_key, vec![7; 32]);
+    assert_eq!(peer_cursors::Entity::find().all(db).await.unwrap()[0].seq, 42);
+    assert_eq!(node_keys::Entity::find().all(db).await.unwrap()[0].valid_until_us, None);
 }
 
 #[tokio::test]
@@ -589,16 +403,14 @@ async fn a_sqlite_file_keeps_its_data_across_reopen() {
     let s = site("sites/zw/kept", "ZW", Kind::Other, -17.0, 31.0);
     {
         let store = Store::connect(&url).await.unwrap();
-        store
-            .write(vec![upsert(s.clone(), Precondition::Absent)])
-            .await
-            .unwrap();
+        store.write(vec![upsert(s.clone(), Precondition::Absent)]).await.unwrap();
     }
     let store = Store::connect(&url).await.unwrap();
     assert_eq!(store.get_site(&s.name).await.unwrap().unwrap().site, s);
-    let journal: (String,) = sea_orm::FromQueryResult::find_by_statement(
-        sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, "PRAGMA journal_mode"),
-    )
+    let journal: (String,) = sea_orm::FromQueryResult::find_by_statement(sea_orm::Statement::from_string(
+        sea_orm::DbBackend::Sqlite,
+        "PRAGMA journal_mode",
+    ))
     .one(store.connection())
     .await
     .map(|row: Option<JournalMode>| (row.unwrap().journal_mode,))

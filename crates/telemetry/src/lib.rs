@@ -9,8 +9,7 @@ use std::str::FromStr;
 use tracing_subscriber::EnvFilter;
 
 /// Where logs go and how they look by default.
-pub const DEFAULT_FILTER: &str =
-    "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,h2=warn,hyper=warn,tower=warn";
+pub const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,h2=warn,hyper=warn,tower=warn";
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,11 +44,8 @@ pub enum TelemetryError {
 /// Installs the global subscriber. `filter` uses `RUST_LOG` syntax; the crates that log
 /// bound statement values are held at `warn` whatever it says, unless it names them.
 pub fn init(filter: &str, format: LogFormat) -> Result<(), TelemetryError> {
-    let filter = EnvFilter::try_new(with_quiet_sql(filter))
-        .map_err(|e| TelemetryError::Filter(e.to_string()))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = EnvFilter::try_new(with_quiet_sql(filter)).map_err(|e| TelemetryError::Filter(e.to_string()))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -75,10 +71,7 @@ mod tests {
     #[test]
     fn sql_statement_logging_stays_quiet_unless_asked_for() {
         assert_eq!(with_quiet_sql("debug"), "debug,sqlx=warn,sea_orm=warn");
-        assert_eq!(
-            with_quiet_sql("trace,sqlx=debug"),
-            "trace,sqlx=debug,sea_orm=warn"
-        );
+        assert_eq!(with_quiet_sql("trace,sqlx=debug"), "trace,sqlx=debug,sea_orm=warn");
     }
 
     #[test]

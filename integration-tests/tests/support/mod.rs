@@ -15,10 +15,7 @@ pub fn binary(name: &str) -> PathBuf {
         None => {
             let exe = std::env::current_exe().expect("test executable path");
             // target/<profile>/deps/<test> -> target/<profile>
-            exe.parent()
-                .and_then(Path::parent)
-                .expect("target dir")
-                .to_path_buf()
+            exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
         }
     };
     let path = dir.join(name);
@@ -31,7 +28,7 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// The Python with grpcio installed: `HUBDIR_PYTHON` (set by .ci/test), else `python3`.
-pub fn python() -> String {
+pub fn python_bin() -> String {
     std::env::var("HUBDIR_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
@@ -45,26 +42,33 @@ pub struct NodeProcess {
     pub address: String,
     logs: Arc<Mutex<Vec<String>>>,
     reader: std::thread::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
+
+/// The dev key every test node trusts (issuer `hubdir-dev`, audience `hubdir`).
+const KID: &str = "test-key";
 
 impl NodeProcess {
     /// Starts `binary args...` on `127.0.0.1:0` with a fresh SQLite file, and waits for the
     /// "serving" log line that carries the bound address.
-    pub fn start(binary_name: &str, args: &[&str]) -> NodeProcess {
+    /// `extra_config` goes first in a config file that also trusts a fresh dev key.
+    pub fn start(binary_name: &str, args: &[&str], extra_config: &str) -> NodeProcess {
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite://{}", dir.path().join("node.db").display());
+        let keygen = Command::new(binary("hubdir"))
+            .args(["token", "keygen", "--kid", KID, "--dir"])
+            .arg(dir.path())
+            .output()
+            .expect("run hubdir token keygen");
+        assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
+        let config = dir.path().join("hubdir.toml");
+        let issuers = String::from_utf8(keygen.stdout).unwrap();
+        std::fs::write(&config, format!("{extra_config}\n{issuers}")).unwrap();
         let mut command = Command::new(binary(binary_name));
         command
             .args(args)
-            .args([
-                "--db",
-                &db,
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ])
+            .args(["--db", &db, "--listen", "127.0.0.1:0", "--log-format", "json", "--config"])
+            .arg(&config)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -85,8 +89,7 @@ impl NodeProcess {
                 if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
                     && event["message"] == "serving"
                 {
-                    let _ =
-                        address_tx.send(event["address"].as_str().unwrap_or_default().to_owned());
+                    let _ = address_tx.send(event["address"].as_str().unwrap_or_default().to_owned());
                 }
                 sink.lock().unwrap().push(line);
             }
@@ -95,28 +98,36 @@ impl NodeProcess {
             Ok(address) => address,
             Err(_) => {
                 let _ = child.kill();
-                panic!(
-                    "the node never logged 'serving'; its logs:\n{}",
-                    logs.lock().unwrap().join("\n")
-                );
+                panic!("the node never logged 'serving'; its logs:\n{}", logs.lock().unwrap().join("\n"));
             }
         };
-        NodeProcess {
-            child,
-            address,
-            logs,
-            reader,
-            _dir: dir,
+        NodeProcess { child, address, logs, reader, dir }
+    }
+
+    /// A token signed by the key this node trusts, via `hubdir token issue`.
+    pub fn token(&self, scope: &str, origin: Option<&str>, operator: Option<&str>, sites: &[&str]) -> String {
+        let mut command = Command::new(binary("hubdir"));
+        command
+            .args(["token", "issue", "--kid", KID, "--subject", "integration-test", "--scope", scope, "--key"])
+            .arg(self.dir.path().join(format!("{KID}.key.pem")));
+        if let Some(origin) = origin {
+            command.args(["--origin", origin]);
         }
+        if let Some(operator) = operator {
+            command.args(["--operator", operator]);
+        }
+        for site in sites {
+            command.args(["--site", site]);
+        }
+        let output = command.output().expect("run hubdir token issue");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
     }
 
     /// Sends SIGTERM and waits (at most `deadline`) for the process to exit.
     pub fn terminate(self, deadline: Duration) -> (ExitStatus, Vec<String>) {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
         assert!(sent.success(), "kill -TERM {pid} failed");
         let (tx, rx) = mpsc::channel();
         let mut child = self.child;
@@ -134,16 +145,17 @@ impl NodeProcess {
     }
 }
 
-/// Runs the Python grpcio checks against `address`; panics with their output on failure.
-pub fn python_checks(address: &str, services: &str, extra: &[&str]) -> String {
-    let script = workspace_root().join("integration-tests/python/check_node.py");
+/// Runs a Python grpcio script from `integration-tests/python/` with the node's address and
+/// the proto root as its first arguments; panics with its output on failure.
+pub fn python(script: &str, address: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let script = workspace_root().join("integration-tests/python").join(script);
     let proto = workspace_root().join("proto");
-    let output = Command::new(python())
+    let output = Command::new(python_bin())
         .arg(script)
         .arg(address)
         .arg(proto)
-        .arg(services)
-        .args(extra)
+        .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("run python3");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -152,9 +164,6 @@ pub fn python_checks(address: &str, services: &str, extra: &[&str]) -> String {
         !stderr.contains("ModuleNotFoundError"),
         "Python lacks the gRPC packages: run .ci/test, or `pip install -r integration-tests/requirements.txt`\n{stderr}"
     );
-    assert!(
-        output.status.success(),
-        "Python checks failed:\n{stdout}\n{stderr}"
-    );
+    assert!(output.status.success(), "Python checks failed:\n{stdout}\n{stderr}");
     stdout
 }

@@ -3,9 +3,7 @@
 //! Svalbard), so a newcomer gets answers at once. The same seed gives the same sites, so
 //! loading it twice changes nothing.
 
-use hubdir_core::{
-    Accessibility, Address, Kind, ServiceType, Site, SiteInput, SiteStatus, Violations,
-};
+use hubdir_core::{Accessibility, Address, Kind, ServiceType, Site, SiteInput, SiteStatus, Violations};
 use hubdir_store::{Applied, Change, Precondition, Store, StoreError, Write};
 
 /// How many sites `hubdir serve --demo` loads unless told otherwise.
@@ -372,20 +370,13 @@ pub fn sites(origin: &str, count: usize) -> Result<Vec<Site>, Violations> {
             .map(|(a, _)| a)
             .collect();
             SiteInput {
-                name: format!(
-                    "sites/{origin}/demo-{}-{i:05}",
-                    city.country.to_ascii_lowercase()
-                ),
+                name: format!("sites/{origin}/demo-{}-{i:05}", city.country.to_ascii_lowercase()),
                 display_name: format!("{} {label} {number}", city.name),
                 kind: Some(kind),
                 operator: format!(
                     "{} {}",
                     city.country,
-                    if matches!(kind, Kind::PostOffice | Kind::PostalAgency) {
-                        "Post"
-                    } else {
-                        "Public Services"
-                    }
+                    if matches!(kind, Kind::PostOffice | Kind::PostalAgency) { "Post" } else { "Public Services" }
                 ),
                 country_code: city.country.to_owned(),
                 address: Address {
@@ -425,10 +416,7 @@ pub async fn load(store: &Store, origin: &str, count: usize) -> Result<LoadSumma
     for chunk in sites.chunks(500) {
         let writes = chunk
             .iter()
-            .map(|site| Write {
-                change: Change::Upsert(Box::new(site.clone())),
-                precondition: Precondition::None,
-            })
+            .map(|site| Write { change: Change::Upsert(Box::new(site.clone())), precondition: Precondition::None })
             .collect();
         for applied in store.write(writes).await? {
             match applied {
@@ -464,21 +452,11 @@ mod tests {
         let a = sites("demo", 3000).unwrap();
         let b = sites("demo", 3000).unwrap();
         assert_eq!(a, b);
-        let countries: std::collections::BTreeSet<_> =
-            a.iter().map(|s| s.country.to_string()).collect();
+        let countries: std::collections::BTreeSet<_> = a.iter().map(|s| s.country.to_string()).collect();
         assert!(countries.len() >= 8, "{countries:?}");
-        let east = a
-            .iter()
-            .filter(|s| s.country.as_str() == "FJ" && s.location.longitude() > 179.0)
-            .count();
-        let west = a
-            .iter()
-            .filter(|s| s.country.as_str() == "FJ" && s.location.longitude() < -179.0)
-            .count();
-        assert!(
-            east > 0 && west > 0,
-            "no sites on both sides of the antimeridian: {east} {west}"
-        );
+        let east = a.iter().filter(|s| s.country.as_str() == "FJ" && s.location.longitude() > 179.0).count();
+        let west = a.iter().filter(|s| s.country.as_str() == "FJ" && s.location.longitude() < -179.0).count();
+        assert!(east > 0 && west > 0, "no sites on both sides of the antimeridian: {east} {west}");
         let names: std::collections::BTreeSet<_> = a.iter().map(|s| s.name.to_string()).collect();
         assert_eq!(names.len(), a.len(), "duplicate names");
     }
@@ -487,23 +465,9 @@ mod tests {
     async fn loading_twice_changes_nothing() {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         let first = load(&store, "demo", 600).await.unwrap();
-        assert_eq!(
-            first,
-            LoadSummary {
-                created: 600,
-                updated: 0,
-                unchanged: 0
-            }
-        );
+        assert_eq!(first, LoadSummary { created: 600, updated: 0, unchanged: 0 });
         let second = load(&store, "demo", 600).await.unwrap();
-        assert_eq!(
-            second,
-            LoadSummary {
-                created: 0,
-                updated: 0,
-                unchanged: 600
-            }
-        );
+        assert_eq!(second, LoadSummary { created: 0, updated: 0, unchanged: 600 });
         assert_eq!(store.last_seq(&"demo".parse().unwrap()).await.unwrap(), 600);
     }
 }

@@ -1,18 +1,15 @@
 //! `hubdir`: the command line and the all-in-one node.
 
 mod demo;
+mod token;
 
 use clap::{Parser, Subcommand};
 use hubdir_node::ServeArgs;
 use hubdir_node::server::Mount;
 
 /// Every service of the node, as `hubdir serve` mounts them.
-const ALL_SERVICES: [Mount; 4] = [
-    hubdir_registry::MOUNT,
-    hubdir_discovery::MOUNT,
-    hubdir_connectivity::MOUNT,
-    hubdir_federation::MOUNT,
-];
+const ALL_SERVICES: [Mount; 4] =
+    [hubdir_registry::MOUNT, hubdir_discovery::MOUNT, hubdir_connectivity::MOUNT, hubdir_federation::MOUNT];
 
 /// hubdir: a federated directory of places where people can get online and get help.
 #[derive(Debug, Parser)]
@@ -35,16 +32,15 @@ enum Command {
         #[arg(long, default_value_t = demo::DEFAULT_SITES, requires = "demo")]
         demo_sites: usize,
     },
+    /// Development keys and tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Serve {
-            serve,
-            demo,
-            demo_sites,
-        } => {
+        Command::Serve { serve, demo, demo_sites } => {
             let Some(prepared) = hubdir_node::cli::prepare(&serve).await? else {
                 return Ok(());
             };
@@ -60,5 +56,6 @@ async fn main() -> anyhow::Result<()> {
             }
             hubdir_node::cli::run(prepared, &ALL_SERVICES).await
         }
+        Command::Token(command) => token::run(command),
     }
 }

@@ -1,44 +1,41 @@
 //! RegistryService: how publishers read and write sites.
 //!
-//! Reads (`GetSite`, `ListSites`) answer from the store. Writes need JWT scopes, which
-//! arrive with the publishing issue; until then they answer UNIMPLEMENTED rather than
-//! accept unauthenticated writes.
+//! Reads need `sites.read` (or `sites.write`); writes need `sites.write` with the token's
+//! origin and operator matching the site's. Every accepted write goes through
+//! `Store::write`, which appends to the change log in the same transaction.
+
+mod batch;
+mod list;
+mod update_mask;
 
 use std::sync::Arc;
 
-use hubdir_core::{CountryCode, Origin, SiteName, SiteRecord, ViolationReason, Violations};
+use hubdir_auth::{Principal, Scope, principal};
+use hubdir_core::{SiteName, SiteRecord, ViolationReason, Violations};
 use hubdir_node::{Mount, NodeContext, page_token, status};
 use hubdir_proto::convert;
-use hubdir_proto::v1::registry_service_server::{
-    RegistryService, RegistryServiceServer, SERVICE_NAME,
-};
+use hubdir_proto::v1::registry_service_server::{RegistryService, RegistryServiceServer, SERVICE_NAME};
 use hubdir_proto::v1::{
-    BatchUpsertSitesRequest, BatchUpsertSitesResponse, CreateSiteRequest, DeleteSiteRequest,
-    GetSiteRequest, ListSitesRequest, ListSitesResponse, Site, UpdateSiteRequest,
+    BatchUpsertSitesRequest, BatchUpsertSitesResponse, CreateSiteRequest, DeleteSiteRequest, GetSiteRequest,
+    ListSitesRequest, ListSitesResponse, Site, UpdateSiteRequest,
 };
-use hubdir_store::{SiteQuery, Store};
+use hubdir_store::{Applied, Change, Precondition, Store, StoreError, Write};
 use tonic::service::RoutesBuilder;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 
-/// Default and largest `ListSites` page.
-pub const DEFAULT_PAGE_SIZE: u64 = 100;
-pub const MAX_PAGE_SIZE: u64 = 1000;
+pub use batch::MAX_BATCH_ROWS;
+pub use list::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// How `hubdir serve` and `hubdir-registry` mount this service.
-pub const MOUNT: Mount = Mount {
-    service_name: SERVICE_NAME,
-    add,
-};
+pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 
 fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
     let max = ctx.config.server.max_message_bytes;
-    routes.add_service(
-        RegistryServiceServer::new(Registry {
-            store: ctx.store.clone(),
-        })
+    let server = RegistryServiceServer::new(Registry { store: ctx.store.clone() })
         .max_decoding_message_size(max)
-        .max_encoding_message_size(max),
-    );
+        .max_encoding_message_size(max);
+    routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 
 /// The RegistryService implementation.
@@ -47,9 +44,7 @@ pub struct Registry {
     store: Arc<Store>,
 }
 
-const WRITES_ARRIVE_WITH: &str = "the publishing issue (writes need JWT scopes)";
-
-fn to_proto(record: SiteRecord) -> Site {
+pub(crate) fn to_proto(record: SiteRecord) -> Site {
     let cell = hubdir_geo::cell_to_string(record.h3_cell);
     convert::record_to_proto(record, cell)
 }
@@ -57,221 +52,122 @@ fn to_proto(record: SiteRecord) -> Site {
 fn parse_name(field: &str, text: &str) -> Result<SiteName, Status> {
     text.parse::<SiteName>().map_err(|e| {
         let mut v = Violations::default();
-        let reason = if text.is_empty() {
-            ViolationReason::Required
-        } else {
-            ViolationReason::InvalidFormat
-        };
+        let reason = if text.is_empty() { ViolationReason::Required } else { ViolationReason::InvalidFormat };
         v.push(field, reason, e.to_string());
         status::invalid_argument(&v)
     })
 }
 
-/// Validates a `ListSitesRequest` into a store query, without the page position.
-fn list_query(req: &ListSitesRequest) -> Result<(SiteQuery, String), Violations> {
-    let ListSitesRequest {
-        page_size,
-        page_token: _,
-        origin,
-        country_code,
-        operator,
-        kinds,
-        statuses,
-        modified_after,
-    } = req;
-    let mut out = Violations::default();
-    let limit = match *page_size {
-        n if n < 0 => {
-            out.push(
-                "page_size",
-                ViolationReason::OutOfRange,
-                "must not be negative",
-            );
-            DEFAULT_PAGE_SIZE
+fn required(field: &str) -> Status {
+    let mut v = Violations::default();
+    v.push(field, ViolationReason::Required, "must be set");
+    status::invalid_argument(&v)
+}
+
+fn can_read(caller: &Principal) -> Result<(), Status> {
+    caller.require_any(&[Scope::SitesRead, Scope::SitesWrite]).map_err(status::from_denied)
+}
+
+/// The site as stored, or NOT_FOUND.
+async fn current(store: &Store, name: &SiteName) -> Result<SiteRecord, Status> {
+    store
+        .get_site(name)
+        .await
+        .map_err(status::from_store)?
+        .ok_or_else(|| status::from_store(StoreError::NotFound(name.to_string())))
+}
+
+fn record_of(applied: Applied) -> Result<SiteRecord, Status> {
+    match applied {
+        Applied::Created(r) | Applied::Updated(r) | Applied::Unchanged(r) => Ok(r),
+        Applied::Deleted { name, .. } | Applied::AlreadyAbsent(name) => {
+            Err(status::from_store(StoreError::Corrupt(format!("an upsert of {name} reported a delete"))))
         }
-        0 => DEFAULT_PAGE_SIZE,
-        n => (n as u64).min(MAX_PAGE_SIZE),
-    };
-    let origin = if origin.is_empty() {
-        None
-    } else {
-        origin
-            .parse::<Origin>()
-            .map_err(|e| out.push("origin", ViolationReason::InvalidFormat, e.to_string()))
-            .ok()
-    };
-    let country_code = if country_code.is_empty() {
-        None
-    } else {
-        if CountryCode::parse(country_code).is_none() {
-            out.push(
-                "country_code",
-                ViolationReason::UnknownValue,
-                format!("{country_code:?} is not an ISO 3166-1 alpha-2 code"),
-            );
-        }
-        Some(country_code.clone())
-    };
-    let kinds = kinds
-        .iter()
-        .enumerate()
-        .filter_map(|(i, raw)| match convert::kind_from_proto(*raw) {
-            Some(Some(kind)) => Some(kind),
-            _ => {
-                out.push(
-                    format!("kinds[{i}]"),
-                    ViolationReason::UnknownValue,
-                    format!("{raw} is not a kind"),
-                );
-                None
-            }
-        })
-        .collect::<Vec<_>>();
-    let statuses = statuses
-        .iter()
-        .enumerate()
-        .filter_map(|(i, raw)| match convert::status_from_proto(*raw) {
-            Some(Some(status)) => Some(status),
-            _ => {
-                out.push(
-                    format!("statuses[{i}]"),
-                    ViolationReason::UnknownValue,
-                    format!("{raw} is not a site status"),
-                );
-                None
-            }
-        })
-        .collect::<Vec<_>>();
-    let modified_after = match modified_after {
-        None => None,
-        Some(ts) => {
-            let parsed = convert::from_timestamp(ts);
-            if parsed.is_none() {
-                out.push(
-                    "modified_after",
-                    ViolationReason::OutOfRange,
-                    "not a valid timestamp",
-                );
-            }
-            parsed
-        }
-    };
-    if !out.is_empty() {
-        return Err(out);
     }
-    let kind_codes: Vec<&str> = kinds.iter().map(|k| k.code()).collect();
-    let status_codes: Vec<&str> = statuses.iter().map(|s| s.code()).collect();
-    let modified = modified_after
-        .map(|t| t.timestamp_micros().to_string())
-        .unwrap_or_default();
-    let filters = page_token::fingerprint(&[
-        origin.as_ref().map_or("", Origin::as_str),
-        country_code.as_deref().unwrap_or(""),
-        operator,
-        &kind_codes.join(","),
-        &status_codes.join(","),
-        &modified,
-    ]);
-    let operator = (!operator.is_empty()).then(|| operator.clone());
-    let query = SiteQuery {
-        origin,
-        country_code,
-        operator,
-        kinds,
-        statuses,
-        modified_after,
-        after_name: None,
-        limit,
-    };
-    Ok((query, filters))
+}
+
+async fn write_one(store: &Store, write: Write) -> Result<Applied, Status> {
+    let mut applied = store.write(vec![write]).await.map_err(status::from_store)?;
+    applied.pop().ok_or_else(|| status::from_store(StoreError::Corrupt("a write reported nothing".into())))
 }
 
 #[tonic::async_trait]
 impl RegistryService for Registry {
-    async fn create_site(
-        &self,
-        _request: Request<CreateSiteRequest>,
-    ) -> Result<Response<Site>, Status> {
-        Err(status::not_yet(
-            "hubdir.v1.RegistryService/CreateSite",
-            WRITES_ARRIVE_WITH,
-        ))
+    async fn create_site(&self, request: Request<CreateSiteRequest>) -> Result<Response<Site>, Status> {
+        let caller = principal(&request);
+        caller.require_any(&[Scope::SitesWrite]).map_err(status::from_denied)?;
+        let CreateSiteRequest { site } = request.into_inner();
+        let (site, _etag) = convert::site_from_proto(site.ok_or_else(|| required("site"))?)
+            .map_err(|v| status::invalid_argument(&v.nested_in("site")))?;
+        caller.require_publisher_of(&site.name, &site.operator).map_err(status::from_denied)?;
+        let write = Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::Absent };
+        Ok(Response::new(to_proto(record_of(write_one(&self.store, write).await?)?)))
     }
 
     async fn get_site(&self, request: Request<GetSiteRequest>) -> Result<Response<Site>, Status> {
+        can_read(&principal(&request))?;
         let GetSiteRequest { name } = request.into_inner();
         let name = parse_name("name", &name)?;
-        match self
-            .store
-            .get_site(&name)
-            .await
-            .map_err(status::from_store)?
-        {
-            Some(record) => Ok(Response::new(to_proto(record))),
-            None => Err(status::from_store(hubdir_store::StoreError::NotFound(
-                name.to_string(),
-            ))),
+        Ok(Response::new(to_proto(current(&self.store, &name).await?)))
+    }
+
+    async fn update_site(&self, request: Request<UpdateSiteRequest>) -> Result<Response<Site>, Status> {
+        let caller = principal(&request);
+        caller.require_any(&[Scope::SitesWrite]).map_err(status::from_denied)?;
+        let UpdateSiteRequest { site, update_mask } = request.into_inner();
+        let patch = site.ok_or_else(|| required("site"))?;
+        let paths = update_mask.ok_or_else(|| required("update_mask"))?.paths;
+        let name = parse_name("site.name", &patch.name)?;
+        let stored = current(&self.store, &name).await?;
+        caller.require_publisher_of(&name, &stored.site.operator).map_err(status::from_denied)?;
+        if !patch.etag.is_empty() && patch.etag != stored.etag {
+            return Err(status::from_store(StoreError::EtagMismatch { name: name.to_string(), expected: patch.etag }));
         }
+        let read_etag = stored.etag.clone();
+        let merged = update_mask::apply(to_proto(stored), patch, &paths).map_err(|v| status::invalid_argument(&v))?;
+        let (site, _) = convert::site_from_proto(merged).map_err(|v| status::invalid_argument(&v.nested_in("site")))?;
+        caller.require_publisher_of(&site.name, &site.operator).map_err(status::from_denied)?;
+        // The etag read above guards against a write that landed in between.
+        let write = Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::Etag(read_etag) };
+        Ok(Response::new(to_proto(record_of(write_one(&self.store, write).await?)?)))
     }
 
-    async fn update_site(
-        &self,
-        _request: Request<UpdateSiteRequest>,
-    ) -> Result<Response<Site>, Status> {
-        Err(status::not_yet(
-            "hubdir.v1.RegistryService/UpdateSite",
-            WRITES_ARRIVE_WITH,
-        ))
+    async fn delete_site(&self, request: Request<DeleteSiteRequest>) -> Result<Response<()>, Status> {
+        let caller = principal(&request);
+        caller.require_any(&[Scope::SitesWrite]).map_err(status::from_denied)?;
+        let DeleteSiteRequest { name, etag } = request.into_inner();
+        let name = parse_name("name", &name)?;
+        let stored = current(&self.store, &name).await?;
+        caller.require_publisher_of(&name, &stored.site.operator).map_err(status::from_denied)?;
+        let precondition = Precondition::Etag(if etag.is_empty() { stored.etag } else { etag });
+        write_one(&self.store, Write { change: Change::Delete(name), precondition }).await?;
+        Ok(Response::new(()))
     }
 
-    async fn delete_site(
-        &self,
-        _request: Request<DeleteSiteRequest>,
-    ) -> Result<Response<()>, Status> {
-        Err(status::not_yet(
-            "hubdir.v1.RegistryService/DeleteSite",
-            WRITES_ARRIVE_WITH,
-        ))
-    }
-
-    async fn list_sites(
-        &self,
-        request: Request<ListSitesRequest>,
-    ) -> Result<Response<ListSitesResponse>, Status> {
+    async fn list_sites(&self, request: Request<ListSitesRequest>) -> Result<Response<ListSitesResponse>, Status> {
+        can_read(&principal(&request))?;
         let request = request.into_inner();
-        let (mut query, filters) =
-            list_query(&request).map_err(|v| status::invalid_argument(&v))?;
-        query.after_name = page_token::decode(&request.page_token, &filters)
-            .map_err(|v| status::invalid_argument(&v))?;
+        let (mut query, filters) = list::list_query(&request).map_err(|v| status::invalid_argument(&v))?;
+        query.after_name =
+            page_token::decode(&request.page_token, &filters).map_err(|v| status::invalid_argument(&v))?;
         let page_size = query.limit;
         query.limit = page_size + 1;
-        let mut records = self
-            .store
-            .list_sites(&query)
-            .await
-            .map_err(status::from_store)?;
+        let mut records = self.store.list_sites(&query).await.map_err(status::from_store)?;
         let next_page_token = if records.len() as u64 > page_size {
             records.truncate(page_size as usize);
-            records
-                .last()
-                .map(|r| page_token::encode(&r.site.name.to_string(), &filters))
-                .unwrap_or_default()
+            records.last().map(|r| page_token::encode(&r.site.name.to_string(), &filters)).unwrap_or_default()
         } else {
             String::new()
         };
-        Ok(Response::new(ListSitesResponse {
-            sites: records.into_iter().map(to_proto).collect(),
-            next_page_token,
-        }))
+        Ok(Response::new(ListSitesResponse { sites: records.into_iter().map(to_proto).collect(), next_page_token }))
     }
 
     async fn batch_upsert_sites(
         &self,
-        _request: Request<Streaming<BatchUpsertSitesRequest>>,
+        request: Request<Streaming<BatchUpsertSitesRequest>>,
     ) -> Result<Response<BatchUpsertSitesResponse>, Status> {
-        Err(status::not_yet(
-            "hubdir.v1.RegistryService/BatchUpsertSites",
-            WRITES_ARRIVE_WITH,
-        ))
+        let caller = principal(&request);
+        caller.require_any(&[Scope::SitesWrite]).map_err(status::from_denied)?;
+        batch::run(&self.store, &caller, request.into_inner()).await.map(Response::new)
     }
 }

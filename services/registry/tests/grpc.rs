@@ -2,13 +2,19 @@
 
 use std::sync::Arc;
 
+use hubdir_auth::dev::{TokenClaims, generate_ed25519, issue};
+use hubdir_auth::{AuthConfig, IssuerConfig, KeyConfig};
 use hubdir_core::{Kind, SiteInput};
 use hubdir_node::{Config, NodeContext};
 use hubdir_proto::v1::registry_service_client::RegistryServiceClient;
-use hubdir_proto::v1::{self as pb, CreateSiteRequest, GetSiteRequest, ListSitesRequest};
+use hubdir_proto::v1::{
+    self as pb, BatchUpsertSitesRequest, CreateSiteRequest, DeleteSiteRequest, GetSiteRequest, ListSitesRequest,
+    RowOutcome, UpdateSiteRequest,
+};
 use hubdir_store::{Change, Precondition, Store, Write};
 use tokio::net::TcpListener;
 use tonic::Code;
+use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
@@ -16,46 +22,61 @@ struct Node {
     client: RegistryServiceClient<Channel>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    private_key: String,
     _dir: tempfile::TempDir,
+}
+
+/// Who a test request speaks as.
+#[derive(Clone, Copy)]
+enum As {
+    Anonymous,
+    Reader,
+    /// `sites.write` for origin `zw`, operator `ZimPost`.
+    Publisher,
+    /// `sites.write` for origin `zw`, operator `Library Board`.
+    OtherOperator,
 }
 
 impl Node {
     async fn start(sites: usize) -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
         let writes = (0..sites)
             .map(|i| {
                 let site = SiteInput {
                     name: format!("sites/zw/s{i:03}"),
                     display_name: format!("Site {i}"),
-                    kind: Some(if i % 2 == 0 {
-                        Kind::PostOffice
-                    } else {
-                        Kind::PublicLibrary
-                    }),
+                    kind: Some(if i % 2 == 0 { Kind::PostOffice } else { Kind::PublicLibrary }),
                     country_code: if i % 4 == 0 { "KE".into() } else { "ZW".into() },
+                    operator: "ZimPost".into(),
                     location: Some((-17.0 - i as f64 / 100.0, 31.0)),
                     time_zone: "Africa/Harare".into(),
                     ..SiteInput::default()
                 }
                 .validate()
                 .unwrap();
-                Write {
-                    change: Change::Upsert(Box::new(site)),
-                    precondition: Precondition::Absent,
-                }
+                Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::Absent }
             })
             .collect();
         store.write(writes).await.unwrap();
 
+        let (private_key, public_key) = generate_ed25519().unwrap();
+        let public_key_file = dir.path().join("k1.pub.pem");
+        std::fs::write(&public_key_file, public_key).unwrap();
+        let config = Config {
+            auth: AuthConfig {
+                issuers: vec![IssuerConfig {
+                    issuer: "test".into(),
+                    audience: "hubdir".into(),
+                    keys: vec![KeyConfig { kid: "k1".into(), algorithm: "EdDSA".into(), public_key_file }],
+                }],
+                ..AuthConfig::default()
+            },
+            ..Config::default()
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let ctx = NodeContext {
-            config: Arc::new(Config::default()),
-            store: Arc::new(store),
-        };
+        let ctx = NodeContext::new(config, Arc::new(store)).unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             hubdir_node::server::serve(ctx, &[hubdir_registry::MOUNT], listener, async {
@@ -63,15 +84,35 @@ impl Node {
             })
             .await
         });
-        let client = RegistryServiceClient::connect(format!("http://{address}"))
-            .await
-            .unwrap();
-        Node {
-            client,
-            stop: Some(stop),
-            server,
-            _dir: dir,
-        }
+        let client = RegistryServiceClient::connect(format!("http://{address}")).await.unwrap();
+        Node { client, stop: Some(stop), server, private_key, _dir: dir }
+    }
+
+    /// A request carrying the bearer token of `who`.
+    fn req<T>(&self, who: As, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        let (scope, operator) = match who {
+            As::Anonymous => return request,
+            As::Reader => ("sites.read", None),
+            As::Publisher => ("sites.write", Some("ZimPost")),
+            As::OtherOperator => ("sites.write", Some("Library Board")),
+        };
+        let now = chrono::Utc::now().timestamp();
+        let claims = TokenClaims {
+            iss: "test".into(),
+            aud: "hubdir".into(),
+            sub: "tester".into(),
+            iat: now,
+            exp: now + 300,
+            scope: scope.into(),
+            origin: operator.map(|_| "zw".into()),
+            operator: operator.map(Into::into),
+            sites: vec![],
+        };
+        let token = issue(self.private_key.as_bytes(), "k1", &claims).unwrap();
+        let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+        request.metadata_mut().insert("authorization", value);
+        request
     }
 
     async fn stop(mut self) {
@@ -81,29 +122,44 @@ impl Node {
 }
 
 fn list(page_size: i32, page_token: String) -> ListSitesRequest {
-    ListSitesRequest {
-        page_size,
-        page_token,
-        ..ListSitesRequest::default()
+    ListSitesRequest { page_size, page_token, ..ListSitesRequest::default() }
+}
+
+fn field_violations(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .expect("BadRequest details")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
+}
+
+fn new_site(id: &str, operator: &str) -> pb::Site {
+    pb::Site {
+        name: format!("sites/zw/{id}"),
+        display_name: format!("Help point {id}"),
+        kind: pb::Kind::Telecentre.into(),
+        operator: operator.into(),
+        country_code: "ZW".into(),
+        location: Some(pb::LatLng { latitude: -17.9, longitude: 31.1 }),
+        time_zone: "Africa/Harare".into(),
+        ..pb::Site::default()
     }
 }
 
 #[tokio::test]
 async fn get_site_answers_from_the_store() {
     let mut node = Node::start(3).await;
-    let site = node
-        .client
-        .get_site(GetSiteRequest {
-            name: "sites/zw/s001".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let request = node.req(As::Reader, GetSiteRequest { name: "sites/zw/s001".into() });
+    let site = node.client.get_site(request).await.unwrap().into_inner();
     assert_eq!(site.display_name, "Site 1");
     assert_eq!(site.kind, i32::from(pb::Kind::PublicLibrary));
     assert_eq!(site.origin_seq, 2);
     assert_eq!(site.h3_cell.len(), 15, "h3 cell {:?}", site.h3_cell);
     assert!(!site.etag.is_empty());
+    let anonymous = node.req(As::Anonymous, GetSiteRequest { name: "sites/zw/s001".into() });
+    assert_eq!(node.client.get_site(anonymous).await.unwrap_err().code(), Code::Unauthenticated);
     node.stop().await;
 }
 
@@ -111,30 +167,15 @@ async fn get_site_answers_from_the_store() {
 async fn a_malformed_name_is_invalid_argument_naming_the_field() {
     let mut node = Node::start(0).await;
     for bad in ["", "sites/zw", "sites/ZW/1", "zw/1"] {
-        let status = node
-            .client
-            .get_site(GetSiteRequest { name: bad.into() })
-            .await
-            .unwrap_err();
+        let request = node.req(As::Reader, GetSiteRequest { name: bad.into() });
+        let status = node.client.get_site(request).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{bad:?}");
-        let violations = status
-            .get_details_bad_request()
-            .expect("BadRequest details")
-            .field_violations;
-        assert_eq!(violations[0].field, "name", "{bad:?}");
+        assert_eq!(field_violations(&status), vec!["name"], "{bad:?}");
     }
-    let missing = node
-        .client
-        .get_site(GetSiteRequest {
-            name: "sites/zw/nope".into(),
-        })
-        .await
-        .unwrap_err();
+    let request = node.req(As::Reader, GetSiteRequest { name: "sites/zw/nope".into() });
+    let missing = node.client.get_site(request).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
-    assert_eq!(
-        missing.get_details_error_info().unwrap().reason,
-        "SITE_NOT_FOUND"
-    );
+    assert_eq!(missing.get_details_error_info().unwrap().reason, "SITE_NOT_FOUND");
     node.stop().await;
 }
 
@@ -144,12 +185,8 @@ async fn list_sites_pages_through_everything_once() {
     let mut names = Vec::new();
     let mut token = String::new();
     loop {
-        let page = node
-            .client
-            .list_sites(list(10, token))
-            .await
-            .unwrap()
-            .into_inner();
+        let request = node.req(As::Reader, list(10, token));
+        let page = node.client.list_sites(request).await.unwrap().into_inner();
         assert!(page.sites.len() <= 10);
         names.extend(page.sites.into_iter().map(|s| s.name));
         if page.next_page_token.is_empty() {
@@ -160,17 +197,8 @@ async fn list_sites_pages_through_everything_once() {
     let expected: Vec<String> = (0..25).map(|i| format!("sites/zw/s{i:03}")).collect();
     assert_eq!(names, expected);
 
-    let kenya = ListSitesRequest {
-        country_code: "KE".into(),
-        ..list(100, String::new())
-    };
-    let sites = node
-        .client
-        .list_sites(kenya)
-        .await
-        .unwrap()
-        .into_inner()
-        .sites;
+    let kenya = node.req(As::Reader, ListSitesRequest { country_code: "KE".into(), ..list(100, String::new()) });
+    let sites = node.client.list_sites(kenya).await.unwrap().into_inner().sites;
     assert_eq!(sites.len(), 7);
     assert!(sites.iter().all(|s| s.country_code == "KE"));
     node.stop().await;
@@ -179,54 +207,143 @@ async fn list_sites_pages_through_everything_once() {
 #[tokio::test]
 async fn a_token_reused_with_other_filters_is_refused() {
     let mut node = Node::start(5).await;
-    let first = node
-        .client
-        .list_sites(list(2, String::new()))
-        .await
-        .unwrap()
-        .into_inner();
-    let changed = ListSitesRequest {
-        country_code: "ZW".into(),
-        ..list(2, first.next_page_token)
-    };
+    let request = node.req(As::Reader, list(2, String::new()));
+    let first = node.client.list_sites(request).await.unwrap().into_inner();
+    let changed =
+        node.req(As::Reader, ListSitesRequest { country_code: "ZW".into(), ..list(2, first.next_page_token) });
     let status = node.client.list_sites(changed).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(
-        status.get_details_bad_request().unwrap().field_violations[0].field,
-        "page_token"
-    );
+    assert_eq!(field_violations(&status), vec!["page_token"]);
 
-    let bad = ListSitesRequest {
-        country_code: "XX".into(),
-        kinds: vec![77],
-        page_size: -1,
-        ..ListSitesRequest::default()
-    };
-    let status = node.client.list_sites(bad).await.unwrap_err();
-    let fields: Vec<String> = status
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
-    assert_eq!(fields, vec!["page_size", "country_code", "kinds[0]"]);
+    let bad =
+        ListSitesRequest { country_code: "XX".into(), kinds: vec![77], page_size: -1, ..ListSitesRequest::default() };
+    let status = node.client.list_sites(node.req(As::Reader, bad)).await.unwrap_err();
+    assert_eq!(field_violations(&status), vec!["page_size", "country_code", "kinds[0]"]);
     node.stop().await;
 }
 
 #[tokio::test]
-async fn writes_say_they_are_not_served_yet() {
+async fn create_update_delete_round_trip() {
     let mut node = Node::start(0).await;
-    let status = node
-        .client
-        .create_site(CreateSiteRequest { site: None })
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
-    assert!(
-        status.message().contains("CreateSite"),
-        "{}",
-        status.message()
-    );
+    let create = node.req(As::Publisher, CreateSiteRequest { site: Some(new_site("new-1", "ZimPost")) });
+    let created = node.client.create_site(create).await.unwrap().into_inner();
+    assert_eq!(created.origin_seq, 1);
+
+    let again = node.req(As::Publisher, CreateSiteRequest { site: Some(new_site("new-1", "ZimPost")) });
+    assert_eq!(node.client.create_site(again).await.unwrap_err().code(), Code::AlreadyExists);
+
+    // Update one field; the others stay.
+    let patch = pb::Site {
+        name: created.name.clone(),
+        display_name: "Renamed".into(),
+        etag: created.etag.clone(),
+        ..pb::Site::default()
+    };
+    let mask = prost_types::FieldMask { paths: vec!["display_name".into()] };
+    let update = node.req(As::Publisher, UpdateSiteRequest { site: Some(patch), update_mask: Some(mask.clone()) });
+    let updated = node.client.update_site(update).await.unwrap().into_inner();
+    assert_eq!(updated.display_name, "Renamed");
+    assert_eq!(updated.time_zone, "Africa/Harare");
+    assert_eq!(updated.origin_seq, 2);
+    assert_ne!(updated.etag, created.etag);
+
+    // A stale etag is ABORTED (AIP-154) and changes nothing.
+    let stale = pb::Site {
+        name: created.name.clone(),
+        display_name: "Lost update".into(),
+        etag: created.etag.clone(),
+        ..pb::Site::default()
+    };
+    let update = node.req(As::Publisher, UpdateSiteRequest { site: Some(stale), update_mask: Some(mask) });
+    let status = node.client.update_site(update).await.unwrap_err();
+    assert_eq!(status.code(), Code::Aborted);
+    assert_eq!(status.get_details_error_info().unwrap().reason, "ETAG_MISMATCH");
+
+    // An invalid value names the field under `site.`.
+    let bad = pb::Site {
+        name: created.name.clone(),
+        location: Some(pb::LatLng { latitude: 123.0, longitude: 31.0 }),
+        ..pb::Site::default()
+    };
+    let mask = prost_types::FieldMask { paths: vec!["location".into()] };
+    let update = node.req(As::Publisher, UpdateSiteRequest { site: Some(bad), update_mask: Some(mask) });
+    let status = node.client.update_site(update).await.unwrap_err();
+    assert_eq!(field_violations(&status), vec!["site.location.latitude"]);
+
+    let delete = node.req(As::Publisher, DeleteSiteRequest { name: created.name.clone(), etag: String::new() });
+    node.client.delete_site(delete).await.unwrap();
+    let get = node.req(As::Reader, GetSiteRequest { name: created.name.clone() });
+    assert_eq!(node.client.get_site(get).await.unwrap_err().code(), Code::NotFound);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_publisher_cannot_touch_another_operators_sites() {
+    let mut node = Node::start(2).await;
+    let create = node.req(As::OtherOperator, CreateSiteRequest { site: Some(new_site("theirs", "ZimPost")) });
+    assert_eq!(node.client.create_site(create).await.unwrap_err().code(), Code::PermissionDenied);
+    let patch = pb::Site { name: "sites/zw/s000".into(), display_name: "Hijacked".into(), ..pb::Site::default() };
+    let mask = prost_types::FieldMask { paths: vec!["display_name".into()] };
+    let update = node.req(As::OtherOperator, UpdateSiteRequest { site: Some(patch), update_mask: Some(mask) });
+    assert_eq!(node.client.update_site(update).await.unwrap_err().code(), Code::PermissionDenied);
+    // Nor hand a site over to another operator.
+    let patch = pb::Site { name: "sites/zw/s000".into(), operator: "Library Board".into(), ..pb::Site::default() };
+    let mask = prost_types::FieldMask { paths: vec!["operator".into()] };
+    let update = node.req(As::Publisher, UpdateSiteRequest { site: Some(patch), update_mask: Some(mask) });
+    assert_eq!(node.client.update_site(update).await.unwrap_err().code(), Code::PermissionDenied);
+    let delete = node.req(As::OtherOperator, DeleteSiteRequest { name: "sites/zw/s001".into(), etag: String::new() });
+    assert_eq!(node.client.delete_site(delete).await.unwrap_err().code(), Code::PermissionDenied);
+    let reader = node.req(As::Reader, CreateSiteRequest { site: Some(new_site("r", "ZimPost")) });
+    assert_eq!(node.client.create_site(reader).await.unwrap_err().code(), Code::PermissionDenied);
+    let get = node.req(As::Reader, GetSiteRequest { name: "sites/zw/s000".into() });
+    assert_eq!(node.client.get_site(get).await.unwrap().into_inner().display_name, "Site 0");
+    node.stop().await;
+}
+
+fn batch(rows: Vec<pb::Site>, atomic: bool) -> impl tokio_stream::Stream<Item = BatchUpsertSitesRequest> {
+    // Two messages, to exercise row numbering across the stream.
+    let mid = rows.len() / 2;
+    let (a, b) = rows.split_at(mid);
+    tokio_stream::iter(vec![
+        BatchUpsertSitesRequest { sites: a.to_vec(), atomic },
+        BatchUpsertSitesRequest { sites: b.to_vec(), atomic: false },
+    ])
+}
+
+#[tokio::test]
+async fn batches_report_every_row_and_replays_change_nothing() {
+    let mut node = Node::start(0).await;
+    let mut rows: Vec<pb::Site> = (0..6).map(|i| new_site(&format!("b{i}"), "ZimPost")).collect();
+    rows[2].location = Some(pb::LatLng { latitude: 0.0, longitude: 0.0 });
+    rows[4].operator = "Library Board".into();
+
+    let response =
+        node.client.batch_upsert_sites(node.req(As::Publisher, batch(rows.clone(), false))).await.unwrap().into_inner();
+    assert_eq!((response.created_count, response.rejected_count), (4, 2));
+    let outcomes: Vec<i32> = response.results.iter().map(|r| r.outcome).collect();
+    let (c, r) = (i32::from(RowOutcome::Created), i32::from(RowOutcome::Rejected));
+    assert_eq!(outcomes, vec![c, c, r, c, r, c]);
+    assert_eq!(response.results[2].row, 2);
+    assert_eq!(response.results[2].errors[0].field, "location");
+    assert_eq!(response.results[4].errors[0].reason, "PERMISSION_DENIED");
+
+    let replay =
+        node.client.batch_upsert_sites(node.req(As::Publisher, batch(rows.clone(), false))).await.unwrap().into_inner();
+    assert_eq!((replay.created_count, replay.updated_count, replay.unchanged_count), (0, 0, 4));
+    let listed =
+        node.client.list_sites(node.req(As::Reader, list(100, String::new()))).await.unwrap().into_inner().sites;
+    assert_eq!(listed.iter().map(|s| s.origin_seq).max(), Some(4), "the replay appended to the change log");
+
+    // Atomic: one bad row refuses everything, naming the row.
+    rows.iter_mut().for_each(|s| s.name.push_str("-atomic"));
+    let status = node.client.batch_upsert_sites(node.req(As::Publisher, batch(rows.clone(), true))).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(field_violations(&status), vec!["sites[2].location", "sites[4].name"]);
+    let listed =
+        node.client.list_sites(node.req(As::Reader, list(100, String::new()))).await.unwrap().into_inner().sites;
+    assert_eq!(listed.len(), 4, "an atomic batch was half-written");
+
+    let anonymous = node.client.batch_upsert_sites(node.req(As::Anonymous, batch(rows, false))).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
     node.stop().await;
 }

@@ -1,0 +1,138 @@
+//! `BatchUpsertSites`: many rows from a client stream, one result per row.
+//!
+//! Row by row (the default): every valid row is written, in transactions of `CHUNK` rows as
+//! they arrive, and every invalid or unauthorised row is reported with its errors. Atomic
+//! (`atomic` set on the first message): if any row is refused, nothing is written and the
+//! call fails with INVALID_ARGUMENT listing the refused fields as `sites[ROW].FIELD`; otherwise
+//! all rows are written in one transaction. Either way a row identical to the stored site is
+//! UNCHANGED and appends nothing to the change log, so replaying a batch is a no-op.
+
+use hubdir_auth::{Denied, Principal};
+use hubdir_core::{Site, ViolationReason, Violations};
+use hubdir_node::status;
+use hubdir_proto::convert;
+use hubdir_proto::v1::{BatchUpsertSitesRequest, BatchUpsertSitesResponse, FieldError, RowOutcome, RowResult};
+use hubdir_store::{Applied, Change, Precondition, Store, Write};
+use tonic::{Status, Streaming};
+
+/// The most rows one stream may carry; larger imports use several streams.
+pub const MAX_BATCH_ROWS: usize = 50_000;
+/// Rows per transaction in row-by-row mode.
+const CHUNK: usize = 500;
+/// The most field violations an atomic refusal lists.
+const MAX_LISTED_VIOLATIONS: usize = 100;
+
+pub async fn run(
+    store: &Store,
+    caller: &Principal,
+    mut stream: Streaming<BatchUpsertSitesRequest>,
+) -> Result<BatchUpsertSitesResponse, Status> {
+    let mut atomic = None;
+    let mut results: Vec<RowResult> = Vec::new();
+    let mut pending: Vec<(usize, Site)> = Vec::new();
+    while let Some(message) = stream.message().await? {
+        let BatchUpsertSitesRequest { sites, atomic: requested } = message;
+        let atomic = *atomic.get_or_insert(requested);
+        for site in sites {
+            let row = results.len();
+            if row >= MAX_BATCH_ROWS {
+                let mut v = Violations::default();
+                v.push("sites", ViolationReason::TooMany, format!("a batch holds at most {MAX_BATCH_ROWS} rows; send more in another stream (rows before this one in row-by-row mode are written, and replaying them is a no-op)"));
+                return Err(status::invalid_argument(&v));
+            }
+            let name = site.name.clone();
+            let mut result =
+                RowResult { row: row as i64, name, outcome: RowOutcome::Unspecified.into(), errors: vec![] };
+            match convert::site_from_proto(site) {
+                Err(violations) => reject(&mut result, violations_to_errors(&violations)),
+                Ok((site, _etag)) => match caller.require_publisher_of(&site.name, &site.operator) {
+                    Err(denied) => reject(&mut result, vec![denied_error(denied)]),
+                    Ok(()) => pending.push((row, site)),
+                },
+            }
+            results.push(result);
+            if !atomic && pending.len() >= CHUNK {
+                flush(store, &mut pending, &mut results).await?;
+            }
+        }
+    }
+    if atomic == Some(true) {
+        refuse_if_any_rejected(&results)?;
+    }
+    flush(store, &mut pending, &mut results).await?;
+
+    let count = |outcome: RowOutcome| results.iter().filter(|r| r.outcome == i32::from(outcome)).count() as i64;
+    Ok(BatchUpsertSitesResponse {
+        created_count: count(RowOutcome::Created),
+        updated_count: count(RowOutcome::Updated),
+        unchanged_count: count(RowOutcome::Unchanged),
+        rejected_count: count(RowOutcome::Rejected),
+        results,
+    })
+}
+
+fn reject(result: &mut RowResult, errors: Vec<FieldError>) {
+    result.outcome = RowOutcome::Rejected.into();
+    result.errors = errors;
+}
+
+fn violations_to_errors(violations: &Violations) -> Vec<FieldError> {
+    violations
+        .0
+        .iter()
+        .map(|v| FieldError {
+            field: v.field.clone(),
+            reason: v.reason.code().to_owned(),
+            description: v.description.clone(),
+        })
+        .collect()
+}
+
+fn denied_error(denied: Denied) -> FieldError {
+    FieldError { field: "name".into(), reason: "PERMISSION_DENIED".into(), description: denied.to_string() }
+}
+
+fn refuse_if_any_rejected(results: &[RowResult]) -> Result<(), Status> {
+    let rejected: Vec<&RowResult> = results.iter().filter(|r| r.outcome == i32::from(RowOutcome::Rejected)).collect();
+    let Some(first) = rejected.first() else { return Ok(()) };
+    let violations = rejected
+        .iter()
+        .flat_map(|row| {
+            row.errors
+                .iter()
+                .map(|e| status::field_violation(&format!("sites[{}].{}", row.row, e.field), &e.reason, &e.description))
+        })
+        .take(MAX_LISTED_VIOLATIONS)
+        .collect();
+    let first_error = first.errors.first().map(|e| format!("sites[{}].{}: {}", first.row, e.field, e.description));
+    let message = format!(
+        "atomic batch refused, nothing written: {} of {} rows are invalid or not yours to publish; first: {}",
+        rejected.len(),
+        results.len(),
+        first_error.unwrap_or_default()
+    );
+    Err(status::bad_request(message, violations))
+}
+
+/// Writes the pending rows in one transaction and records each row's outcome.
+async fn flush(store: &Store, pending: &mut Vec<(usize, Site)>, results: &mut [RowResult]) -> Result<(), Status> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<usize> = pending.iter().map(|(row, _)| *row).collect();
+    let writes = pending
+        .drain(..)
+        .map(|(_, site)| Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::None })
+        .collect();
+    let applied = store.write(writes).await.map_err(status::from_store)?;
+    for (row, applied) in rows.into_iter().zip(applied) {
+        results[row].outcome = match applied {
+            Applied::Created(_) => RowOutcome::Created,
+            Applied::Updated(_) => RowOutcome::Updated,
+            Applied::Unchanged(_) => RowOutcome::Unchanged,
+            Applied::Deleted { .. } | Applied::AlreadyAbsent(_) => RowOutcome::Unspecified,
+        }
+        .into();
+    }
+    Ok(())
+}
