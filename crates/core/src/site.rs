@@ -122,13 +122,20 @@ impl TryFrom<RawLatLng> for LatLng {
     }
 }
 
-/// Declares a validated string newtype; the check lives in `validate`.
+/// Declares a validated string newtype; the check lives in `validate`, and deserialising
+/// runs it too.
 macro_rules! checked_string {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
+        #[serde(try_from = "String", into = "String")]
         pub struct $name(pub(crate) String);
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
 
         impl $name {
             pub fn as_str(&self) -> &str {

@@ -162,6 +162,34 @@ impl OpeningHours {
     }
 }
 
+impl TryFrom<String> for CountryCode {
+    type Error = String;
+    fn try_from(code: String) -> Result<Self, String> {
+        CountryCode::parse(&code).ok_or_else(|| format!("{code:?} is not an ISO 3166-1 alpha-2 code"))
+    }
+}
+
+impl TryFrom<String> for LanguageTag {
+    type Error = String;
+    fn try_from(tag: String) -> Result<Self, String> {
+        LanguageTag::parse(&tag).ok_or_else(|| format!("{tag:?} is not a BCP 47 language tag"))
+    }
+}
+
+impl TryFrom<String> for TimeZone {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        TimeZone::parse(&name).ok_or_else(|| format!("{name:?} is not an IANA time zone"))
+    }
+}
+
+impl TryFrom<String> for OpeningHours {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        OpeningHours::parse(&text)
+    }
+}
+
 fn enum_set<T: Ord + Copy + fmt::Debug>(out: &mut Violations, field: &str, values: &[T]) -> BTreeSet<T> {
     if values.len() > limits::ENUM_VALUES {
         out.push(
@@ -429,6 +457,23 @@ mod tests {
     }
 
     #[test]
+    fn deserialising_validates_too() {
+        let json = serde_json::to_string(&valid().validate().unwrap()).unwrap();
+        assert!(serde_json::from_str::<Site>(&json).is_ok());
+        for (good, bad) in [
+            ("\"ZW\"", "\"QQ\""),
+            ("\"Africa/Harare\"", "\"Mars/Olympus\""),
+            ("-17.8292,", "-97.8292,"),
+            ("\"sn\"", "\"not a tag\""),
+            ("\"Mo-Fr 08:00-17:00; Sa 08:00-12:00\"", "\"whenever\""),
+        ] {
+            let tampered = json.replacen(good, bad, 1);
+            assert_ne!(tampered, json, "{good} not in {json}");
+            assert!(serde_json::from_str::<Site>(&tampered).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
     fn etag_changes_with_content_and_only_with_content() {
         let a = valid().validate().unwrap();
         let b = valid().validate().unwrap();
@@ -482,5 +527,9 @@ mod tests {
         assert!(CountryCode::parse("ZW").is_some());
         assert!(CountryCode::parse("SS").is_some());
         assert!(CountryCode::parse("EU").is_none());
+        // Kosovo's XK is user-assigned, and AN (Netherlands Antilles) was withdrawn in 2010.
+        assert!(CountryCode::parse("XK").is_none());
+        assert!(CountryCode::parse("AN").is_none());
+        assert!(CountryCode::parse("BQ").is_some());
     }
 }

@@ -54,7 +54,9 @@ impl ServeArgs {
 
     /// The effective configuration: defaults, file, this process's environment, flags.
     pub fn load_config(&self) -> anyhow::Result<Config> {
-        let config = Config::load(self.config.as_deref(), std::env::vars(), self.flags())?;
+        // `vars_os`: a variable that is not UTF-8 is skipped, not a panic.
+        let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        let config = Config::load(self.config.as_deref(), env, self.flags())?;
         config
             .node
             .id
@@ -77,7 +79,9 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     let config = args.load_config()?;
     if args.dump_config {
         use std::io::Write;
-        std::io::stdout().write_all(config.to_toml().as_bytes())?;
+        let mut shown = config.clone();
+        shown.store.url = redact_url(&shown.store.url);
+        std::io::stdout().write_all(shown.to_toml().as_bytes())?;
         return Ok(None);
     }
     hubdir_telemetry::init(&config.log.filter, config.log.format.parse()?)?;

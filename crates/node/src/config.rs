@@ -40,10 +40,13 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
-    /// Requests served at once per connection; beyond it, RESOURCE_EXHAUSTED (load shedding)
-    /// instead of an unbounded queue.
+    /// Requests served at once per connection; beyond it the request is shed at once
+    /// (load shedding) instead of waiting in an unbounded queue. Keep it below
+    /// `max_concurrent_streams`, or HTTP/2 flow control queues requests before it applies.
     pub max_concurrent_requests_per_connection: usize,
-    /// Unary request deadline, in seconds.
+    /// Deadline of every RPC's handler, in seconds, client streams included (a
+    /// `BatchUpsertSites` stream must finish within it); clients may ask for less with
+    /// `grpc-timeout`.
     pub request_timeout_secs: u64,
     /// HTTP/2 keepalive ping interval, in seconds.
     pub keepalive_interval_secs: u64,
@@ -77,8 +80,8 @@ impl Default for Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
                 max_message_bytes: 4 * 1024 * 1024,
                 max_concurrent_streams: 256,
-                max_concurrent_requests_per_connection: 512,
-                request_timeout_secs: 30,
+                max_concurrent_requests_per_connection: 128,
+                request_timeout_secs: 120,
                 keepalive_interval_secs: 30,
                 keepalive_timeout_secs: 10,
                 drain_deadline_secs: 10,

@@ -55,8 +55,9 @@ impl Store {
                     .foreign_keys(true)
             });
         if url.starts_with("sqlite::memory:") {
-            // Each pooled connection would otherwise see its own empty in-memory database.
-            options.max_connections(1);
+            // An in-memory database lives as long as its one connection: keep exactly one,
+            // forever.
+            options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
         }
         let db = Database::connect(options).await.map_err(StoreError::from_connect)?;
         migration::Migrator::up(&db, None).await?;

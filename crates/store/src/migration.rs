@@ -138,6 +138,11 @@ mod m0001_initial {
 
     #[async_trait::async_trait]
     impl MigrationTrait for Migration {
+        /// All or nothing, on SQLite too: a crash mid-migration must not leave half a schema.
+        fn use_transaction(&self) -> Option<bool> {
+            Some(true)
+        }
+
         async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
             m.create_table(
                 Table::create()

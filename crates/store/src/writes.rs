@@ -80,7 +80,6 @@ impl Store {
                 ..TransactionOptions::default()
             })
             .await?;
-        let now_us = to_micros(chrono::Utc::now());
 
         // Lock each origin's sequence row, in a fixed order so writers never deadlock.
         let mut seqs: BTreeMap<Origin, OriginSeq> = BTreeMap::new();
@@ -88,9 +87,12 @@ impl Store {
             seqs.entry(write.change.name().origin().clone()).or_default();
         }
         for (origin, seq) in &mut seqs {
-            let last = lock_origin(&txn, origin, now_us).await?;
+            let last = lock_origin(&txn, origin).await?;
             *seq = OriginSeq { last, next: last };
         }
+        // Read the clock only once the origins are ours: a writer that waited for the lock
+        // gets a later update_time as well as a later seq.
+        let now_us = to_micros(chrono::Utc::now());
 
         let mut applied = Vec::with_capacity(writes.len());
         for write in writes {
@@ -121,12 +123,12 @@ struct OriginSeq {
 }
 
 /// Creates the origin's sequence row if needed and locks it; returns its last seq.
-async fn lock_origin(txn: &DatabaseTransaction, origin: &Origin, now_us: i64) -> Result<u64, StoreError> {
+async fn lock_origin(txn: &DatabaseTransaction, origin: &Origin) -> Result<u64, StoreError> {
     let row = origin_sequences::ActiveModel {
         origin: Set(origin.to_string()),
         last_seq: Set(0),
         // A fresh epoch per incarnation of the origin's log: a recreated database gets a new one.
-        epoch: Set(format!("{now_us:x}")),
+        epoch: Set(format!("{:x}", to_micros(chrono::Utc::now()))),
     };
     let inserted = origin_sequences::Entity::insert(row)
         .on_conflict(OnConflict::column(origin_sequences::Column::Origin).do_nothing().to_owned())
