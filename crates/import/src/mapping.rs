@@ -1,0 +1,495 @@
+//! How a source's columns become a site: the mapping file.
+//!
+//! ```toml
+//! [source]
+//! format = "csv"                 # csv | geojson
+//! delimiter = ";"                # csv only; default ","
+//! encoding = "windows-1252"      # utf-8 (default) | windows-1252
+//! null_values = ["NA", "-1"]     # read as empty
+//!
+//! [site]
+//! origin = "in-post"
+//! id = "{pincode}-{officename}"  # a template: {column} is the column's value
+//! display_name = "{officename}"
+//! kind = { column = "officetype", map = { HO = "POST_OFFICE", BO = "POSTAL_AGENCY" } }
+//! country_code = "IN"            # no braces: a constant
+//! latitude = "{latitude}"
+//! longitude = "{longitude}"
+//! time_zone = "Asia/Kolkata"
+//! services = ["POSTAL_BANKING", { value = "FREE_WIFI", when = "WiFi" }]
+//!
+//! [checks]
+//! bounds = [6.0, 68.0, 37.5, 97.5]   # min_lat, min_lng, max_lat, max_lng
+//! ```
+//!
+//! In GeoJSON sources the properties are the columns, and `$latitude` / `$longitude` are the
+//! Point geometry's coordinates.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use hubdir_core::{Accessibility, Address, Contact, Kind, ServiceType, Site, SiteInput, SiteStatus};
+use serde::Deserialize;
+
+use crate::coordinates::{self, Bounds};
+use crate::{Record, RowError};
+
+/// A whole mapping file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    pub source: SourceSpec,
+    pub site: SiteSpec,
+    #[serde(default)]
+    pub checks: Checks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Geojson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum Encoding {
+    #[default]
+    #[serde(rename = "utf-8")]
+    Utf8,
+    #[serde(rename = "windows-1252")]
+    Windows1252,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    pub format: Format,
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    #[serde(default)]
+    pub encoding: Encoding,
+    #[serde(default)]
+    pub null_values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checks {
+    /// `[min_lat, min_lng, max_lat, max_lng]`: points outside are refused as OUTSIDE_EXTENT.
+    pub bounds: Option<Bounds>,
+}
+
+/// A field's value: a template string (a constant when it has no `{column}`), or a column /
+/// template whose value goes through a map, with a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    Template(String),
+    Spec {
+        #[serde(default)]
+        column: Option<String>,
+        #[serde(default)]
+        template: Option<String>,
+        #[serde(default)]
+        map: BTreeMap<String, String>,
+        #[serde(default)]
+        default: Option<String>,
+    },
+}
+
+/// An item of a list field: always there, or only when a column is truthy (`1`, `1.0`,
+/// `true`, `yes`, `y`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Item {
+    Always(String),
+    When { value: String, when: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSpec {
+    pub origin: String,
+    pub id: Value,
+    pub display_name: Value,
+    pub kind: Value,
+    #[serde(default)]
+    pub operator: Option<Value>,
+    pub country_code: Value,
+    pub latitude: Value,
+    pub longitude: Value,
+    #[serde(default)]
+    pub address_lines: Vec<Value>,
+    #[serde(default)]
+    pub locality: Option<Value>,
+    #[serde(default)]
+    pub region: Option<Value>,
+    #[serde(default)]
+    pub postal_code: Option<Value>,
+    #[serde(default)]
+    pub services: Vec<Item>,
+    #[serde(default)]
+    pub service_notes: Option<Value>,
+    #[serde(default)]
+    pub languages: Vec<Item>,
+    #[serde(default)]
+    pub accessibility: Vec<Item>,
+    #[serde(default)]
+    pub opening_hours: Option<Value>,
+    pub time_zone: Value,
+    #[serde(default)]
+    pub phone: Option<Value>,
+    #[serde(default)]
+    pub email: Option<Value>,
+    #[serde(default)]
+    pub website: Option<Value>,
+    #[serde(default)]
+    pub status: Option<Value>,
+    #[serde(default)]
+    pub free_access: Option<Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("cannot read mapping {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("mapping {path} is invalid: {source}")]
+    Parse { path: String, source: toml::de::Error },
+    #[error("mapping names columns the source does not have: {0:?}")]
+    MissingColumns(Vec<String>),
+}
+
+/// Problems found while mapping one row.
+struct Problems<'a> {
+    record: &'a Record,
+    site_id: String,
+    errors: Vec<RowError>,
+}
+
+impl Problems<'_> {
+    fn push(&mut self, field: &str, reason: &str, message: String) {
+        self.errors.push(RowError {
+            row: self.record.row,
+            line: self.record.line,
+            site_id: self.site_id.clone(),
+            field: field.to_owned(),
+            reason: reason.to_owned(),
+            message,
+        });
+    }
+}
+
+fn truthy(value: &str) -> bool {
+    matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "1.0" | "true" | "yes" | "y")
+}
+
+/// Replaces characters a site id may not hold with `-`.
+fn slug(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.trim().chars() {
+        let keep = c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        let c = if keep { c } else { '-' };
+        if !(c == '-' && out.ends_with('-')) {
+            out.push(c);
+        }
+    }
+    out.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
+}
+
+impl Mapping {
+    pub fn load(path: &Path) -> Result<Mapping, MappingError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| MappingError::Read { path: path.display().to_string(), source })?;
+        toml::from_str(&text).map_err(|source| MappingError::Parse { path: path.display().to_string(), source })
+    }
+
+    /// Every column the mapping reads.
+    pub fn columns(&self) -> Vec<String> {
+        let s = &self.site;
+        let mut values: Vec<&Value> =
+            vec![&s.id, &s.display_name, &s.kind, &s.country_code, &s.latitude, &s.longitude, &s.time_zone];
+        values.extend(s.address_lines.iter());
+        for v in [
+            &s.operator,
+            &s.locality,
+            &s.region,
+            &s.postal_code,
+            &s.service_notes,
+            &s.opening_hours,
+            &s.phone,
+            &s.email,
+            &s.website,
+            &s.status,
+            &s.free_access,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            values.push(v);
+        }
+        let mut columns: Vec<String> = values.into_iter().flat_map(Value::columns).collect();
+        for item in s.services.iter().chain(&s.languages).chain(&s.accessibility) {
+            if let Item::When { when, .. } = item {
+                columns.push(when.clone());
+            }
+        }
+        columns.sort();
+        columns.dedup();
+        columns
+    }
+
+    /// Fails naming every column the mapping reads that `headers` lacks.
+    pub fn check_columns(&self, headers: &[String]) -> Result<(), MappingError> {
+        let missing: Vec<String> = self.columns().into_iter().filter(|c| !headers.contains(c)).collect();
+        if missing.is_empty() { Ok(()) } else { Err(MappingError::MissingColumns(missing)) }
+    }
+
+    fn raw<'r>(&self, record: &'r Record, column: &str) -> &'r str {
+        let value = record.get(column);
+        if self.source.null_values.iter().any(|n| n == value) { "" } else { value }
+    }
+
+    fn template(&self, record: &Record, template: &str) -> String {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(start) = rest.find('{') {
+            out.push_str(&rest[..start]);
+            match rest[start..].find('}') {
+                Some(end) => {
+                    out.push_str(self.raw(record, &rest[start + 1..start + end]));
+                    rest = &rest[start + end + 1..];
+                }
+                None => {
+                    out.push_str(&rest[start..]);
+                    rest = "";
+                }
+            }
+        }
+        out.push_str(rest);
+        out.trim().to_owned()
+    }
+
+    fn value(&self, record: &Record, value: &Value, field: &str, problems: &mut Problems) -> String {
+        match value {
+            Value::Template(t) => self.template(record, t),
+            Value::Spec { column, template, map, default } => {
+                let raw = match (column, template) {
+                    (Some(c), _) => self.raw(record, c).to_owned(),
+                    (None, Some(t)) => self.template(record, t),
+                    (None, None) => String::new(),
+                };
+                if map.is_empty() {
+                    return if raw.is_empty() { default.clone().unwrap_or_default() } else { raw };
+                }
+                match (map.get(&raw), default) {
+                    (Some(mapped), _) => mapped.clone(),
+                    (None, Some(default)) => default.clone(),
+                    (None, None) => {
+                        problems.push(field, "UNMAPPED_VALUE", format!("{raw:?} is not in the mapping's value map"));
+                        String::new()
+                    }
+                }
+            }
+        }
+    }
+
+    fn items(&self, record: &Record, items: &[Item]) -> Vec<String> {
+        items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Always(value) => Some(self.template(record, value)),
+                Item::When { value, when } => truthy(self.raw(record, when)).then(|| self.template(record, value)),
+            })
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+
+    fn optional(&self, record: &Record, value: &Option<Value>, field: &str, problems: &mut Problems) -> String {
+        value.as_ref().map(|v| self.value(record, v, field, problems)).unwrap_or_default()
+    }
+
+    /// The record as a validated site, or every problem found (each naming its field).
+    pub fn site(&self, record: &Record) -> Result<Site, Vec<RowError>> {
+        let s = &self.site;
+        let mut problems = Problems { record, site_id: String::new(), errors: Vec::new() };
+        let site_id = slug(&self.value(record, &s.id, "id", &mut problems));
+        problems.site_id = site_id.clone();
+
+        let codes = |values: Vec<String>, field: &str, problems: &mut Problems, parse: &dyn Fn(&str) -> bool| {
+            for v in &values {
+                if !parse(v) {
+                    problems.push(field, "UNKNOWN_VALUE", format!("{v:?} is not a known value"));
+                }
+            }
+            values
+        };
+        let kind_text = self.value(record, &s.kind, "kind", &mut problems);
+        let kind = Kind::from_code(&kind_text);
+        if kind.is_none() && !kind_text.is_empty() {
+            problems.push("kind", "UNKNOWN_VALUE", format!("{kind_text:?} is not a kind"));
+        }
+        let status_text = self.optional(record, &s.status, "status", &mut problems);
+        let status = if status_text.is_empty() { None } else { SiteStatus::from_code(&status_text) };
+        if status.is_none() && !status_text.is_empty() {
+            problems.push("status", "UNKNOWN_VALUE", format!("{status_text:?} is not a site status"));
+        }
+        let services =
+            codes(self.items(record, &s.services), "services", &mut problems, &|v| ServiceType::from_code(v).is_some());
+        let accessibility = codes(self.items(record, &s.accessibility), "accessibility", &mut problems, &|v| {
+            Accessibility::from_code(v).is_some()
+        });
+
+        let lat = self.value(record, &s.latitude, "latitude", &mut problems);
+        let lng = self.value(record, &s.longitude, "longitude", &mut problems);
+        let location = match coordinates::check(&lat, &lng, self.checks.bounds.as_ref()) {
+            Ok(pair) => Some(pair),
+            Err(e) => {
+                problems.push(e.field, e.reason, e.message);
+                None
+            }
+        };
+
+        let input = SiteInput {
+            name: format!("sites/{}/{}", s.origin, site_id),
+            display_name: self.value(record, &s.display_name, "display_name", &mut problems),
+            kind,
+            operator: self.optional(record, &s.operator, "operator", &mut problems),
+            country_code: self.value(record, &s.country_code, "country_code", &mut problems),
+            address: Address {
+                lines: s
+                    .address_lines
+                    .iter()
+                    .map(|v| self.value(record, v, "address.lines", &mut problems))
+                    .filter(|l| !l.is_empty())
+                    .collect(),
+                locality: self.optional(record, &s.locality, "address.locality", &mut problems),
+                region: self.optional(record, &s.region, "address.region", &mut problems),
+                postal_code: self.optional(record, &s.postal_code, "address.postal_code", &mut problems),
+            },
+            // A refused position is reported above; validation gets a stand-in so it does
+            // not report the same row twice.
+            location: location.or(Some((1.0, 2.0))),
+            services: services.iter().filter_map(|v| ServiceType::from_code(v)).collect(),
+            service_notes: self.optional(record, &s.service_notes, "service_notes", &mut problems),
+            languages: self.items(record, &s.languages),
+            accessibility: accessibility.iter().filter_map(|v| Accessibility::from_code(v)).collect(),
+            opening_hours: self.optional(record, &s.opening_hours, "opening_hours", &mut problems),
+            time_zone: self.value(record, &s.time_zone, "time_zone", &mut problems),
+            contact: Contact {
+                phone: self.optional(record, &s.phone, "phone", &mut problems),
+                email: self.optional(record, &s.email, "email", &mut problems),
+                website: self.optional(record, &s.website, "website", &mut problems),
+            },
+            status,
+            free_access: truthy(&self.optional(record, &s.free_access, "free_access", &mut problems)),
+        };
+        match input.validate() {
+            Ok(site) if problems.errors.is_empty() => Ok(site),
+            Ok(_) => Err(problems.errors),
+            Err(violations) => {
+                for v in violations.0 {
+                    problems.push(&v.field, v.reason.code(), v.description);
+                }
+                Err(problems.errors)
+            }
+        }
+    }
+}
+
+impl Value {
+    fn columns(&self) -> Vec<String> {
+        let template_columns = |t: &str| -> Vec<String> {
+            t.split('{').skip(1).filter_map(|part| part.split_once('}').map(|(c, _)| c.to_owned())).collect()
+        };
+        match self {
+            Value::Template(t) => template_columns(t),
+            Value::Spec { column: Some(c), .. } => vec![c.clone()],
+            Value::Spec { template: Some(t), .. } => template_columns(t),
+            Value::Spec { .. } => vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const MAPPING: &str = r#"
+        [source]
+        format = "csv"
+        null_values = ["NA"]
+        [site]
+        origin = "in-post"
+        id = "{pincode}-{officename}"
+        display_name = "{officename}"
+        kind = { column = "officetype", map = { HO = "POST_OFFICE", PO = "POST_OFFICE", BO = "POSTAL_AGENCY" } }
+        operator = "India Post"
+        country_code = "IN"
+        latitude = "{latitude}"
+        longitude = "{longitude}"
+        region = "{statename}"
+        postal_code = "{pincode}"
+        time_zone = "Asia/Kolkata"
+        services = ["POSTAL_BANKING", { value = "FREE_WIFI", when = "wifi" }]
+        languages = ["hi", "en"]
+        [checks]
+        bounds = [6.0, 68.0, 37.5, 97.5]
+    "#;
+
+    fn record(values: &[(&str, &str)]) -> Record {
+        Record {
+            row: 7,
+            line: 8,
+            values: values.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect::<HashMap<_, _>>(),
+        }
+    }
+
+    fn row(lat: &str, lng: &str, kind: &str) -> Record {
+        record(&[
+            ("pincode", "110090"),
+            ("officename", "Khajoori Khas BO"),
+            ("officetype", kind),
+            ("statename", "DELHI"),
+            ("latitude", lat),
+            ("longitude", lng),
+            ("wifi", "1.0"),
+        ])
+    }
+
+    #[test]
+    fn a_good_row_becomes_a_site() {
+        let mapping: Mapping = toml::from_str(MAPPING).unwrap();
+        let site = mapping.site(&row("28.6922500", "77.3042222", "BO")).unwrap();
+        assert_eq!(site.name.to_string(), "sites/in-post/110090-Khajoori-Khas-BO");
+        assert_eq!(site.kind, Kind::PostalAgency);
+        assert_eq!(site.services.len(), 2);
+        assert_eq!(site.address.postal_code, "110090");
+    }
+
+    #[test]
+    fn bad_rows_name_their_field_row_and_reason() {
+        let mapping: Mapping = toml::from_str(MAPPING).unwrap();
+        let errors = mapping.site(&row("NA", "NA", "BO")).unwrap_err();
+        assert_eq!((errors[0].row, errors[0].line), (7, 8));
+        assert_eq!((errors[0].field.as_str(), errors[0].reason.as_str()), ("location", "MISSING_COORDINATES"));
+        assert_eq!(errors.len(), 1, "the missing position was reported twice: {errors:?}");
+        let errors = mapping.site(&row("28.6", "77.3", "XX")).unwrap_err();
+        assert_eq!((errors[0].field.as_str(), errors[0].reason.as_str()), ("kind", "UNMAPPED_VALUE"));
+    }
+
+    #[test]
+    fn the_mapping_lists_its_columns() {
+        let mapping: Mapping = toml::from_str(MAPPING).unwrap();
+        let headers: Vec<String> =
+            ["pincode", "officename", "officetype", "statename", "latitude", "longitude"].map(String::from).to_vec();
+        let err = mapping.check_columns(&headers).unwrap_err().to_string();
+        assert!(err.contains("wifi"), "{err}");
+    }
+
+    #[test]
+    fn slugs_keep_ids_legal() {
+        assert_eq!(slug(" 110090-Khajoori Khas B.O. "), "110090-Khajoori-Khas-B.O");
+        assert_eq!(slug("AK0001/002"), "AK0001-002");
+    }
+}
