@@ -12,6 +12,7 @@
 //! id = "{pincode}-{officename}"  # a template: {column} is the column's value
 //! display_name = "{officename}"
 //! kind = { column = "officetype", map = { HO = "POST_OFFICE", BO = "POSTAL_AGENCY" } }
+//! status = { column = "closed", map = { "*" = "CLOSED" }, default = "OPEN" }  # prefix keys
 //! country_code = "IN"            # no braces: a constant
 //! latitude = "{latitude}"
 //! longitude = "{longitude}"
@@ -281,7 +282,7 @@ impl Mapping {
                 if map.is_empty() {
                     return if raw.is_empty() { default.clone().unwrap_or_default() } else { raw };
                 }
-                match (map.get(&raw), default) {
+                match (lookup(map, &raw), default) {
                     (Some(mapped), _) => mapped.clone(),
                     (None, Some(default)) => default.clone(),
                     (None, None) => {
@@ -388,12 +389,27 @@ impl Mapping {
             Ok(_) => Err(problems.errors),
             Err(violations) => {
                 for v in violations.0 {
-                    problems.push(&v.field, v.reason.code(), v.description);
+                    // A field the mapping already reported (an unmapped kind, say) is not
+                    // reported again as missing.
+                    if !problems.errors.iter().any(|e| e.field == v.field) {
+                        problems.push(&v.field, v.reason.code(), v.description);
+                    }
                 }
                 Err(problems.errors)
             }
         }
     }
+}
+
+/// An exact key first; else the longest `prefix*` key that `raw` (non-empty) starts with.
+fn lookup<'m>(map: &'m BTreeMap<String, String>, raw: &str) -> Option<&'m String> {
+    map.get(raw).or_else(|| {
+        map.iter()
+            .filter_map(|(k, v)| k.strip_suffix('*').map(|prefix| (prefix, v)))
+            .filter(|(prefix, _)| !raw.is_empty() && raw.starts_with(prefix))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, v)| v)
+    })
 }
 
 impl Value {
@@ -485,6 +501,17 @@ mod tests {
             ["pincode", "officename", "officetype", "statename", "latitude", "longitude"].map(String::from).to_vec();
         let err = mapping.check_columns(&headers).unwrap_err().to_string();
         assert!(err.contains("wifi"), "{err}");
+    }
+
+    #[test]
+    fn map_keys_may_be_prefixes() {
+        let map: BTreeMap<String, String> =
+            [("980*", "MC"), ("9*", "XX"), ("97411", "exact"), ("*", "any")].map(|(k, v)| (k.into(), v.into())).into();
+        assert_eq!(lookup(&map, "98000").unwrap(), "MC");
+        assert_eq!(lookup(&map, "97411").unwrap(), "exact");
+        assert_eq!(lookup(&map, "97400").unwrap(), "XX");
+        assert_eq!(lookup(&map, "1").unwrap(), "any");
+        assert_eq!(lookup(&map, ""), None);
     }
 
     #[test]

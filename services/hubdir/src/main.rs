@@ -1,6 +1,7 @@
 //! `hubdir`: the command line and the all-in-one node.
 
 mod demo;
+mod import;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ enum Command {
         #[arg(long, default_value_t = demo::DEFAULT_SITES, requires = "demo")]
         demo_sites: usize,
     },
+    /// Import a publisher's file (CSV or GeoJSON, through a mapping) into a node's database.
+    Import(import::ImportArgs),
     /// Development keys and tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -57,5 +60,12 @@ async fn main() -> anyhow::Result<()> {
             hubdir_node::cli::run(prepared, &ALL_SERVICES).await
         }
         Command::Token(command) => token::run(command),
+        Command::Import(args) => {
+            let (summary, errors) = import::run(&args).await?;
+            let report = import::write_report(&args.errors, &errors)?;
+            use std::io::Write as _;
+            writeln!(std::io::stdout(), "{}\nerror report: {report}", summary.render())?;
+            Ok(())
+        }
     }
 }

@@ -1,0 +1,137 @@
+//! `hubdir import` on samples of the real datasets: summaries, error reports, replays and
+//! atomic imports, through the real binary.
+
+// Shared with the node tests; this file uses only the binary and path helpers.
+#[allow(dead_code)]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::{binary, workspace_root};
+
+fn fixture(name: &str) -> PathBuf {
+    workspace_root().join("integration-tests/fixtures/import").join(name)
+}
+
+fn mapping(name: &str) -> PathBuf {
+    workspace_root().join("examples/mappings").join(format!("{name}.toml"))
+}
+
+fn import(file: &Path, mapping: &Path, db: &str, errors: &Path, extra: &[&str]) -> Output {
+    Command::new(binary("hubdir"))
+        .arg("import")
+        .arg(file)
+        .arg("--mapping")
+        .arg(mapping)
+        .args(["--db", db, "--errors"])
+        .arg(errors)
+        .args(extra)
+        .output()
+        .expect("run hubdir import")
+}
+
+/// The summary's "rejected N REASON" lines.
+fn rejected(stdout: &str) -> Vec<(String, u64)> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some("rejected")).then(|| {
+                let n = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                (words.next().unwrap_or("").to_owned(), n)
+            })
+        })
+        .collect()
+}
+
+struct Run {
+    stdout: String,
+    errors_csv: String,
+}
+
+fn run(file: &str, mapping_name: &str, db: &str, dir: &Path) -> Run {
+    let errors = dir.join(format!("{mapping_name}-errors.csv"));
+    let output = import(&fixture(file), &mapping(mapping_name), db, &errors, &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    Run { stdout: String::from_utf8(output.stdout).unwrap(), errors_csv: std::fs::read_to_string(errors).unwrap() }
+}
+
+#[test]
+fn india_post_faults_are_each_rejected_with_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("in.db").display());
+    let first = run("india-post-sample.csv", "india-post", &db, dir.path());
+    assert!(
+        first.stdout.starts_with("read 49, imported 39 (created 39, updated 0), unchanged 0, rejected 10"),
+        "{}",
+        first.stdout
+    );
+    let reasons = rejected(&first.stdout);
+    for (reason, count) in [
+        ("DUPLICATE_ID", 1),
+        ("MISSING_COORDINATES", 1),
+        ("NOT_A_NUMBER", 2),
+        ("OUTSIDE_EXTENT", 2),
+        ("PLACEHOLDER", 2),
+        ("SWAPPED", 2),
+    ] {
+        assert!(reasons.contains(&(reason.to_owned(), count)), "{reason} x{count} missing from {reasons:?}");
+    }
+    // The report names row, line, site, field and reason of every rejected row.
+    let report: Vec<&str> = first.errors_csv.lines().collect();
+    assert_eq!(report[0], "row,line,site_id,field,reason,message");
+    assert_eq!(report.len(), 11);
+    assert!(report.iter().any(|l| l.starts_with("49,50,110090-Khajoori-Khas-BO,id,DUPLICATE_ID")), "{report:?}");
+
+    // Replaying the same file changes nothing.
+    let again = run("india-post-sample.csv", "india-post", &db, dir.path());
+    assert!(
+        again.stdout.starts_with("read 49, imported 0 (created 0, updated 0), unchanged 39, rejected 10"),
+        "{}",
+        again.stdout
+    );
+}
+
+#[test]
+fn atomic_imports_write_nothing_when_a_row_is_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("atomic.db").display());
+    let errors = dir.path().join("errors.csv");
+    let output = import(&fixture("india-post-sample.csv"), &mapping("india-post"), &db, &errors, &["--atomic"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("10 of 49 rows were rejected, so nothing was written"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&errors).unwrap().lines().count(), 11);
+    // Nothing was written: a normal import afterwards creates every good row.
+    let after = run("india-post-sample.csv", "india-post", &db, dir.path());
+    assert!(after.stdout.contains("created 39"), "{}", after.stdout);
+}
+
+#[test]
+fn windows_1252_bom_semicolon_and_geojson_sources_import() {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, mapping_name, summary, reason) in [
+        ("us-imls-sample.csv", "us-imls-pls-outlets", "read 28, imported 25", "UNMAPPED_VALUE"),
+        ("fr-laposte-sample.csv", "fr-laposte-points", "read 32, imported 30", "MISSING_COORDINATES"),
+        ("ca-toronto-libraries.geojson", "ca-toronto-libraries", "read 101, imported 100", "MISSING_COORDINATES"),
+    ] {
+        let db = format!("sqlite://{}", dir.path().join(format!("{mapping_name}.db")).display());
+        let result = run(file, mapping_name, &db, dir.path());
+        assert!(result.stdout.starts_with(summary), "{mapping_name}: {}", result.stdout);
+        assert!(rejected(&result.stdout).iter().any(|(r, _)| r == reason), "{mapping_name}: {}", result.stdout);
+        assert!(!result.errors_csv.contains("INVALID_BYTES"), "{mapping_name}: {}", result.errors_csv);
+    }
+}
+
+#[test]
+fn a_mapping_naming_a_missing_column_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(mapping("india-post")).unwrap().replace("{officename}", "{office_name}");
+    std::fs::write(&bad, text).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("x.db").display());
+    let output = import(&fixture("india-post-sample.csv"), &bad, &db, &dir.path().join("e.csv"), &[]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("office_name"));
+}
