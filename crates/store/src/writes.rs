@@ -1,6 +1,6 @@
 //! Writes: sites and their change-log events, in one transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use hubdir_core::{Origin, Site, SiteName, SiteRecord};
 use sea_orm::sea_query::OnConflict;
@@ -94,11 +94,9 @@ impl Store {
         // gets a later update_time as well as a later seq.
         let now_us = to_micros(chrono::Utc::now());
 
-        let mut applied = Vec::with_capacity(writes.len());
-        for write in writes {
-            let origin_seq = seqs.entry(write.change.name().origin().clone()).or_default();
-            applied.push(apply(&txn, write, origin_seq, now_us).await?);
-        }
+        let initial = load_current(&txn, &writes).await?;
+        let plan = plan(writes, &initial, &mut seqs, now_us)?;
+        plan.execute(&txn).await?;
 
         for (origin, seq) in seqs {
             if seq.next != seq.last {
@@ -110,7 +108,7 @@ impl Store {
             }
         }
         txn.commit().await?;
-        Ok(applied)
+        Ok(plan.applied)
     }
 }
 
@@ -146,75 +144,138 @@ async fn lock_origin(txn: &DatabaseTransaction, origin: &Origin) -> Result<u64, 
     u64::try_from(locked.last_seq).map_err(|_| StoreError::Corrupt(format!("negative seq for origin {origin}")))
 }
 
-async fn apply(
-    txn: &DatabaseTransaction,
-    write: Write,
-    seq: &mut OriginSeq,
-    now_us: i64,
-) -> Result<Applied, StoreError> {
-    let Write { change, precondition } = write;
-    let name = change.name().to_string();
-    let existing = sites::Entity::find_by_id(name.clone()).one(txn).await?;
-    match (&precondition, &existing) {
-        (Precondition::Absent, Some(_)) => return Err(StoreError::AlreadyExists(name)),
-        (Precondition::Exists | Precondition::Etag(_), None) => {
-            return Err(StoreError::NotFound(name));
-        }
-        (Precondition::Etag(expected), Some(row)) if &row.etag != expected => {
-            return Err(StoreError::EtagMismatch { name, expected: expected.clone() });
-        }
-        _ => {}
-    }
+/// Rows per multi-row statement: under SQLite's 32,766 and PostgreSQL's 65,535 bound
+/// parameters for the widest table (`sites`, 15 columns).
+const ROWS_PER_STATEMENT: usize = 1000;
 
-    match change {
-        Change::Upsert(site) => {
-            let etag = site.content_etag();
-            if let Some(row) = existing.as_ref().filter(|row| row.etag == etag) {
-                return Ok(Applied::Unchanged(record_from_row(row.clone())?));
-            }
-            seq.next += 1;
-            let record = SiteRecord {
-                h3_cell: hubdir_geo::site_cell(site.location)
-                    .ok_or_else(|| StoreError::Corrupt(format!("site {name} has a non-finite location")))?,
-                etag,
-                update_time: crate::from_micros(now_us),
-                origin_seq: seq.next,
-                site: *site,
-            };
-            let body = serde_json::to_string(&record.site).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let row = site_row(&record, body.clone());
-            if existing.is_some() {
-                sites::Entity::update(row).exec(txn).await?;
-                site_services::Entity::delete_many()
-                    .filter(site_services::Column::SiteName.eq(name.as_str()))
-                    .exec(txn)
-                    .await?;
-            } else {
-                sites::Entity::insert(row).exec_without_returning(txn).await?;
-            }
-            if !record.site.services.is_empty() {
-                let services = record.site.services.iter().map(|s| site_services::ActiveModel {
-                    site_name: Set(name.clone()),
-                    service: Set(s.code().to_owned()),
-                });
-                site_services::Entity::insert_many(services).exec_without_returning(txn).await?;
-            }
-            append_event(txn, &record.site.name, seq.next, "UPSERT", Some(body.into_bytes()), now_us).await?;
-            Ok(if existing.is_some() { Applied::Updated(record) } else { Applied::Created(record) })
+/// The stored rows of every site the writes name, before any of them applies.
+async fn load_current(txn: &DatabaseTransaction, writes: &[Write]) -> Result<HashMap<String, SiteRecord>, StoreError> {
+    let mut names: Vec<String> = writes.iter().map(|w| w.change.name().to_string()).collect();
+    names.sort();
+    names.dedup();
+    let mut current = HashMap::with_capacity(names.len());
+    for chunk in names.chunks(ROWS_PER_STATEMENT) {
+        for row in sites::Entity::find().filter(sites::Column::Name.is_in(chunk.iter().cloned())).all(txn).await? {
+            current.insert(row.name.clone(), record_from_row(row)?);
         }
-        Change::Delete(site_name) => {
-            if existing.is_none() {
-                return Ok(Applied::AlreadyAbsent(site_name));
+    }
+    Ok(current)
+}
+
+/// What a batch of writes does, worked out in memory before any statement runs.
+#[derive(Default)]
+struct Plan {
+    applied: Vec<Applied>,
+    events: Vec<change_log::ActiveModel>,
+    /// Stored rows to remove (sites updated or deleted by the batch).
+    remove: BTreeSet<String>,
+    /// Rows to insert: each changed site's final state, with its JSON body.
+    insert: BTreeMap<String, (SiteRecord, String)>,
+}
+
+/// Checks every precondition and works out the outcome of each write, in order, as if each
+/// saw the ones before it. Fails on the first unmet precondition, before anything is written.
+fn plan(
+    writes: Vec<Write>,
+    initial: &HashMap<String, SiteRecord>,
+    seqs: &mut BTreeMap<Origin, OriginSeq>,
+    now_us: i64,
+) -> Result<Plan, StoreError> {
+    let mut plan = Plan::default();
+    // The state each name has reached so far in this batch.
+    let mut current: HashMap<String, Option<SiteRecord>> = HashMap::new();
+    for write in writes {
+        let Write { change, precondition } = write;
+        let name = change.name().to_string();
+        let state = current.get(&name).cloned().unwrap_or_else(|| initial.get(&name).cloned());
+        match (&precondition, &state) {
+            (Precondition::Absent, Some(_)) => return Err(StoreError::AlreadyExists(name)),
+            (Precondition::Exists | Precondition::Etag(_), None) => return Err(StoreError::NotFound(name)),
+            (Precondition::Etag(expected), Some(record)) if &record.etag != expected => {
+                return Err(StoreError::EtagMismatch { name, expected: expected.clone() });
             }
-            seq.next += 1;
+            _ => {}
+        }
+        let seq = seqs.entry(change.name().origin().clone()).or_default();
+        match change {
+            Change::Upsert(site) => {
+                let etag = site.content_etag();
+                if let Some(record) = state.as_ref().filter(|r| r.etag == etag) {
+                    plan.applied.push(Applied::Unchanged(record.clone()));
+                    continue;
+                }
+                seq.next += 1;
+                let record = SiteRecord {
+                    h3_cell: hubdir_geo::site_cell(site.location)
+                        .ok_or_else(|| StoreError::Corrupt(format!("site {name} has a non-finite location")))?,
+                    etag,
+                    update_time: crate::from_micros(now_us),
+                    origin_seq: seq.next,
+                    site: *site,
+                };
+                let body = serde_json::to_string(&record.site).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                plan.events.push(event(&record.site.name, seq.next, "UPSERT", Some(body.clone().into_bytes()), now_us));
+                if initial.contains_key(&name) {
+                    plan.remove.insert(name.clone());
+                }
+                plan.insert.insert(name.clone(), (record.clone(), body));
+                current.insert(name, Some(record.clone()));
+                plan.applied.push(if state.is_some() { Applied::Updated(record) } else { Applied::Created(record) });
+            }
+            Change::Delete(site_name) => {
+                if state.is_none() {
+                    plan.applied.push(Applied::AlreadyAbsent(site_name));
+                    continue;
+                }
+                seq.next += 1;
+                plan.events.push(event(&site_name, seq.next, "DELETE", None, now_us));
+                if initial.contains_key(&name) {
+                    plan.remove.insert(name.clone());
+                }
+                plan.insert.remove(&name);
+                current.insert(name, None);
+                plan.applied.push(Applied::Deleted { name: site_name, seq: seq.next });
+            }
+        }
+    }
+    Ok(plan)
+}
+
+impl Plan {
+    /// Runs the plan as a few multi-row statements.
+    async fn execute(&self, txn: &DatabaseTransaction) -> Result<(), StoreError> {
+        let remove: Vec<&String> = self.remove.iter().collect();
+        for chunk in remove.chunks(ROWS_PER_STATEMENT) {
+            let names = chunk.iter().map(|n| n.as_str());
             site_services::Entity::delete_many()
-                .filter(site_services::Column::SiteName.eq(name.as_str()))
+                .filter(site_services::Column::SiteName.is_in(names.clone()))
                 .exec(txn)
                 .await?;
-            sites::Entity::delete_by_id(name).exec(txn).await?;
-            append_event(txn, &site_name, seq.next, "DELETE", None, now_us).await?;
-            Ok(Applied::Deleted { name: site_name, seq: seq.next })
+            sites::Entity::delete_many().filter(sites::Column::Name.is_in(names)).exec(txn).await?;
         }
+        let rows: Vec<sites::ActiveModel> =
+            self.insert.values().map(|(record, body)| site_row(record, body.clone())).collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            sites::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+        }
+        let services: Vec<site_services::ActiveModel> = self
+            .insert
+            .values()
+            .flat_map(|(record, _)| {
+                let name = record.site.name.to_string();
+                record.site.services.iter().map(move |s| site_services::ActiveModel {
+                    site_name: Set(name.clone()),
+                    service: Set(s.code().to_owned()),
+                })
+            })
+            .collect();
+        for chunk in services.chunks(ROWS_PER_STATEMENT) {
+            site_services::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+        }
+        for chunk in self.events.chunks(ROWS_PER_STATEMENT) {
+            change_log::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+        }
+        Ok(())
     }
 }
 
@@ -240,15 +301,8 @@ fn site_row(record: &SiteRecord, body: String) -> sites::ActiveModel {
     }
 }
 
-async fn append_event(
-    txn: &DatabaseTransaction,
-    name: &SiteName,
-    seq: u64,
-    op: &str,
-    payload: Option<Vec<u8>>,
-    now_us: i64,
-) -> Result<(), StoreError> {
-    let event = change_log::ActiveModel {
+fn event(name: &SiteName, seq: u64, op: &str, payload: Option<Vec<u8>>, now_us: i64) -> change_log::ActiveModel {
+    change_log::ActiveModel {
         origin: Set(name.origin().to_string()),
         seq: Set(seq as i64),
         site_name: Set(name.to_string()),
@@ -257,7 +311,5 @@ async fn append_event(
         event_time_us: Set(now_us),
         key_id: Set(None),
         signature: Set(None),
-    };
-    change_log::Entity::insert(event).exec_without_returning(txn).await?;
-    Ok(())
+    }
 }

@@ -92,6 +92,7 @@ on_both_backends!(
     list_filters_and_pages_in_name_order,
     concurrent_writers_get_gapless_sequences,
     crossing_multi_origin_batches_neither_deadlock_nor_gap,
+    one_batch_may_touch_a_site_several_times,
     every_entity_matches_the_schema,
 );
 
@@ -357,6 +358,41 @@ async fn crossing_multi_origin_batches_neither_deadlock_nor_gap(store: Arc<Store
         let seqs: Vec<u64> = log_of(&store, origin).await.into_iter().map(|(seq, _, _)| seq).collect();
         assert_eq!(seqs, (1..=(WRITERS * BATCHES) as u64).collect::<Vec<_>>(), "origin {origin}");
     }
+}
+
+async fn one_batch_may_touch_a_site_several_times(store: Arc<Store>) {
+    let first = site("sites/zw/twice", "ZW", Kind::School, -17.5, 31.0);
+    let mut second = first.clone();
+    second.display_name = "Second".into();
+    let applied = store
+        .write(vec![
+            upsert(first.clone(), Precondition::Absent),
+            upsert(second.clone(), Precondition::Etag(first.content_etag())),
+            upsert(second.clone(), Precondition::None),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(applied[0], Applied::Created(_)));
+    assert!(matches!(applied[1], Applied::Updated(ref r) if r.origin_seq == 2));
+    assert!(matches!(applied[2], Applied::Unchanged(ref r) if r.origin_seq == 2));
+    assert_eq!(store.get_site(&second.name).await.unwrap().unwrap().site, second);
+
+    let gone = site("sites/zw/brief", "ZW", Kind::School, -17.6, 31.0);
+    store
+        .write(vec![
+            upsert(gone.clone(), Precondition::Absent),
+            Write { change: Change::Delete(gone.name.clone()), precondition: Precondition::Exists },
+            upsert(first.clone(), Precondition::Exists),
+        ])
+        .await
+        .unwrap();
+    assert!(store.get_site(&gone.name).await.unwrap().is_none());
+    assert_eq!(store.get_site(&first.name).await.unwrap().unwrap().site, first);
+    let ops: Vec<(u64, String, ChangeOp)> = log_of(&store, "zw").await;
+    assert_eq!(ops.len(), 5);
+    assert_eq!(ops[3], (4, "sites/zw/brief".into(), ChangeOp::Delete));
+    let services = site_services::Entity::find().all(store.connection()).await.unwrap();
+    assert_eq!(services.len(), 2, "services of replaced or deleted sites linger: {services:?}");
 }
 
 async fn every_entity_matches_the_schema(store: Arc<Store>) {
