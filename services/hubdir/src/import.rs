@@ -131,7 +131,7 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<(Summary, Vec<RowError>)> 
 }
 
 /// Writes the error report and returns its path for messages.
-pub fn write_report(path: &PathBuf, errors: &[RowError]) -> anyhow::Result<String> {
+pub fn write_report(path: &std::path::Path, errors: &[RowError]) -> anyhow::Result<String> {
     let file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
     hubdir_import::write_errors(std::io::BufWriter::new(file), errors)?;
     Ok(path.display().to_string())
