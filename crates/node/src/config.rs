@@ -124,7 +124,8 @@ impl Config {
                 .map_err(|source| ConfigError::Parse { path: path.display().to_string(), source })?;
             merge(&mut merged, table);
         }
-        merge(&mut merged, env_layer(env)?);
+        let env = env_layer(env, &merged)?;
+        merge(&mut merged, env);
         merge(&mut merged, flags);
         toml::Value::Table(merged).try_into().map_err(ConfigError::Invalid)
     }
@@ -143,7 +144,9 @@ pub fn set_flag(flags: &mut toml::Table, section: &str, field: &str, value: toml
     }
 }
 
-fn env_layer(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Table, ConfigError> {
+/// The `HUBDIR_SECTION__FIELD` variables as a table; `known` (the layers so far) says which
+/// keys hold strings, so `HUBDIR_NODE__ID=42` stays the string "42".
+fn env_layer(env: impl IntoIterator<Item = (String, String)>, known: &toml::Table) -> Result<toml::Table, ConfigError> {
     let mut table = toml::Table::new();
     for (var, raw) in env {
         let Some(key) = var.strip_prefix("HUBDIR_") else {
@@ -155,7 +158,10 @@ fn env_layer(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         if section.is_empty() || field.is_empty() || field.contains("__") {
             return Err(ConfigError::EnvKey { var });
         }
-        set_flag(&mut table, &section.to_ascii_lowercase(), &field.to_ascii_lowercase(), env_value(&raw));
+        let (section, field) = (section.to_ascii_lowercase(), field.to_ascii_lowercase());
+        let is_string = known.get(&section).and_then(|s| s.get(&field)).is_some_and(toml::Value::is_str);
+        let value = if is_string { toml::Value::String(raw) } else { env_value(&raw) };
+        set_flag(&mut table, &section, &field, value);
     }
     Ok(table)
 }
@@ -214,6 +220,14 @@ mod tests {
         assert_eq!(config.server.listen.port(), 7000);
         assert_eq!(config.store.url, "sqlite://flag.db");
         assert_eq!(config.server.drain_deadline_secs, Config::default().server.drain_deadline_secs);
+    }
+
+    #[test]
+    fn strings_from_the_environment_stay_strings() {
+        let config =
+            Config::load(None, env(&[("HUBDIR_NODE__ID", "42"), ("HUBDIR_LOG__FORMAT", "true")]), toml::Table::new());
+        let config = config.unwrap();
+        assert_eq!((config.node.id.as_str(), config.log.format.as_str()), ("42", "true"));
     }
 
     #[test]
