@@ -8,7 +8,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{binary, workspace_root};
+use std::time::Duration;
+
+use support::{NodeProcess, binary, workspace_root};
 
 fn fixture(name: &str) -> PathBuf {
     workspace_root().join("integration-tests/fixtures/import").join(name)
@@ -134,4 +136,39 @@ fn a_mapping_naming_a_missing_column_is_refused_before_reading() {
     let output = import(&fixture("india-post-sample.csv"), &bad, &db, &dir.path().join("e.csv"), &[]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("office_name"));
+}
+
+#[test]
+fn imports_stream_to_a_running_node_which_checks_the_token() {
+    let node = NodeProcess::start("hubdir", &["serve", "--node-id", "in-post"], "");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{}", node.address);
+    let over_grpc = |token: &str| {
+        let output = Command::new(binary("hubdir"))
+            .arg("import")
+            .arg(fixture("india-post-sample.csv"))
+            .arg("--mapping")
+            .arg(mapping("india-post"))
+            .args(["--node", &url, "--errors"])
+            .arg(dir.path().join("errors.csv"))
+            .env("HUBDIR_TOKEN", token)
+            .output()
+            .expect("run hubdir import");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+
+    let publisher = node.token("sites.write", Some("in-post"), Some("India Post"), &[]);
+    let stdout = over_grpc(&publisher);
+    assert!(stdout.starts_with("read 49, imported 39 (created 39, updated 0), unchanged 0, rejected 10"), "{stdout}");
+    let again = over_grpc(&publisher);
+    assert!(again.contains("unchanged 39"), "{again}");
+
+    // Another operator's token: the node refuses every row, and the report says why.
+    let stranger = node.token("sites.write", Some("in-post"), Some("Someone Else"), &[]);
+    let refused = over_grpc(&stranger);
+    assert!(refused.contains("imported 0"), "{refused}");
+    assert!(rejected(&refused).contains(&("PERMISSION_DENIED".to_owned(), 39)), "{refused}");
+    let (status, _) = node.terminate(Duration::from_secs(30));
+    assert!(status.success());
 }

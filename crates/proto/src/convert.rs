@@ -211,9 +211,8 @@ pub fn from_timestamp(ts: &Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(ts.seconds, nanos)
 }
 
-/// A stored site as the API shows it. `h3_cell` is rendered by the caller's geo helper.
-pub fn record_to_proto(record: SiteRecord, h3_cell: String) -> pb::Site {
-    let SiteRecord { site, h3_cell: _, etag, update_time, origin_seq } = record;
+/// A site as the API carries it, with its output-only fields empty (what a client sends).
+pub fn site_to_proto(site: Site) -> pb::Site {
     let Site {
         name,
         display_name,
@@ -251,11 +250,17 @@ pub fn record_to_proto(record: SiteRecord, h3_cell: String) -> pb::Site {
         contact: Some(pb::Contact { phone, email, website }),
         status: status_to_proto(status).into(),
         free_access,
-        h3_cell,
-        etag,
-        update_time: Some(timestamp(update_time)),
-        origin_seq,
+        h3_cell: String::new(),
+        etag: String::new(),
+        update_time: None,
+        origin_seq: 0,
     }
+}
+
+/// A stored site as the API shows it. `h3_cell` is rendered by the caller's geo helper.
+pub fn record_to_proto(record: SiteRecord, h3_cell: String) -> pb::Site {
+    let SiteRecord { site, h3_cell: _, etag, update_time, origin_seq } = record;
+    pb::Site { h3_cell, etag, update_time: Some(timestamp(update_time)), origin_seq, ..site_to_proto(site) }
 }
 
 #[cfg(test)]

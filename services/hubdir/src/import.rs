@@ -1,4 +1,6 @@
-//! `hubdir import`: a publisher's file, through a mapping, straight into a node's database.
+//! `hubdir import`: a publisher's file, through a mapping, into a node: straight into its
+//! database (`--db`) or over gRPC (`--node`, `BatchUpsertSites`, where the node checks the
+//! token and may refuse rows too).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -6,10 +8,17 @@ use std::path::PathBuf;
 use anyhow::Context;
 use hubdir_core::Site;
 use hubdir_import::{Mapping, RowError, Summary};
+use hubdir_proto::convert;
+use hubdir_proto::v1::registry_service_client::RegistryServiceClient;
+use hubdir_proto::v1::{BatchUpsertSitesRequest, RowOutcome};
 use hubdir_store::{Applied, Change, Precondition, Store, Write};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
 
-/// Rows per transaction when importing row by row.
+/// Rows per transaction (or per stream to a node) when importing row by row.
 const CHUNK: usize = 1000;
+/// The most rows one BatchUpsertSites stream takes.
+const MAX_ATOMIC_STREAM_ROWS: usize = hubdir_registry::MAX_BATCH_ROWS;
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -18,9 +27,15 @@ pub struct ImportArgs {
     /// The mapping file: how the file's columns become site fields (see examples/mappings/).
     #[arg(long)]
     mapping: PathBuf,
-    /// The node's database URL (`sqlite://hubdir.db` or `postgres://...`).
-    #[arg(long, default_value = "sqlite://hubdir.db")]
-    db: String,
+    /// Write straight into this database (`sqlite://hubdir.db` or `postgres://...`).
+    #[arg(long, conflicts_with = "node", required_unless_present = "node")]
+    db: Option<String>,
+    /// Or stream to a running node's RegistryService.BatchUpsertSites (`http://host:50051`).
+    #[arg(long, requires = "token")]
+    node: Option<String>,
+    /// A bearer token with sites.write for the mapping's origin and the rows' operator.
+    #[arg(long, env = "HUBDIR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Write nothing unless every row is valid (one transaction for the whole file).
     #[arg(long)]
     atomic: bool,
@@ -53,32 +68,113 @@ impl Progress {
     }
 }
 
-async fn flush(store: &Store, pending: &mut Vec<Site>, summary: &mut Summary) -> anyhow::Result<()> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let writes = pending
-        .drain(..)
-        .map(|site| Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::None })
-        .collect();
-    for applied in store.write(writes).await.context("writing to the store")? {
-        match applied {
-            Applied::Created(_) => summary.created += 1,
-            Applied::Updated(_) => summary.updated += 1,
-            Applied::Unchanged(_) => summary.unchanged += 1,
-            Applied::Deleted { .. } | Applied::AlreadyAbsent(_) => {}
+/// Where valid sites go.
+enum Sink {
+    Store(Store),
+    Node { client: RegistryServiceClient<Channel>, authorization: MetadataValue<Ascii> },
+}
+
+impl Sink {
+    async fn open(args: &ImportArgs) -> anyhow::Result<Sink> {
+        match (&args.db, &args.node, &args.token) {
+            (Some(db), _, _) => Ok(Sink::Store(
+                Store::connect(db)
+                    .await
+                    .with_context(|| format!("cannot open the store at {}", hubdir_node::cli::redact_url(db)))?,
+            )),
+            (None, Some(node), Some(token)) => {
+                let client = RegistryServiceClient::connect(node.clone())
+                    .await
+                    .with_context(|| format!("cannot connect to {node}"))?
+                    .max_encoding_message_size(64 * 1024 * 1024)
+                    .max_decoding_message_size(64 * 1024 * 1024);
+                let authorization = format!("Bearer {}", token.trim()).parse().context("the token is not ASCII")?;
+                Ok(Sink::Node { client, authorization })
+            }
+            _ => anyhow::bail!("give --db URL, or --node URL with --token"),
         }
     }
-    Ok(())
+
+    /// Writes the pending sites; rows the node refuses come back as row errors.
+    async fn flush(
+        &mut self,
+        pending: &mut Vec<(RowRef, Site)>,
+        summary: &mut Summary,
+        errors: &mut Vec<RowError>,
+        atomic: bool,
+    ) -> anyhow::Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let (rows, sites): (Vec<RowRef>, Vec<Site>) = pending.drain(..).unzip();
+        match self {
+            Sink::Store(store) => {
+                let writes = sites
+                    .into_iter()
+                    .map(|site| Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::None })
+                    .collect();
+                for applied in store.write(writes).await.context("writing to the store")? {
+                    match applied {
+                        Applied::Created(_) => summary.created += 1,
+                        Applied::Updated(_) => summary.updated += 1,
+                        Applied::Unchanged(_) => summary.unchanged += 1,
+                        Applied::Deleted { .. } | Applied::AlreadyAbsent(_) => {}
+                    }
+                }
+            }
+            Sink::Node { client, authorization } => {
+                let messages: Vec<BatchUpsertSitesRequest> = sites
+                    .chunks(500)
+                    .enumerate()
+                    .map(|(i, chunk)| BatchUpsertSitesRequest {
+                        sites: chunk.iter().cloned().map(convert::site_to_proto).collect(),
+                        atomic: atomic && i == 0,
+                    })
+                    .collect();
+                let mut request = tonic::Request::new(tokio_stream::iter(messages));
+                request.metadata_mut().insert("authorization", authorization.clone());
+                let response = client.batch_upsert_sites(request).await.map_err(|status| {
+                    anyhow::anyhow!("the node refused the batch: {:?} {}", status.code(), status.message())
+                })?;
+                let response = response.into_inner();
+                summary.created += response.created_count as u64;
+                summary.updated += response.updated_count as u64;
+                summary.unchanged += response.unchanged_count as u64;
+                for result in response.results.into_iter().filter(|r| r.outcome == i32::from(RowOutcome::Rejected)) {
+                    let row = rows.get(result.row as usize).copied().unwrap_or_default();
+                    let row_errors: Vec<RowError> = result
+                        .errors
+                        .into_iter()
+                        .map(|e| RowError {
+                            row: row.row,
+                            line: row.line,
+                            site_id: result.name.rsplit('/').next().unwrap_or_default().to_owned(),
+                            field: e.field,
+                            reason: e.reason,
+                            message: e.description,
+                        })
+                        .collect();
+                    summary.reject(&row_errors);
+                    errors.extend(row_errors);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a pending site came from, to report the node's refusals against the file's rows.
+#[derive(Debug, Clone, Copy, Default)]
+struct RowRef {
+    row: u64,
+    line: u64,
 }
 
 /// Imports the file; returns the summary and every row error.
 pub async fn run(args: &ImportArgs) -> anyhow::Result<(Summary, Vec<RowError>)> {
     let mapping = Mapping::load(&args.mapping)?;
     let records = hubdir_import::records(&args.file, &mapping)?;
-    let store = Store::connect(&args.db)
-        .await
-        .with_context(|| format!("cannot open the store at {}", hubdir_node::cli::redact_url(&args.db)))?;
+    let mut sink = Sink::open(args).await?;
     let progress = Progress { on_terminal: std::io::stderr().is_terminal() };
     let mut summary = Summary::default();
     let mut errors = Vec::new();
@@ -87,6 +183,7 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<(Summary, Vec<RowError>)> 
     for record in records {
         summary.read += 1;
         let site = record.map_err(|e| vec![e]).and_then(|record| {
+            let at = RowRef { row: record.row, line: record.line };
             let site = mapping.site(&record)?;
             // Two rows with one id would silently overwrite each other: refuse the second.
             if !seen.insert(site.name.clone()) {
@@ -99,7 +196,7 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<(Summary, Vec<RowError>)> 
                     message: format!("{} is already used by an earlier row", site.name),
                 }]);
             }
-            Ok(site)
+            Ok((at, site))
         });
         match site {
             Ok(site) => pending.push(site),
@@ -109,7 +206,7 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<(Summary, Vec<RowError>)> 
             }
         }
         if !args.atomic && pending.len() >= CHUNK {
-            flush(&store, &mut pending, &mut summary).await?;
+            sink.flush(&mut pending, &mut summary, &mut errors, false).await?;
         }
         if summary.read % 1000 == 0 {
             progress.show(&summary);
@@ -124,7 +221,12 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<(Summary, Vec<RowError>)> 
             write_report(&args.errors, &errors)?
         );
     }
-    flush(&store, &mut pending, &mut summary).await?;
+    if args.atomic && matches!(sink, Sink::Node { .. }) && pending.len() > MAX_ATOMIC_STREAM_ROWS {
+        anyhow::bail!(
+            "--atomic over gRPC takes at most {MAX_ATOMIC_STREAM_ROWS} rows (one stream); import into --db instead"
+        );
+    }
+    sink.flush(&mut pending, &mut summary, &mut errors, args.atomic).await?;
     progress.show(&summary);
     progress.done();
     Ok((summary, errors))
