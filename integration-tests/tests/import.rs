@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use std::time::Duration;
 
-use support::{NodeProcess, binary, workspace_root};
+use support::{NodeProcess, binary, python_bin, workspace_root};
 
 fn fixture(name: &str) -> PathBuf {
     workspace_root().join("integration-tests/fixtures/import").join(name)
@@ -171,4 +171,48 @@ fn imports_stream_to_a_running_node_which_checks_the_token() {
     assert!(rejected(&refused).contains(&("PERMISSION_DENIED".to_owned(), 39)), "{refused}");
     let (status, _) = node.terminate(Duration::from_secs(30));
     assert!(status.success());
+}
+
+fn export(db: &str, format: &str, out: &Path) {
+    let output = Command::new(binary("hubdir"))
+        .args(["export", "--format", format, "--db", db, "--out"])
+        .arg(out)
+        .output()
+        .expect("run hubdir export");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn exports_are_valid_hsds_geojson_and_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("export.db").display());
+    run("ca-toronto-libraries.geojson", "ca-toronto-libraries", &db, dir.path());
+    run("us-imls-sample.csv", "us-imls-pls-outlets", &db, dir.path());
+
+    let hsds = dir.path().join("hsds.json");
+    export(&db, "hsds", &hsds);
+    let output = Command::new(python_bin())
+        .arg(workspace_root().join("integration-tests/python/validate_hsds.py"))
+        .arg(&hsds)
+        .arg(workspace_root().join("integration-tests/fixtures/hsds-3.0"))
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("125 service_at_locations and 125 services valid"), "{stdout}");
+
+    let geojson = dir.path().join("sites.geojson");
+    export(&db, "geojson", &geojson);
+    let collection: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&geojson).unwrap()).unwrap();
+    let features = collection["features"].as_array().unwrap();
+    assert_eq!(features.len(), 125);
+    let albion = features.iter().find(|f| f["properties"]["name"] == "sites/ca-tpl/AB").unwrap();
+    // RFC 7946: longitude first (Albion branch, Toronto: 43.739826 N, 79.584096 W).
+    assert_eq!(albion["geometry"]["coordinates"], serde_json::json!([-79.584096, 43.739826]));
+
+    let csv = dir.path().join("sites.csv");
+    export(&db, "csv", &csv);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("name,display_name,kind,"), "{text}");
+    assert_eq!(text.lines().count(), 126);
 }

@@ -1,6 +1,7 @@
 //! `hubdir`: the command line and the all-in-one node.
 
 mod demo;
+mod export;
 mod import;
 mod token;
 
@@ -35,6 +36,8 @@ enum Command {
     },
     /// Import a publisher's file (CSV or GeoJSON, through a mapping) into a node's database.
     Import(import::ImportArgs),
+    /// Export every site of a node's database as HSDS 3.0, GeoJSON or CSV.
+    Export(export::ExportArgs),
     /// Development keys and tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -60,6 +63,12 @@ async fn main() -> anyhow::Result<()> {
             hubdir_node::cli::run(prepared, &ALL_SERVICES).await
         }
         Command::Token(command) => token::run(command),
+        Command::Export(args) => {
+            let count = export::run(&args).await?;
+            use std::io::Write as _;
+            writeln!(std::io::stderr(), "exported {count} sites")?;
+            Ok(())
+        }
         Command::Import(args) => {
             let (summary, errors) = import::run(&args).await?;
             let report = import::write_report(&args.errors, &errors)?;
