@@ -2,9 +2,10 @@
 
 Usage: validate_hsds.py EXPORT.json SCHEMA_DIR
 
-Each service_at_location is checked against service_at_location.json (its embedded location
-against location.json, and so on through the schemas' references), each service against
-service.json, with format checking on (ids must be UUIDs).
+The export is HSDS's paginated service_at_location list. Each item of `contents` is checked
+against service_at_location.json (its embedded location against location.json, and so on
+through the schemas' references) and its embedded service against service.json, with format
+checking on (ids must be UUIDs).
 """
 
 import json
@@ -37,18 +38,18 @@ def main():
         return Draft202012Validator(schema, registry=reg, format_checker=FormatChecker())
 
     errors = []
-    for kind, schema in (("service_at_locations", "service_at_location.json"), ("services", "service.json")):
-        check = validator(schema)
-        items = data[kind]
-        if not items:
-            errors.append(f"no {kind} exported")
-        for i, item in enumerate(items):
-            for error in check.iter_errors(item):
-                errors.append(f"{kind}[{i}] {'/'.join(map(str, error.absolute_path))}: {error.message}")
+    items = data["contents"]
+    if not items or data["total_items"] != len(items):
+        errors.append(f"{len(items)} items, total_items {data['total_items']}")
+    service_at_location, service = validator("service_at_location.json"), validator("service.json")
+    for i, item in enumerate(items):
+        for check, value, where in ((service_at_location, item, f"contents[{i}]"), (service, item.get("service"), f"contents[{i}].service")):
+            for error in check.iter_errors(value):
+                errors.append(f"{where} {'/'.join(map(str, error.absolute_path))}: {error.message}")
     if errors:
         print("FAILED: HSDS validation\n  " + "\n  ".join(errors[:30]), file=sys.stderr)
         sys.exit(1)
-    print(f"HSDS 3.0: {len(data['service_at_locations'])} service_at_locations and {len(data['services'])} services valid")
+    print(f"HSDS 3.0: {len(items)} service_at_locations, each with its service, valid")
 
 
 if __name__ == "__main__":

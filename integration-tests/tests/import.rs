@@ -199,7 +199,14 @@ fn exports_are_valid_hsds_geojson_and_csv() {
         .expect("run python3");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("125 service_at_locations and 125 services valid"), "{stdout}");
+    assert!(stdout.contains("125 service_at_locations, each with its service, valid"), "{stdout}");
+
+    // And back in: an HSDS list imports through the HSDS mapping.
+    let back = format!("sqlite://{}", dir.path().join("back.db").display());
+    let errors = dir.path().join("back-errors.csv");
+    let output = import(&hsds, &mapping("hsds-3.0"), &back, &errors, &[]);
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.starts_with("read 125, imported 125"), "{summary}{}", String::from_utf8_lossy(&output.stderr));
 
     let geojson = dir.path().join("sites.geojson");
     export(&db, "geojson", &geojson);
@@ -215,4 +222,33 @@ fn exports_are_valid_hsds_geojson_and_csv() {
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(text.starts_with("name,display_name,kind,"), "{text}");
     assert_eq!(text.lines().count(), 126);
+}
+
+#[test]
+fn overpass_and_hsds_json_import_through_their_mappings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("json.db").display());
+    let osm = run("osm-overpass-sample.json", "osm-overpass", &db, dir.path());
+    assert!(osm.stdout.starts_with("read 5, imported 2"), "{}", osm.stdout);
+    let reasons = rejected(&osm.stdout);
+    for reason in ["REQUIRED", "UNMAPPED_VALUE", "OUTSIDE_EXTENT"] {
+        assert!(reasons.iter().any(|(r, n)| r == reason && *n == 1), "{reason} missing: {reasons:?}");
+    }
+    // The library's wifi, step-free access and hours come through its tags.
+    let export_file = dir.path().join("osm.geojson");
+    export(&db, "geojson", &export_file);
+    let collection: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&export_file).unwrap()).unwrap();
+    let library = collection["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["properties"]["name"] == "sites/osm/node-101")
+        .unwrap();
+    assert_eq!(library["properties"]["services"], serde_json::json!(["PUBLIC_INTERNET", "FREE_WIFI"]));
+    assert_eq!(library["properties"]["opening_hours"], "Mo-Fr 08:00-17:00");
+
+    // The HSDS specification's own example puts its location at (100, 101): refused, not fixed.
+    let hsds = run("hsds-example-service_at_location_list.json", "hsds-3.0", &db, dir.path());
+    assert!(hsds.stdout.contains("imported 0"), "{}", hsds.stdout);
+    assert!(hsds.errors_csv.contains("OUT_OF_RANGE"), "{}", hsds.errors_csv);
 }

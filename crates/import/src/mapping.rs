@@ -50,6 +50,9 @@ pub struct Mapping {
 pub enum Format {
     Csv,
     Geojson,
+    /// Any JSON document holding an array of objects (HSDS 3.0 lists, Overpass API output):
+    /// each object is flattened into dotted columns (`location.addresses.0.city`).
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -71,6 +74,10 @@ pub struct SourceSpec {
     pub encoding: Encoding,
     #[serde(default)]
     pub null_values: Vec<String>,
+    /// json only: the dotted path of the array of records (`contents`, `elements`); empty
+    /// when the document itself is the array.
+    #[serde(default)]
+    pub records: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -99,12 +106,17 @@ pub enum Value {
 }
 
 /// An item of a list field: always there, or only when a column is truthy (`1`, `1.0`,
-/// `true`, `yes`, `y`).
+/// `true`, `yes`, `y`), or (with `is`) when the column holds one of the given values.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum Item {
     Always(String),
-    When { value: String, when: String },
+    When {
+        value: String,
+        when: String,
+        #[serde(default)]
+        is: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -299,7 +311,11 @@ impl Mapping {
             .iter()
             .filter_map(|item| match item {
                 Item::Always(value) => Some(self.template(record, value)),
-                Item::When { value, when } => truthy(self.raw(record, when)).then(|| self.template(record, value)),
+                Item::When { value, when, is } => {
+                    let raw = self.raw(record, when);
+                    let present = if is.is_empty() { truthy(raw) } else { is.iter().any(|v| v == raw) };
+                    present.then(|| self.template(record, value))
+                }
             })
             .filter(|v| !v.is_empty())
             .collect()

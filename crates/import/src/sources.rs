@@ -18,6 +18,8 @@ pub enum SourceError {
     Header { path: String, message: String },
     #[error("{path} is not a GeoJSON FeatureCollection: {message}")]
     GeoJson { path: String, message: String },
+    #[error("{path} is not the JSON the mapping expects: {message}")]
+    Json { path: String, message: String },
     #[error(transparent)]
     Mapping(#[from] crate::MappingError),
 }
@@ -35,6 +37,7 @@ pub fn records(path: &Path, mapping: &Mapping) -> Result<Box<dyn Iterator<Item =
             Ok(Box::new(rows))
         }
         Format::Geojson => Ok(Box::new(read_geojson(path)?.into_iter())),
+        Format::Json => Ok(Box::new(read_json(path, &mapping.source.records)?.into_iter())),
     }
 }
 
@@ -138,6 +141,42 @@ pub fn read_geojson(path: &Path) -> Result<Vec<RecordResult>, SourceError> {
         .collect())
 }
 
+/// Every object of the array at `records` (a dotted path) in a JSON document, flattened.
+pub fn read_json(path: &Path, records: &str) -> Result<Vec<RecordResult>, SourceError> {
+    let bad = |message: String| SourceError::Json { path: path.display().to_string(), message };
+    let file = File::open(path).map_err(|source| SourceError::Open { path: path.display().to_string(), source })?;
+    let json: serde_json::Value = serde_json::from_reader(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
+    let list = records
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .try_fold(&json, |v, key| v.get(key))
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| bad(format!("no array at {records:?}")))?;
+    Ok(list
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let n = i as u64 + 1;
+            let mut values = HashMap::new();
+            flatten("", item, &mut values);
+            Ok(Record { row: n, line: n, values })
+        })
+        .collect())
+}
+
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut HashMap<String, String>) {
+    let key = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") };
+    match value {
+        serde_json::Value::Object(map) => map.iter().for_each(|(k, v)| flatten(&key(k), v, out)),
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().for_each(|(i, v)| flatten(&key(&i.to_string()), v, out))
+        }
+        scalar_value => {
+            out.insert(prefix.to_owned(), scalar(scalar_value));
+        }
+    }
+}
+
 fn scalar(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Null => String::new(),
@@ -195,6 +234,20 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[1].as_ref().unwrap_err().reason, "MALFORMED_ROW");
         assert_eq!(rows[2].as_ref().unwrap().get("b"), "5");
+    }
+
+    #[test]
+    fn json_records_are_flattened_into_dotted_columns() {
+        let f = file(
+            br#"{"elements":[{"type":"node","lat":-17.8,"lon":31.0,"tags":{"amenity":"library","name":"Harare"}},
+            {"type":"way","center":{"lat":-20.1,"lon":28.6},"tags":{"amenity":"post_office"},"nodes":[1,2]}]}"#,
+        );
+        let rows: Vec<Record> = read_json(f.path(), "elements").unwrap().into_iter().map(Result::unwrap).collect();
+        assert_eq!(rows[0].get("tags.name"), "Harare");
+        assert_eq!(rows[0].get("lat"), "-17.8");
+        assert_eq!(rows[1].get("center.lon"), "28.6");
+        assert_eq!(rows[1].get("nodes.1"), "2");
+        assert!(matches!(read_json(f.path(), "contents"), Err(SourceError::Json { .. })));
     }
 
     #[test]

@@ -14,8 +14,8 @@ const PAGE: u64 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
-    /// HSDS 3.0: `{"services": [...], "service_at_locations": [...]}`, one service (the
-    /// help offered) and one service-at-location (with its location) per site.
+    /// HSDS 3.0, shaped as the API's paginated `service_at_location` list (one page): per
+    /// site one service-at-location embedding its location and its service.
     Hsds,
     /// A GeoJSON FeatureCollection of Points, longitude first.
     Geojson,
@@ -47,7 +47,7 @@ fn uuid(site_name: &str, kind: &str) -> String {
     format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
-fn hsds(record: &SiteRecord) -> (Value, Value) {
+fn hsds(record: &SiteRecord) -> Value {
     let site = &record.site;
     let name = site.name.to_string();
     let (service_id, location_id) = (uuid(&name, "service"), uuid(&name, "location"));
@@ -107,13 +107,13 @@ fn hsds(record: &SiteRecord) -> (Value, Value) {
             "description": format!("{} (OpenStreetMap opening_hours, time zone {})", hours, site.time_zone),
         }]);
     }
-    let service_at_location = json!({
+    json!({
         "id": uuid(&name, "service_at_location"),
         "service_id": service_id,
         "location_id": location_id,
         "location": location,
-    });
-    (service, service_at_location)
+        "service": service,
+    })
 }
 
 fn geojson_feature(record: &SiteRecord) -> Value {
@@ -249,20 +249,22 @@ pub async fn run(args: &ExportArgs) -> anyhow::Result<u64> {
             count
         }
         ExportFormat::Hsds => {
-            write!(out, "{{\"service_at_locations\":[")?;
-            let mut services = Vec::new();
+            write!(out, "{{\"contents\":[")?;
             let mut first = true;
             let count = each_page(&store, |page| {
                 for record in page {
-                    let (service, service_at_location) = hsds(record);
-                    write!(out, "{}{service_at_location}", if first { "" } else { "," })?;
-                    services.push(service);
+                    write!(out, "{}{}", if first { "" } else { "," }, hsds(record))?;
                     first = false;
                 }
                 Ok(())
             })
             .await?;
-            writeln!(out, "],\"services\":{}}}", Value::Array(services))?;
+            // The rest of HSDS's page envelope: everything on one page.
+            writeln!(
+                out,
+                "],\"total_items\":{count},\"total_pages\":1,\"page_number\":1,\"size\":{count},\"first_page\":true,\"last_page\":true,\"empty\":{}}}",
+                count == 0
+            )?;
             count
         }
     };
