@@ -252,3 +252,85 @@ fn overpass_and_hsds_json_import_through_their_mappings() {
     assert!(hsds.stdout.contains("imported 0"), "{}", hsds.stdout);
     assert!(hsds.errors_csv.contains("OUT_OF_RANGE"), "{}", hsds.errors_csv);
 }
+
+/// Counts in a SQLite file, read with Python's sqlite3 (a reader hubdir did not write).
+fn sqlite_counts(db_file: &Path) -> Vec<i64> {
+    let script = "import sqlite3, sys\n\
+        c = sqlite3.connect(sys.argv[1])\n\
+        q = lambda sql: c.execute(sql).fetchone()[0]\n\
+        print(q('select count(*) from sites'), q('select count(*) from change_log'),\n\
+              q('select coalesce(max(last_seq), 0) from origin_sequences'), q('select count(*) from site_services'))";
+    let output = Command::new(python_bin()).args(["-c", script]).arg(db_file).output().expect("run python3");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().split_whitespace().map(|n| n.parse().unwrap()).collect()
+}
+
+#[test]
+fn a_killed_import_leaves_whole_transactions_and_resumes() {
+    const ROWS: usize = 40_000;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("big.csv");
+    let mut text = String::from("id,name,lat,lng\n");
+    for i in 0..ROWS {
+        text.push_str(&format!(
+            "{i},Help point {i},{},{}\n",
+            -17.0 - (i % 500) as f64 / 1000.0,
+            31.0 + (i / 500) as f64 / 1000.0
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let mapping_file = dir.path().join("m.toml");
+    std::fs::write(
+        &mapping_file,
+        "[source]\nformat = \"csv\"\n[site]\norigin = \"zw\"\nid = \"{id}\"\ndisplay_name = \"{name}\"\n\
+         kind = \"TELECENTRE\"\ncountry_code = \"ZW\"\nlatitude = \"{lat}\"\nlongitude = \"{lng}\"\n\
+         time_zone = \"Africa/Harare\"\nservices = [\"FREE_WIFI\", \"PUBLIC_COMPUTERS\"]\n",
+    )
+    .unwrap();
+    let db_file = dir.path().join("killed.db");
+    let db = format!("sqlite://{}", db_file.display());
+    let errors = dir.path().join("e.csv");
+    let mut child = Command::new(binary("hubdir"))
+        .arg("import")
+        .arg(&csv)
+        .arg("--mapping")
+        .arg(&mapping_file)
+        .args(["--db", &db, "--errors"])
+        .arg(&errors)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until some transactions have committed (a condition, polled), then kill -9.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let committed = db_file.exists() && sqlite_counts(&db_file).first().copied().unwrap_or(0) >= 2000;
+        if committed || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the import never committed 2,000 rows");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+
+    let [sites, events, last_seq, services] = sqlite_counts(&db_file)[..] else { panic!() };
+    assert!(sites > 0, "nothing committed before the kill");
+    if !status.success() {
+        assert!(sites < ROWS as i64, "killed after finishing");
+    }
+    // Whole transactions only: every site has its event and its services, and the
+    // sequence counts exactly the events.
+    assert_eq!(sites % 1000, 0, "a partial transaction survived: {sites} sites");
+    assert_eq!((events, last_seq, services), (sites, sites, 2 * sites));
+
+    // Running it again finishes the job: the killed run's sites are unchanged.
+    let output = import(&csv, &mapping_file, &db, &errors, &[]);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let expected = format!(
+        "read {ROWS}, imported {} (created {}, updated 0), unchanged {sites}, rejected 0",
+        ROWS as i64 - sites,
+        ROWS as i64 - sites
+    );
+    assert!(stdout.starts_with(&expected), "{stdout}");
+    assert_eq!(sqlite_counts(&db_file), vec![ROWS as i64, ROWS as i64, ROWS as i64, 2 * ROWS as i64]);
+}
