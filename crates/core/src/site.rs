@@ -210,10 +210,20 @@ impl Site {
     /// A content hash of every field: equal sites have equal etags, and any change gives a
     /// new one. Used as the AIP-154 etag and to recognise a replayed write as a no-op.
     pub fn content_etag(&self) -> String {
+        self.json_and_etag().1
+    }
+
+    /// The site's canonical JSON (as stored and logged) and its etag, serialised once.
+    pub fn json_and_etag(&self) -> (String, String) {
         // Serialising a plain struct of strings, numbers and ordered collections cannot fail.
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        let digest = Sha256::digest(&json);
-        digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+        let json = serde_json::to_string(self).unwrap_or_default();
+        let digest = Sha256::digest(json.as_bytes());
+        let mut etag = String::with_capacity(24);
+        for b in &digest[..12] {
+            etag.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+            etag.push(char::from_digit(u32::from(b & 0x0f), 16).unwrap_or('0'));
+        }
+        (json, etag)
     }
 }
 

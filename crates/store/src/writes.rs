@@ -96,7 +96,7 @@ impl Store {
 
         let initial = load_current(&txn, &writes).await?;
         let plan = plan(writes, &initial, &mut seqs, now_us)?;
-        plan.execute(&txn).await?;
+        let applied = plan.execute(&txn).await?;
 
         for (origin, seq) in seqs {
             if seq.next != seq.last {
@@ -108,7 +108,7 @@ impl Store {
             }
         }
         txn.commit().await?;
-        Ok(plan.applied)
+        Ok(applied)
     }
 }
 
@@ -199,7 +199,7 @@ fn plan(
         let seq = seqs.entry(change.name().origin().clone()).or_default();
         match change {
             Change::Upsert(site) => {
-                let etag = site.content_etag();
+                let (body, etag) = site.json_and_etag();
                 if let Some(record) = state.as_ref().filter(|r| r.etag == etag) {
                     plan.applied.push(Applied::Unchanged(record.clone()));
                     continue;
@@ -213,7 +213,6 @@ fn plan(
                     origin_seq: seq.next,
                     site: *site,
                 };
-                let body = serde_json::to_string(&record.site).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 plan.events.push(event(&record.site.name, seq.next, "UPSERT", Some(body.clone().into_bytes()), now_us));
                 if initial.contains_key(&name) {
                     plan.remove.insert(name.clone());
@@ -242,62 +241,69 @@ fn plan(
 }
 
 impl Plan {
-    /// Runs the plan as a few multi-row statements.
-    async fn execute(&self, txn: &DatabaseTransaction) -> Result<(), StoreError> {
-        let remove: Vec<&String> = self.remove.iter().collect();
+    /// Runs the plan as a few multi-row statements, building each statement's rows as it
+    /// goes (no second copy of the whole batch); returns what each write did.
+    async fn execute(self, txn: &DatabaseTransaction) -> Result<Vec<Applied>, StoreError> {
+        let Plan { applied, events, remove, insert } = self;
+        let remove: Vec<String> = remove.into_iter().collect();
         for chunk in remove.chunks(ROWS_PER_STATEMENT) {
-            let names = chunk.iter().map(|n| n.as_str());
+            let names = chunk.iter().map(String::as_str);
             site_services::Entity::delete_many()
                 .filter(site_services::Column::SiteName.is_in(names.clone()))
                 .exec(txn)
                 .await?;
             sites::Entity::delete_many().filter(sites::Column::Name.is_in(names)).exec(txn).await?;
         }
-        let rows: Vec<sites::ActiveModel> =
-            self.insert.values().map(|(record, body)| site_row(record, body.clone())).collect();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            sites::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
-        }
-        let services: Vec<site_services::ActiveModel> = self
-            .insert
-            .values()
-            .flat_map(|(record, _)| {
+        let mut services = Vec::new();
+        let mut rows = Vec::with_capacity(ROWS_PER_STATEMENT.min(insert.len()));
+        let mut records = insert.into_values().peekable();
+        while records.peek().is_some() {
+            rows.clear();
+            for (record, body) in records.by_ref().take(ROWS_PER_STATEMENT) {
                 let name = record.site.name.to_string();
-                record.site.services.iter().map(move |s| site_services::ActiveModel {
+                services.extend(record.site.services.iter().map(|s| site_services::ActiveModel {
                     site_name: Set(name.clone()),
                     service: Set(s.code().to_owned()),
-                })
-            })
-            .collect();
-        for chunk in services.chunks(ROWS_PER_STATEMENT) {
-            site_services::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+                }));
+                rows.push(site_row(record, body));
+            }
+            sites::Entity::insert_many(rows.drain(..)).exec_without_returning(txn).await?;
         }
-        for chunk in self.events.chunks(ROWS_PER_STATEMENT) {
-            change_log::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+        let mut services = services.into_iter().peekable();
+        while services.peek().is_some() {
+            site_services::Entity::insert_many(services.by_ref().take(ROWS_PER_STATEMENT))
+                .exec_without_returning(txn)
+                .await?;
         }
-        Ok(())
+        let mut events = events.into_iter().peekable();
+        while events.peek().is_some() {
+            change_log::Entity::insert_many(events.by_ref().take(ROWS_PER_STATEMENT))
+                .exec_without_returning(txn)
+                .await?;
+        }
+        Ok(applied)
     }
 }
 
-fn site_row(record: &SiteRecord, body: String) -> sites::ActiveModel {
-    let site = &record.site;
+fn site_row(record: SiteRecord, body: String) -> sites::ActiveModel {
+    let SiteRecord { site, h3_cell, etag, update_time, origin_seq } = record;
     sites::ActiveModel {
         name: Set(site.name.to_string()),
         origin: Set(site.name.origin().to_string()),
         site_id: Set(site.name.site_id().to_string()),
-        display_name: Set(site.display_name.clone()),
+        display_name: Set(site.display_name),
         kind: Set(site.kind.code().to_owned()),
-        operator: Set(site.operator.clone()),
+        operator: Set(site.operator),
         country_code: Set(site.country.to_string()),
         latitude: Set(site.location.latitude()),
         longitude: Set(site.location.longitude()),
         // H3 indexes leave the top bit clear, so they fit in an i64.
-        h3_cell: Set(record.h3_cell as i64),
+        h3_cell: Set(h3_cell as i64),
         status: Set(site.status.code().to_owned()),
         body: Set(body),
-        etag: Set(record.etag.clone()),
-        update_time_us: Set(to_micros(record.update_time)),
-        origin_seq: Set(record.origin_seq as i64),
+        etag: Set(etag),
+        update_time_us: Set(to_micros(update_time)),
+        origin_seq: Set(origin_seq as i64),
     }
 }
 

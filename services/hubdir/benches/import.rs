@@ -17,6 +17,10 @@ use sea_orm::sqlx::{self, Connection as _};
 
 const CHUNK: usize = 1000;
 
+/// The allocator the `hubdir` binary uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn say(line: String) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }

@@ -9,6 +9,10 @@ use clap::{Parser, Subcommand};
 use hubdir_node::ServeArgs;
 use hubdir_node::server::Mount;
 
+/// Bulk writes allocate heavily (multi-row statements): glibc malloc dominated their profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Every service of the node, as `hubdir serve` mounts them.
 const ALL_SERVICES: [Mount; 4] =
     [hubdir_registry::MOUNT, hubdir_discovery::MOUNT, hubdir_connectivity::MOUNT, hubdir_federation::MOUNT];
