@@ -222,6 +222,24 @@ fn exports_are_valid_hsds_geojson_and_csv() {
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(text.starts_with("name,display_name,kind,"), "{text}");
     assert_eq!(text.lines().count(), 126);
+
+    // hubdir's own CSV imports without a mapping, and back into the database it came from
+    // every site is identical (unchanged: same content, same etag).
+    let no_mapping = |db: &str| {
+        let output = Command::new(binary("hubdir"))
+            .arg("import")
+            .arg(&csv)
+            .args(["--db", db, "--errors"])
+            .arg(dir.path().join("csv-errors.csv"))
+            .output()
+            .expect("run hubdir import");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let elsewhere = format!("sqlite://{}", dir.path().join("copy.db").display());
+    assert!(no_mapping(&elsewhere).starts_with("read 125, imported 125"));
+    let home = no_mapping(&db);
+    assert!(home.starts_with("read 125, imported 0 (created 0, updated 0), unchanged 125"), "{home}");
 }
 
 #[test]

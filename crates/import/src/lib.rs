@@ -9,6 +9,7 @@
 //! rejected with a reason, never silently fixed.
 
 mod coordinates;
+pub mod hubdir_csv;
 mod mapping;
 mod record;
 mod report;
@@ -17,4 +18,4 @@ mod sources;
 pub use mapping::{Mapping, MappingError};
 pub use record::Record;
 pub use report::{RowError, Summary, write_errors};
-pub use sources::{SourceError, read_csv, read_geojson, records};
+pub use sources::{SourceError, hubdir_csv_records, read_csv, read_geojson, records};

@@ -41,6 +41,20 @@ pub fn records(path: &Path, mapping: &Mapping) -> Result<Box<dyn Iterator<Item =
     }
 }
 
+/// The records of a file in hubdir's own CSV format; its required columns are checked first.
+pub fn hubdir_csv_records(path: &Path) -> Result<Box<dyn Iterator<Item = RecordResult>>, SourceError> {
+    let (headers, rows) = read_csv(path, ',', Encoding::Utf8)?;
+    let missing: Vec<String> = crate::hubdir_csv::REQUIRED
+        .iter()
+        .filter(|c| !headers.iter().any(|h| h == *c))
+        .map(|c| (*c).to_owned())
+        .collect();
+    if !missing.is_empty() {
+        return Err(crate::MappingError::MissingColumns(missing).into());
+    }
+    Ok(Box::new(rows))
+}
+
 fn unreadable(row: u64, line: u64, reason: &str, message: String) -> RowError {
     RowError { row, line, site_id: String::new(), field: String::new(), reason: reason.into(), message }
 }

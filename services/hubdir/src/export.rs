@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use hubdir_core::{SiteRecord, SiteStatus};
+use hubdir_import::hubdir_csv;
 use hubdir_store::{SiteQuery, Store};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -19,7 +20,7 @@ pub enum ExportFormat {
     Hsds,
     /// A GeoJSON FeatureCollection of Points, longitude first.
     Geojson,
-    /// One row per site with hubdir's fields.
+    /// hubdir's own CSV (see `hubdir_import::hubdir_csv`): imports back without a mapping.
     Csv,
 }
 
@@ -141,60 +142,6 @@ fn geojson_feature(record: &SiteRecord) -> Value {
     })
 }
 
-const CSV_HEADER: [&str; 22] = [
-    "name",
-    "display_name",
-    "kind",
-    "operator",
-    "country_code",
-    "latitude",
-    "longitude",
-    "address_lines",
-    "locality",
-    "region",
-    "postal_code",
-    "services",
-    "languages",
-    "accessibility",
-    "opening_hours",
-    "time_zone",
-    "phone",
-    "email",
-    "website",
-    "status",
-    "free_access",
-    "update_time",
-];
-
-fn csv_row(record: &SiteRecord) -> [String; 22] {
-    let s = &record.site;
-    let join = |items: Vec<&str>| items.join(";");
-    [
-        s.name.to_string(),
-        s.display_name.clone(),
-        s.kind.code().into(),
-        s.operator.clone(),
-        s.country.to_string(),
-        s.location.latitude().to_string(),
-        s.location.longitude().to_string(),
-        s.address.lines.join(" | "),
-        s.address.locality.clone(),
-        s.address.region.clone(),
-        s.address.postal_code.clone(),
-        join(s.services.iter().map(|x| x.code()).collect()),
-        join(s.languages.iter().map(|x| x.as_str()).collect()),
-        join(s.accessibility.iter().map(|x| x.code()).collect()),
-        s.opening_hours.as_ref().map(|h| h.to_string()).unwrap_or_default(),
-        s.time_zone.to_string(),
-        s.contact.phone.clone(),
-        s.contact.email.clone(),
-        s.contact.website.clone(),
-        s.status.code().into(),
-        s.free_access.to_string(),
-        record.update_time.to_rfc3339(),
-    ]
-}
-
 /// Calls `f` with every page of sites, in name order; returns how many sites there were.
 async fn each_page(store: &Store, mut f: impl FnMut(&[SiteRecord]) -> anyhow::Result<()>) -> anyhow::Result<u64> {
     let mut query = SiteQuery { limit: PAGE, ..SiteQuery::default() };
@@ -223,10 +170,10 @@ pub async fn run(args: &ExportArgs) -> anyhow::Result<u64> {
     let count = match args.format {
         ExportFormat::Csv => {
             let mut writer = csv::Writer::from_writer(&mut out);
-            writer.write_record(CSV_HEADER)?;
+            writer.write_record(hubdir_csv::COLUMNS)?;
             let count = each_page(&store, |page| {
                 for record in page {
-                    writer.write_record(csv_row(record))?;
+                    writer.write_record(hubdir_csv::to_row(record))?;
                 }
                 Ok(())
             })

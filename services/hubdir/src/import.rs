@@ -22,11 +22,12 @@ const MAX_ATOMIC_STREAM_ROWS: usize = hubdir_registry::MAX_BATCH_ROWS;
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
-    /// The file to import (CSV or GeoJSON, as the mapping says).
+    /// The file to import: CSV, GeoJSON or JSON as the mapping says; without a mapping,
+    /// hubdir's own CSV format (what `hubdir export --format csv` writes).
     file: PathBuf,
     /// The mapping file: how the file's columns become site fields (see examples/mappings/).
     #[arg(long)]
-    mapping: PathBuf,
+    mapping: Option<PathBuf>,
     /// Write straight into this database (`sqlite://hubdir.db` or `postgres://...`).
     #[arg(long, conflicts_with = "node", required_unless_present = "node")]
     db: Option<String>,
@@ -172,8 +173,11 @@ struct RowRef {
 
 /// Imports the file; returns the summary and every row error.
 pub async fn run(args: &ImportArgs) -> anyhow::Result<(Summary, Vec<RowError>)> {
-    let mapping = Mapping::load(&args.mapping)?;
-    let records = hubdir_import::records(&args.file, &mapping)?;
+    let mapping = args.mapping.as_deref().map(Mapping::load).transpose()?;
+    let records = match &mapping {
+        Some(mapping) => hubdir_import::records(&args.file, mapping)?,
+        None => hubdir_import::hubdir_csv_records(&args.file)?,
+    };
     let mut sink = Sink::open(args).await?;
     let progress = Progress { on_terminal: std::io::stderr().is_terminal() };
     let mut summary = Summary::default();
@@ -184,7 +188,10 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<(Summary, Vec<RowError>)> 
         summary.read += 1;
         let site = record.map_err(|e| vec![e]).and_then(|record| {
             let at = RowRef { row: record.row, line: record.line };
-            let site = mapping.site(&record)?;
+            let site = match &mapping {
+                Some(mapping) => mapping.site(&record)?,
+                None => hubdir_import::hubdir_csv::site(&record)?,
+            };
             // Two rows with one id would silently overwrite each other: refuse the second.
             if !seen.insert(site.name.clone()) {
                 return Err(vec![RowError {
