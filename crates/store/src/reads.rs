@@ -1,7 +1,9 @@
 //! Reads: sites by name, filtered pages of sites, and the change log.
 
 use hubdir_core::{Kind, Origin, Site, SiteName, SiteRecord, SiteStatus};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::collections::HashMap;
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entity::{change_log, origin_sequences, sites};
 use crate::{Store, StoreError, from_micros};
@@ -52,7 +54,31 @@ pub(crate) fn record_from_row(row: sites::Model) -> Result<SiteRecord, StoreErro
     })
 }
 
+/// Rows per `IN (...)` lookup.
+const NAMES_PER_LOOKUP: usize = 1000;
+
+/// The stored sites among `names`, by name, through any connection or transaction.
+pub(crate) async fn sites_by_name<C: ConnectionTrait>(
+    conn: &C,
+    mut names: Vec<String>,
+) -> Result<HashMap<String, SiteRecord>, StoreError> {
+    names.sort();
+    names.dedup();
+    let mut found = HashMap::with_capacity(names.len());
+    for chunk in names.chunks(NAMES_PER_LOOKUP) {
+        for row in sites::Entity::find().filter(sites::Column::Name.is_in(chunk.iter().cloned())).all(conn).await? {
+            found.insert(row.name.clone(), record_from_row(row)?);
+        }
+    }
+    Ok(found)
+}
+
 impl Store {
+    /// The stored sites among `names`, by name; missing ones are absent from the map.
+    pub async fn get_sites(&self, names: &[SiteName]) -> Result<HashMap<String, SiteRecord>, StoreError> {
+        sites_by_name(&self.db, names.iter().map(ToString::to_string).collect()).await
+    }
+
     /// The site, or `None` if it does not exist (or was deleted).
     pub async fn get_site(&self, name: &SiteName) -> Result<Option<SiteRecord>, StoreError> {
         sites::Entity::find_by_id(name.to_string()).one(&self.db).await?.map(record_from_row).transpose()

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use crate::entity::{change_log, origin_sequences, site_services, sites};
-use crate::reads::record_from_row;
+use crate::reads::sites_by_name;
 use crate::{Store, StoreError, to_micros};
 
 /// One change asked of the store.
@@ -150,16 +150,7 @@ const ROWS_PER_STATEMENT: usize = 1000;
 
 /// The stored rows of every site the writes name, before any of them applies.
 async fn load_current(txn: &DatabaseTransaction, writes: &[Write]) -> Result<HashMap<String, SiteRecord>, StoreError> {
-    let mut names: Vec<String> = writes.iter().map(|w| w.change.name().to_string()).collect();
-    names.sort();
-    names.dedup();
-    let mut current = HashMap::with_capacity(names.len());
-    for chunk in names.chunks(ROWS_PER_STATEMENT) {
-        for row in sites::Entity::find().filter(sites::Column::Name.is_in(chunk.iter().cloned())).all(txn).await? {
-            current.insert(row.name.clone(), record_from_row(row)?);
-        }
-    }
-    Ok(current)
+    sites_by_name(txn, writes.iter().map(|w| w.change.name().to_string()).collect()).await
 }
 
 /// What a batch of writes does, worked out in memory before any statement runs.

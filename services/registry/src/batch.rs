@@ -5,10 +5,14 @@
 //! (`atomic` set on the first message): if any row is refused, nothing is written and the
 //! call fails with INVALID_ARGUMENT listing the refused fields as `sites[ROW].FIELD`; otherwise
 //! all rows are written in one transaction. Either way a row identical to the stored site is
-//! UNCHANGED and appends nothing to the change log, so replaying a batch is a no-op.
+//! UNCHANGED and appends nothing to the change log, so replaying a batch is a no-op; a name
+//! repeated within one stream is refused (DUPLICATE). A row may not overwrite a stored site
+//! that another operator or origin owns (PERMISSION_DENIED on `operator` or `name`).
+
+use std::collections::HashSet;
 
 use hubdir_auth::{Denied, Principal};
-use hubdir_core::{Site, ViolationReason, Violations};
+use hubdir_core::{Site, SiteName, ViolationReason, Violations};
 use hubdir_node::status;
 use hubdir_proto::convert;
 use hubdir_proto::v1::{BatchUpsertSitesRequest, BatchUpsertSitesResponse, FieldError, RowOutcome, RowResult};
@@ -30,6 +34,7 @@ pub async fn run(
     let mut atomic = None;
     let mut results: Vec<RowResult> = Vec::new();
     let mut pending: Vec<(usize, Site)> = Vec::new();
+    let mut seen = HashSet::new();
     while let Some(message) = stream.message().await? {
         let BatchUpsertSitesRequest { sites, atomic: requested } = message;
         let atomic = *atomic.get_or_insert(requested);
@@ -46,20 +51,31 @@ pub async fn run(
             match convert::site_from_proto(site) {
                 Err(violations) => reject(&mut result, violations_to_errors(&violations)),
                 Ok((site, _etag)) => match caller.require_publisher_of(&site.name, &site.operator) {
-                    Err(denied) => reject(&mut result, vec![denied_error(denied)]),
+                    Err(denied) => reject(&mut result, vec![denied_error(caller, &site.name, denied)]),
+                    // One name twice in a stream would make every replay flip it back and forth.
+                    Ok(()) if !seen.insert(site.name.clone()) => reject(
+                        &mut result,
+                        vec![field_error(
+                            "name",
+                            "DUPLICATE",
+                            format!("{} is already an earlier row of this batch", site.name),
+                        )],
+                    ),
                     Ok(()) => pending.push((row, site)),
                 },
             }
             results.push(result);
             if !atomic && pending.len() >= CHUNK {
-                flush(store, &mut pending, &mut results).await?;
+                let owned = keep_own_sites(store, caller, &mut pending, &mut results).await?;
+                flush(store, owned, &mut results).await?;
             }
         }
     }
+    let owned = keep_own_sites(store, caller, &mut pending, &mut results).await?;
     if atomic == Some(true) {
         refuse_if_any_rejected(&results)?;
     }
-    flush(store, &mut pending, &mut results).await?;
+    flush(store, owned, &mut results).await?;
 
     let count = |outcome: RowOutcome| results.iter().filter(|r| r.outcome == i32::from(outcome)).count() as i64;
     Ok(BatchUpsertSitesResponse {
@@ -69,6 +85,34 @@ pub async fn run(
         rejected_count: count(RowOutcome::Rejected),
         results,
     })
+}
+
+/// Rejects pending rows that would overwrite a site another operator runs, and turns the
+/// rest into writes guarded by what was read: the stored etag, or absence. A site changed
+/// between the read and the write fails the chunk with ABORTED rather than slip through.
+async fn keep_own_sites(
+    store: &Store,
+    caller: &Principal,
+    pending: &mut Vec<(usize, Site)>,
+    results: &mut [RowResult],
+) -> Result<Vec<(usize, Write)>, Status> {
+    let names: Vec<SiteName> = pending.iter().map(|(_, site)| site.name.clone()).collect();
+    let stored = store.get_sites(&names).await.map_err(status::from_store)?;
+    let mut writes = Vec::with_capacity(pending.len());
+    for (row, site) in pending.drain(..) {
+        let precondition = match stored.get(&site.name.to_string()) {
+            None => Precondition::Absent,
+            Some(record) => match caller.require_publisher_of(&record.site.name, &record.site.operator) {
+                Ok(()) => Precondition::Etag(record.etag.clone()),
+                Err(denied) => {
+                    reject(&mut results[row], vec![denied_error(caller, &record.site.name, denied)]);
+                    continue;
+                }
+            },
+        };
+        writes.push((row, Write { change: Change::Upsert(Box::new(site)), precondition }));
+    }
+    Ok(writes)
 }
 
 fn reject(result: &mut RowResult, errors: Vec<FieldError>) {
@@ -88,8 +132,15 @@ fn violations_to_errors(violations: &Violations) -> Vec<FieldError> {
         .collect()
 }
 
-fn denied_error(denied: Denied) -> FieldError {
-    FieldError { field: "name".into(), reason: "PERMISSION_DENIED".into(), description: denied.to_string() }
+fn field_error(field: &str, reason: &str, description: String) -> FieldError {
+    FieldError { field: field.into(), reason: reason.into(), description }
+}
+
+/// A refusal names the field that differs from the token's grant: the origin (in `name`) or
+/// the `operator`.
+fn denied_error(caller: &Principal, name: &SiteName, denied: Denied) -> FieldError {
+    let field = if caller.origin.as_ref() == Some(name.origin()) { "operator" } else { "name" };
+    field_error(field, "PERMISSION_DENIED", denied.to_string())
 }
 
 fn refuse_if_any_rejected(results: &[RowResult]) -> Result<(), Status> {
@@ -114,16 +165,12 @@ fn refuse_if_any_rejected(results: &[RowResult]) -> Result<(), Status> {
     Err(status::bad_request(message, violations))
 }
 
-/// Writes the pending rows in one transaction and records each row's outcome.
-async fn flush(store: &Store, pending: &mut Vec<(usize, Site)>, results: &mut [RowResult]) -> Result<(), Status> {
-    if pending.is_empty() {
+/// Writes the rows in one transaction and records each row's outcome.
+async fn flush(store: &Store, writes: Vec<(usize, Write)>, results: &mut [RowResult]) -> Result<(), Status> {
+    if writes.is_empty() {
         return Ok(());
     }
-    let rows: Vec<usize> = pending.iter().map(|(row, _)| *row).collect();
-    let writes = pending
-        .drain(..)
-        .map(|(_, site)| Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::None })
-        .collect();
+    let (rows, writes): (Vec<usize>, Vec<Write>) = writes.into_iter().unzip();
     let applied = store.write(writes).await.map_err(status::from_store)?;
     for (row, applied) in rows.into_iter().zip(applied) {
         results[row].outcome = match applied {

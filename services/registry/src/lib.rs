@@ -139,7 +139,11 @@ impl RegistryService for Registry {
         let name = parse_name("name", &name)?;
         let stored = current(&self.store, &name).await?;
         caller.require_publisher_of(&name, &stored.site.operator).map_err(status::from_denied)?;
-        let precondition = Precondition::Etag(if etag.is_empty() { stored.etag } else { etag });
+        if !etag.is_empty() && etag != stored.etag {
+            return Err(status::from_store(StoreError::EtagMismatch { name: name.to_string(), expected: etag }));
+        }
+        // Guarded by the version whose ownership was just checked, not by the client's etag.
+        let precondition = Precondition::Etag(stored.etag);
         write_one(&self.store, Write { change: Change::Delete(name), precondition }).await?;
         Ok(Response::new(()))
     }

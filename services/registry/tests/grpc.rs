@@ -338,12 +338,39 @@ async fn batches_report_every_row_and_replays_change_nothing() {
     rows.iter_mut().for_each(|s| s.name.push_str("-atomic"));
     let status = node.client.batch_upsert_sites(node.req(As::Publisher, batch(rows.clone(), true))).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(field_violations(&status), vec!["sites[2].location", "sites[4].name"]);
+    assert_eq!(field_violations(&status), vec!["sites[2].location", "sites[4].operator"]);
     let listed =
         node.client.list_sites(node.req(As::Reader, list(100, String::new()))).await.unwrap().into_inner().sites;
     assert_eq!(listed.len(), 4, "an atomic batch was half-written");
 
     let anonymous = node.client.batch_upsert_sites(node.req(As::Anonymous, batch(rows, false))).await.unwrap_err();
     assert_eq!(anonymous.code(), Code::Unauthenticated);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_cannot_take_over_another_operators_site_or_repeat_a_name() {
+    let mut node = Node::start(2).await;
+    // sites/zw/s000 is ZimPost's; a Library Board publisher sends it with its own operator.
+    let mut takeover = new_site("s000", "Library Board");
+    takeover.display_name = "Hijacked".into();
+    let rows = vec![takeover, new_site("lb-1", "Library Board"), new_site("lb-1", "Library Board")];
+    let response =
+        node.client.batch_upsert_sites(node.req(As::OtherOperator, batch(rows, false))).await.unwrap().into_inner();
+    let outcomes: Vec<(i32, Vec<(String, String)>)> = response
+        .results
+        .iter()
+        .map(|r| (r.outcome, r.errors.iter().map(|e| (e.field.clone(), e.reason.clone())).collect()))
+        .collect();
+    let rejected = i32::from(RowOutcome::Rejected);
+    assert_eq!(outcomes[0], (rejected, vec![("operator".into(), "PERMISSION_DENIED".into())]));
+    assert_eq!(outcomes[1].0, i32::from(RowOutcome::Created));
+    assert_eq!(outcomes[2], (rejected, vec![("name".into(), "DUPLICATE".into())]));
+    let get = node.req(As::Reader, GetSiteRequest { name: "sites/zw/s000".into() });
+    assert_eq!(node.client.get_site(get).await.unwrap().into_inner().display_name, "Site 0");
+
+    // Deleting with a stale etag is ABORTED, even when ownership holds.
+    let delete = node.req(As::Publisher, DeleteSiteRequest { name: "sites/zw/s001".into(), etag: "stale".into() });
+    assert_eq!(node.client.delete_site(delete).await.unwrap_err().code(), Code::Aborted);
     node.stop().await;
 }
