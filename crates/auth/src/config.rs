@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub struct AuthConfig {
     /// Whether DiscoveryService (and ConnectivityService.GetStatus) answer without a token.
     pub anonymous_discovery: bool,
-    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds (at most 300).
     pub leeway_secs: u64,
     /// Token issuers this node trusts. With none, every write is refused.
     pub issuers: Vec<IssuerConfig>,
@@ -28,6 +28,10 @@ pub struct IssuerConfig {
     pub issuer: String,
     /// The `aud` its tokens must carry to be accepted here.
     pub audience: String,
+    /// The origins this issuer may grant in `origin` and `sites` claims; `"*"` for any.
+    /// Empty: its tokens may read, but may not publish or report for any origin.
+    #[serde(default)]
+    pub origins: Vec<String>,
     pub keys: Vec<KeyConfig>,
 }
 

@@ -8,6 +8,8 @@ use crate::{AuthConfig, Principal, Scope};
 
 /// The longest token accepted, in bytes; longer ones are refused before parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The most clock skew that may be configured.
+pub const MAX_LEEWAY_SECS: u64 = 300;
 
 /// A token was refused. The message says why without echoing the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +30,10 @@ pub enum AuthError {
     Invalid(String),
     #[error("token claims are invalid: {0}")]
     Claims(String),
+    #[error("token header marks extensions critical: none are understood")]
+    Critical,
+    #[error("the token's issuer may not grant origin {0}")]
+    OriginNotGranted(String),
 }
 
 /// The auth configuration could not be loaded.
@@ -39,11 +45,15 @@ pub enum ConfigError {
     Key { issuer: usize, key: usize, reason: String },
     #[error("auth: kid {0:?} is configured twice; key ids must be unique across issuers")]
     DuplicateKid(String),
+    #[error("auth.leeway_secs is {0}; more than {MAX_LEEWAY_SECS} s would accept long-expired tokens")]
+    Leeway(u64),
 }
 
 struct TrustedKey {
     issuer: String,
     audience: String,
+    /// Origins the issuer may grant; `None` for any.
+    origins: Option<Vec<String>>,
     algorithm: Algorithm,
     key: DecodingKey,
 }
@@ -78,6 +88,9 @@ struct Claims {
 impl Verifier {
     /// Loads every configured key; refuses algorithms other than EdDSA and ES256.
     pub fn from_config(config: &AuthConfig) -> Result<Verifier, ConfigError> {
+        if config.leeway_secs > MAX_LEEWAY_SECS {
+            return Err(ConfigError::Leeway(config.leeway_secs));
+        }
         let mut keys = HashMap::new();
         for (i, issuer) in config.issuers.iter().enumerate() {
             for (k, key) in issuer.keys.iter().enumerate() {
@@ -99,6 +112,7 @@ impl Verifier {
                 let trusted = TrustedKey {
                     issuer: issuer.issuer.clone(),
                     audience: issuer.audience.clone(),
+                    origins: (!issuer.origins.iter().any(|o| o == "*")).then(|| issuer.origins.clone()),
                     algorithm,
                     key: decoding,
                 };
@@ -128,6 +142,9 @@ impl Verifier {
         if header.x5c.is_some() {
             return Err(AuthError::KeyInHeader("x5c"));
         }
+        if header.crit.is_some() {
+            return Err(AuthError::Critical);
+        }
         if header.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
             return Err(AuthError::WrongType);
         }
@@ -142,7 +159,17 @@ impl Verifier {
         validation.validate_nbf = true;
         let data = jsonwebtoken::decode::<Claims>(token, &trusted.key, &validation)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
-        principal_from(data.claims)
+        let principal = principal_from(data.claims)?;
+        // An issuer speaks only for the origins it is trusted with.
+        if let Some(granted) = &trusted.origins {
+            let origins = principal.origin.iter().chain(principal.sites.iter().map(SiteName::origin));
+            for origin in origins {
+                if !granted.iter().any(|g| g == origin.as_str()) {
+                    return Err(AuthError::OriginNotGranted(origin.to_string()));
+                }
+            }
+        }
+        Ok(principal)
     }
 }
 

@@ -32,6 +32,7 @@ fn fixture() -> Fixture {
         issuers: vec![IssuerConfig {
             issuer: ISS.into(),
             audience: AUD.into(),
+            origins: vec!["zw".into()],
             keys: vec![KeyConfig { kid: "k1".into(), algorithm: "EdDSA".into(), public_key_file: public_file }],
         }],
         ..AuthConfig::default()
@@ -168,6 +169,16 @@ fn every_attack_is_refused() {
         ("empty sub", signed(&f.trusted, &header(), &with(claims(), "sub", json!("")))),
         ("unknown scope", signed(&f.trusted, &header(), &with(claims(), "scope", json!("sites.write admin")))),
         ("malformed origin claim", signed(&f.trusted, &header(), &with(claims(), "origin", json!("ZW/../x")))),
+        ("critical header extension", signed(&f.trusted, &with(header(), "crit", json!(["exp"])), &claims())),
+        ("origin the issuer may not grant", signed(&f.trusted, &header(), &with(claims(), "origin", json!("ke")))),
+        (
+            "agent sites of an origin the issuer may not grant",
+            signed(
+                &f.trusted,
+                &header(),
+                &with(with(claims(), "scope", json!("connectivity.report")), "sites", json!(["sites/ke/1"])),
+            ),
+        ),
         ("oversized header", signed(&f.trusted, &with(header(), "pad", json!("x".repeat(9000))), &claims())),
     ];
     assert!(cases.len() >= 30, "the matrix shrank to {}", cases.len());
@@ -181,6 +192,12 @@ fn every_attack_is_refused() {
 }
 
 #[test]
+fn a_huge_leeway_cannot_be_configured() {
+    let config = AuthConfig { leeway_secs: 864_000, ..AuthConfig::default() };
+    assert!(Verifier::from_config(&config).unwrap_err().to_string().contains("leeway_secs"));
+}
+
+#[test]
 fn rsa_and_hmac_keys_cannot_be_configured() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("k.pem");
@@ -190,6 +207,7 @@ fn rsa_and_hmac_keys_cannot_be_configured() {
             issuers: vec![IssuerConfig {
                 issuer: ISS.into(),
                 audience: AUD.into(),
+                origins: vec![],
                 keys: vec![KeyConfig { kid: "k".into(), algorithm: algorithm.into(), public_key_file: file.clone() }],
             }],
             ..AuthConfig::default()
@@ -210,6 +228,7 @@ fn dev_tokens_verify_and_carry_their_grants() {
         issuers: vec![IssuerConfig {
             issuer: "dev".into(),
             audience: "hubdir".into(),
+            origins: vec!["zw".into()],
             keys: vec![KeyConfig { kid: "dev-1".into(), algorithm: "EdDSA".into(), public_key_file: public_file }],
         }],
         ..AuthConfig::default()

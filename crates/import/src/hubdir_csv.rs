@@ -7,6 +7,7 @@
 //! | `name` | `sites/{origin}/{site_id}` |
 //! | `kind`, `status` | codes such as `PUBLIC_LIBRARY`, `OPEN` |
 //! | `services`, `accessibility` | codes such as `FREE_WIFI;PUBLIC_COMPUTERS` |
+//! | `service_notes` | free text |
 //! | `languages` | BCP 47 tags such as `en;sn` |
 //! | `latitude`, `longitude` | decimal degrees, WGS84 |
 //! | `opening_hours` | OpenStreetMap syntax; `time_zone` IANA |
@@ -18,7 +19,7 @@ use hubdir_core::{Accessibility, Address, Contact, Kind, ServiceType, Site, Site
 use crate::{Record, RowError, coordinates};
 
 /// The columns, in the order export writes them.
-pub const COLUMNS: [&str; 22] = [
+pub const COLUMNS: [&str; 23] = [
     "name",
     "display_name",
     "kind",
@@ -31,6 +32,7 @@ pub const COLUMNS: [&str; 22] = [
     "region",
     "postal_code",
     "services",
+    "service_notes",
     "languages",
     "accessibility",
     "opening_hours",
@@ -44,7 +46,7 @@ pub const COLUMNS: [&str; 22] = [
 ];
 
 /// One exported row, in [`COLUMNS`] order.
-pub fn to_row(record: &SiteRecord) -> [String; 22] {
+pub fn to_row(record: &SiteRecord) -> [String; 23] {
     let s = &record.site;
     let codes = |items: Vec<&str>| items.join(";");
     [
@@ -60,6 +62,7 @@ pub fn to_row(record: &SiteRecord) -> [String; 22] {
         s.address.region.clone(),
         s.address.postal_code.clone(),
         codes(s.services.iter().map(|x| x.code()).collect()),
+        s.service_notes.clone(),
         codes(s.languages.iter().map(|x| x.as_str()).collect()),
         codes(s.accessibility.iter().map(|x| x.code()).collect()),
         s.opening_hours.as_ref().map(|h| h.to_string()).unwrap_or_default(),
@@ -149,7 +152,7 @@ pub fn site(record: &Record) -> Result<Site, Vec<RowError>> {
         // A refused position is reported above; validation gets a stand-in.
         location: location.or(Some((1.0, 2.0))),
         services,
-        service_notes: String::new(),
+        service_notes: record.get("service_notes").to_owned(),
         languages: list(record.get("languages"), ";"),
         accessibility,
         opening_hours: record.get("opening_hours").to_owned(),
@@ -203,6 +206,7 @@ mod tests {
             ("services", "FREE_WIFI;PUBLIC_COMPUTERS"),
             ("address_lines", "1 First Street | Floor 2"),
             ("free_access", "true"),
+            ("service_notes", "Help with pension forms on Tuesdays"),
         ]
     }
 
@@ -212,6 +216,7 @@ mod tests {
         assert_eq!(site.services.len(), 2);
         assert_eq!(site.address.lines, vec!["1 First Street", "Floor 2"]);
         assert!(site.free_access);
+        assert_eq!(site.service_notes, "Help with pension forms on Tuesdays");
     }
 
     #[test]

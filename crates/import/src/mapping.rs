@@ -87,22 +87,28 @@ pub struct Checks {
     pub bounds: Option<Bounds>,
 }
 
-/// A field's value: a template string (a constant when it has no `{column}`), or a column /
+/// A field's value: a template string (a constant when it has no `{column}`), or a column or
 /// template whose value goes through a map, with a default.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
     Template(String),
-    Spec {
-        #[serde(default)]
-        column: Option<String>,
-        #[serde(default)]
-        template: Option<String>,
-        #[serde(default)]
-        map: BTreeMap<String, String>,
-        #[serde(default)]
-        default: Option<String>,
-    },
+    Spec(Spec),
+}
+
+/// The table form of a [`Value`]. Unknown keys are refused, so a typo cannot pass raw
+/// values through unnoticed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    #[serde(default)]
+    pub column: Option<String>,
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub map: BTreeMap<String, String>,
+    #[serde(default)]
+    pub default: Option<String>,
 }
 
 /// An item of a list field: always there, or only when a column is truthy (`1`, `1.0`,
@@ -111,12 +117,17 @@ pub enum Value {
 #[serde(untagged)]
 pub enum Item {
     Always(String),
-    When {
-        value: String,
-        when: String,
-        #[serde(default)]
-        is: Vec<String>,
-    },
+    When(When),
+}
+
+/// The conditional form of an [`Item`]; unknown keys are refused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    pub value: String,
+    pub when: String,
+    #[serde(default)]
+    pub is: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,6 +179,8 @@ pub enum MappingError {
     Read { path: String, source: std::io::Error },
     #[error("mapping {path} is invalid: {source}")]
     Parse { path: String, source: toml::de::Error },
+    #[error("mapping {path} is invalid: {reason}")]
+    Invalid { path: String, reason: String },
     #[error("mapping names columns the source does not have: {0:?}")]
     MissingColumns(Vec<String>),
 }
@@ -192,6 +205,10 @@ impl Problems<'_> {
     }
 }
 
+fn falsy(value: &str) -> bool {
+    matches!(value.trim().to_ascii_lowercase().as_str(), "" | "0" | "0.0" | "false" | "no" | "n")
+}
+
 fn truthy(value: &str) -> bool {
     matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "1.0" | "true" | "yes" | "y")
 }
@@ -213,7 +230,28 @@ impl Mapping {
     pub fn load(path: &Path) -> Result<Mapping, MappingError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| MappingError::Read { path: path.display().to_string(), source })?;
-        toml::from_str(&text).map_err(|source| MappingError::Parse { path: path.display().to_string(), source })
+        let mapping: Mapping =
+            toml::from_str(&text).map_err(|source| MappingError::Parse { path: path.display().to_string(), source })?;
+        mapping.check().map_err(|reason| MappingError::Invalid { path: path.display().to_string(), reason })?;
+        Ok(mapping)
+    }
+
+    /// What the types cannot say: one source per value, and a one-byte delimiter.
+    fn check(&self) -> Result<(), String> {
+        if self.source.delimiter.is_some_and(|d| !d.is_ascii()) {
+            return Err("source.delimiter must be one ASCII character".into());
+        }
+        let s = &self.site;
+        let values = [&s.id, &s.display_name, &s.kind, &s.country_code, &s.latitude, &s.longitude, &s.time_zone];
+        let optional = [&s.operator, &s.locality, &s.region, &s.postal_code, &s.service_notes, &s.opening_hours];
+        let more = [&s.phone, &s.email, &s.website, &s.status, &s.free_access];
+        let all = values.into_iter().chain(optional.into_iter().chain(more).flatten()).chain(&s.address_lines);
+        for value in all {
+            if let Value::Spec(Spec { column: Some(c), template: Some(t), .. }) = value {
+                return Err(format!("a value names both column {c:?} and template {t:?}; give one"));
+            }
+        }
+        Ok(())
     }
 
     /// Every column the mapping reads.
@@ -242,7 +280,7 @@ impl Mapping {
         }
         let mut columns: Vec<String> = values.into_iter().flat_map(Value::columns).collect();
         for item in s.services.iter().chain(&s.languages).chain(&s.accessibility) {
-            if let Item::When { when, .. } = item {
+            if let Item::When(When { when, .. }) = item {
                 columns.push(when.clone());
             }
         }
@@ -285,7 +323,7 @@ impl Mapping {
     fn value(&self, record: &Record, value: &Value, field: &str, problems: &mut Problems) -> String {
         match value {
             Value::Template(t) => self.template(record, t),
-            Value::Spec { column, template, map, default } => {
+            Value::Spec(Spec { column, template, map, default }) => {
                 let raw = match (column, template) {
                     (Some(c), _) => self.raw(record, c).to_owned(),
                     (None, Some(t)) => self.template(record, t),
@@ -311,7 +349,7 @@ impl Mapping {
             .iter()
             .filter_map(|item| match item {
                 Item::Always(value) => Some(self.template(record, value)),
-                Item::When { value, when, is } => {
+                Item::When(When { value, when, is }) => {
                     let raw = self.raw(record, when);
                     let present = if is.is_empty() { truthy(raw) } else { is.iter().any(|v| v == raw) };
                     present.then(|| self.template(record, value))
@@ -398,7 +436,13 @@ impl Mapping {
                 website: self.optional(record, &s.website, "website", &mut problems),
             },
             status,
-            free_access: truthy(&self.optional(record, &s.free_access, "free_access", &mut problems)),
+            free_access: {
+                let value = self.optional(record, &s.free_access, "free_access", &mut problems);
+                if !truthy(&value) && !falsy(&value) {
+                    problems.push("free_access", "INVALID_FORMAT", format!("{value:?} is neither true nor false"));
+                }
+                truthy(&value)
+            },
         };
         match input.validate() {
             Ok(site) if problems.errors.is_empty() => Ok(site),
@@ -435,9 +479,9 @@ impl Value {
         };
         match self {
             Value::Template(t) => template_columns(t),
-            Value::Spec { column: Some(c), .. } => vec![c.clone()],
-            Value::Spec { template: Some(t), .. } => template_columns(t),
-            Value::Spec { .. } => vec![],
+            Value::Spec(Spec { column: Some(c), .. }) => vec![c.clone()],
+            Value::Spec(Spec { template: Some(t), .. }) => template_columns(t),
+            Value::Spec(_) => vec![],
         }
     }
 }
@@ -517,6 +561,14 @@ mod tests {
             ["pincode", "officename", "officetype", "statename", "latitude", "longitude"].map(String::from).to_vec();
         let err = mapping.check_columns(&headers).unwrap_err().to_string();
         assert!(err.contains("wifi"), "{err}");
+    }
+
+    #[test]
+    fn typos_in_value_tables_are_refused() {
+        let typo = MAPPING.replace("map = { HO", "mapp = { HO");
+        assert!(toml::from_str::<Mapping>(&typo).is_err());
+        let typo = MAPPING.replace("when = \"wifi\"", "whenn = \"wifi\"");
+        assert!(toml::from_str::<Mapping>(&typo).is_err());
     }
 
     #[test]

@@ -109,7 +109,7 @@ pub fn read_csv(
                         position.line(),
                         "INVALID_BYTES",
                         format!(
-                            "column {column:?} is not valid UTF-8 at byte offset {offset} (is the file Windows-1252?)"
+                            "column {column:?} is not valid UTF-8 at byte offset {offset} (exact unless earlier fields of the row are quoted; is the file Windows-1252?)"
                         ),
                     ));
                 }

@@ -171,8 +171,9 @@ struct RowRef {
     line: u64,
 }
 
-/// Imports the file; returns the summary and every row error.
-pub async fn run(args: &ImportArgs) -> anyhow::Result<(Summary, Vec<RowError>)> {
+/// Imports the file and returns the summary; every row error goes into `errors`, also when
+/// the import stops early, so the caller can always write the report.
+pub async fn run(args: &ImportArgs, errors: &mut Vec<RowError>) -> anyhow::Result<Summary> {
     let mapping = args.mapping.as_deref().map(Mapping::load).transpose()?;
     let records = match &mapping {
         Some(mapping) => hubdir_import::records(&args.file, mapping)?,
@@ -181,7 +182,6 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<(Summary, Vec<RowError>)> 
     let mut sink = Sink::open(args).await?;
     let progress = Progress { on_terminal: std::io::stderr().is_terminal() };
     let mut summary = Summary::default();
-    let mut errors = Vec::new();
     let mut pending = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for record in records {
@@ -213,7 +213,7 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<(Summary, Vec<RowError>)> 
             }
         }
         if !args.atomic && pending.len() >= CHUNK {
-            sink.flush(&mut pending, &mut summary, &mut errors, false).await?;
+            sink.flush(&mut pending, &mut summary, errors, false).await?;
         }
         if summary.read % 1000 == 0 {
             progress.show(&summary);
@@ -222,10 +222,9 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<(Summary, Vec<RowError>)> 
     if args.atomic && summary.rejected_total() > 0 {
         progress.done();
         anyhow::bail!(
-            "--atomic: {} of {} rows were rejected, so nothing was written; see {}",
+            "--atomic: {} of {} rows were rejected, so nothing was written",
             summary.rejected_total(),
-            summary.read,
-            write_report(&args.errors, &errors)?
+            summary.read
         );
     }
     if args.atomic && matches!(sink, Sink::Node { .. }) && pending.len() > MAX_ATOMIC_STREAM_ROWS {
@@ -233,10 +232,10 @@ pub async fn run(args: &ImportArgs) -> anyhow::Result<(Summary, Vec<RowError>)> 
             "--atomic over gRPC takes at most {MAX_ATOMIC_STREAM_ROWS} rows (one stream); import into --db instead"
         );
     }
-    sink.flush(&mut pending, &mut summary, &mut errors, args.atomic).await?;
+    sink.flush(&mut pending, &mut summary, errors, args.atomic).await?;
     progress.show(&summary);
     progress.done();
-    Ok((summary, errors))
+    Ok(summary)
 }
 
 /// Writes the error report and returns its path for messages.

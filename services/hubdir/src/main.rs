@@ -74,8 +74,11 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import(args) => {
-            let (summary, errors) = import::run(&args).await?;
+            let mut errors = Vec::new();
+            let result = import::run(&args, &mut errors).await;
+            // The report is written whatever happened: rows refused before a failure count.
             let report = import::write_report(&args.errors, &errors)?;
+            let summary = result.map_err(|e| e.context(format!("the rejected rows so far are in {report}")))?;
             use std::io::Write as _;
             writeln!(std::io::stdout(), "{}\nerror report: {report}", summary.render())?;
             Ok(())

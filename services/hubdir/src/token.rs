@@ -24,6 +24,9 @@ pub enum TokenCommand {
         /// The audience (`aud`) the node expects.
         #[arg(long, default_value = "hubdir")]
         audience: String,
+        /// An origin this issuer may grant (repeatable); none means any (`"*"`), for development.
+        #[arg(long = "origin")]
+        origins: Vec<String>,
     },
     /// Sign a token with a private key made by `keygen` and print it.
     Issue {
@@ -60,7 +63,8 @@ pub enum TokenCommand {
 pub fn run(command: TokenCommand) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout();
     match command {
-        TokenCommand::Keygen { dir, kid, issuer, audience } => {
+        TokenCommand::Keygen { dir, kid, issuer, audience, origins } => {
+            let origins = if origins.is_empty() { vec!["*".to_owned()] } else { origins };
             let (private, public) = dev::generate_ed25519().map_err(anyhow::Error::msg)?;
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             let private_file = dir.join(format!("{kid}.key.pem"));
@@ -69,7 +73,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<()> {
             std::fs::write(&public_file, public).with_context(|| format!("cannot write {}", public_file.display()))?;
             writeln!(
                 stdout,
-                "# private key: {} (keep it secret)\n[[auth.issuers]]\nissuer = {issuer:?}\naudience = {audience:?}\n\n[[auth.issuers.keys]]\nkid = {kid:?}\nalgorithm = \"EdDSA\"\npublic_key_file = {:?}",
+                "# private key: {} (keep it secret)\n[[auth.issuers]]\nissuer = {issuer:?}\naudience = {audience:?}\norigins = {origins:?}\n\n[[auth.issuers.keys]]\nkid = {kid:?}\nalgorithm = \"EdDSA\"\npublic_key_file = {:?}",
                 private_file.display(),
                 public_file.display().to_string()
             )?;

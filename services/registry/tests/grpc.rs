@@ -68,6 +68,7 @@ impl Node {
                 issuers: vec![IssuerConfig {
                     issuer: "test".into(),
                     audience: "hubdir".into(),
+                    origins: vec!["zw".into()],
                     keys: vec![KeyConfig { kid: "k1".into(), algorithm: "EdDSA".into(), public_key_file }],
                 }],
                 ..AuthConfig::default()
@@ -160,6 +161,13 @@ async fn get_site_answers_from_the_store() {
     assert!(!site.etag.is_empty());
     let anonymous = node.req(As::Anonymous, GetSiteRequest { name: "sites/zw/s001".into() });
     assert_eq!(node.client.get_site(anonymous).await.unwrap_err().code(), Code::Unauthenticated);
+    // A forged token is refused by the interceptor before any handler runs.
+    let mut forged = tonic::Request::new(GetSiteRequest { name: "sites/zw/s001".into() });
+    let none_alg = "eyJhbGciOiJub25lIiwia2lkIjoiazEifQ.eyJzdWIiOiJ4Iiwic2NvcGUiOiJzaXRlcy5yZWFkIn0.";
+    forged.metadata_mut().insert("authorization", format!("Bearer {none_alg}").parse().unwrap());
+    let status = node.client.get_site(forged).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.get_details_error_info().unwrap().reason, "UNAUTHENTICATED");
     node.stop().await;
 }
 
