@@ -125,6 +125,22 @@ def main():
                     rejected = 0 if role == "publisher" else 1
                     if response.rejected_count != rejected:
                         mismatches.append(f"{rpc} as {role}: {response.rejected_count} rows rejected, expected {rejected}")
+        # Refused writes changed nothing: only the publisher's create, update and delete took.
+        reader = bearer(tokens["reader"])
+        base = registry.GetSite(reg_pb2.GetSiteRequest(name="sites/zw/base"), metadata=reader, timeout=10)
+        if base.display_name != "Updated by publisher":
+            mismatches.append(f"sites/zw/base is named {base.display_name!r} after the refused updates")
+        for role in ROLES:
+            for prefix, should_exist in (("new", role == "publisher"), ("del", role != "publisher")):
+                try:
+                    registry.GetSite(reg_pb2.GetSiteRequest(name=f"sites/zw/{prefix}-{role}"), metadata=reader, timeout=10)
+                    exists = True
+                except grpc.RpcError as err:
+                    if err.code() != grpc.StatusCode.NOT_FOUND:
+                        raise
+                    exists = False
+                if exists != should_exist:
+                    mismatches.append(f"sites/zw/{prefix}-{role} exists={exists} after {role}'s attempt")
         if mismatches:
             fail("authorisation matrix:\n  " + "\n  ".join(mismatches))
         print(f"authorisation matrix: {cells} cells as expected ({len(table)} RPCs x {len(ROLES)} roles)")
