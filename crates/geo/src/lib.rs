@@ -1,4 +1,8 @@
-//! H3 helpers. The nearest-neighbour index arrives with the discovery issue.
+//! H3 helpers and the in-memory nearest-neighbour index.
+
+mod index;
+
+pub use index::{EARTH_RADIUS_M, Filter, Nearby, SiteIndex, great_circle_m, unit_vector};
 
 use h3o::{CellIndex, LatLng as H3LatLng, Resolution};
 use hubdir_core::LatLng;

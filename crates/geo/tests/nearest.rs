@@ -1,0 +1,140 @@
+//! The index against a brute-force great-circle oracle, on random and adversarial data:
+//! poles, the antimeridian, dense clusters, many sites on one point, sparse filters.
+
+use hubdir_core::{Kind, ServiceType, SiteInput, SiteRecord, SiteStatus};
+use hubdir_geo::{Filter, SiteIndex, great_circle_m, unit_vector};
+use proptest::prelude::*;
+
+fn record(i: usize, lat: f64, lng: f64, kind: Kind, wifi: bool, status: SiteStatus) -> Option<SiteRecord> {
+    let site = SiteInput {
+        name: format!("sites/zz/s{i}"),
+        display_name: format!("site {i}"),
+        kind: Some(kind),
+        country_code: "FJ".into(),
+        location: Some((lat, lng)),
+        services: if wifi { vec![ServiceType::FreeWifi] } else { vec![] },
+        languages: vec![if i.is_multiple_of(3) { "fr".into() } else { "en".into() }],
+        time_zone: "Pacific/Fiji".into(),
+        status: Some(status),
+        ..SiteInput::default()
+    }
+    .validate()
+    .ok()?;
+    Some(SiteRecord {
+        h3_cell: hubdir_geo::site_cell(site.location)?,
+        etag: site.content_etag(),
+        update_time: chrono::DateTime::from_timestamp(0, 0)?,
+        origin_seq: i as u64,
+        site,
+    })
+}
+
+/// Points clustered where exactness is hardest.
+fn position() -> impl Strategy<Value = (f64, f64)> {
+    prop_oneof![
+        (-90.0f64..=90.0, -180.0f64..=180.0),
+        (89.0f64..=90.0, -180.0f64..=180.0),
+        (-90.0f64..=-89.0, -180.0f64..=180.0),
+        (-20.0f64..=-12.0, prop_oneof![177.0f64..=180.0, -180.0f64..=-177.0]),
+        (-17.8001f64..=-17.7999, 31.0499f64..=31.0501),
+        Just((-17.8, 31.05)),
+    ]
+}
+
+fn site_strategy() -> impl Strategy<Value = ((f64, f64), u8, bool, u8)> {
+    (position(), 0u8..9, any::<bool>(), 0u8..20)
+}
+
+fn oracle(records: &[SiteRecord], lat: f64, lng: f64, k: usize, max: Option<f64>, filter: &Filter) -> Vec<f64> {
+    let q = unit_vector(lat, lng);
+    let statuses = if filter.statuses.is_empty() { vec![SiteStatus::Open] } else { filter.statuses.clone() };
+    let mut distances: Vec<f64> = records
+        .iter()
+        .filter(|r| {
+            let s = &r.site;
+            (filter.kinds.is_empty() || filter.kinds.contains(&s.kind))
+                && filter.services.iter().all(|x| s.services.contains(x))
+                && statuses.contains(&s.status)
+                && (filter.languages.is_empty() || s.languages.iter().any(|l| filter.languages.contains(&l.primary())))
+        })
+        .map(|r| great_circle_m(q, unit_vector(r.site.location.latitude(), r.site.location.longitude())))
+        .filter(|d| max.is_none_or(|m| *d <= m))
+        .collect();
+    distances.sort_by(f64::total_cmp);
+    distances.truncate(k);
+    distances
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_index_agrees_with_brute_force(
+        sites in prop::collection::vec(site_strategy(), 0..400),
+        queries in prop::collection::vec((position(), 1usize..30, prop::option::of(0.0f64..3_000_000.0)), 1..12),
+        filter_choice in 0u8..5,
+    ) {
+        let records: Vec<SiteRecord> = sites
+            .iter()
+            .enumerate()
+            .filter_map(|(i, ((lat, lng), kind, wifi, status))| {
+                let status = match status { 0 => SiteStatus::Closed, 1 => SiteStatus::TemporarilyClosed, _ => SiteStatus::Open };
+                record(i, *lat, *lng, Kind::ALL[*kind as usize], *wifi, status)
+            })
+            .collect();
+        let index = SiteIndex::from_records(records.clone());
+        let filter = match filter_choice {
+            0 => Filter::default(),
+            1 => Filter { services: vec![ServiceType::FreeWifi], ..Filter::default() },
+            2 => Filter { kinds: vec![Kind::PostOffice], statuses: SiteStatus::ALL.to_vec(), ..Filter::default() },
+            3 => Filter { languages: vec!["fr".into()], ..Filter::default() },
+            // Sparse: one kind and wifi and closed.
+            _ => Filter { kinds: vec![Kind::School], services: vec![ServiceType::FreeWifi], statuses: vec![SiteStatus::Closed], ..Filter::default() },
+        };
+        for ((lat, lng), k, max) in queries {
+            let got: Vec<f64> = index.nearest(lat, lng, k, max, &filter).iter().map(|n| n.distance_meters).collect();
+            let want = oracle(&records, lat, lng, k, max, &filter);
+            prop_assert_eq!(got.len(), want.len(), "query ({}, {}) k={} max={:?}", lat, lng, k, max);
+            for (g, w) in got.iter().zip(&want) {
+                prop_assert!((g - w).abs() < 1e-6, "query ({}, {}): got {:?}, want {:?}", lat, lng, got, want);
+            }
+        }
+    }
+}
+
+#[test]
+fn updates_and_deletes_are_seen_at_once() {
+    let mut index = SiteIndex::from_records(record(1, -17.8, 31.05, Kind::PublicLibrary, true, SiteStatus::Open));
+    let near = |index: &SiteIndex| index.nearest(-17.8, 31.05, 5, None, &Filter::default());
+    assert_eq!(near(&index).len(), 1);
+    // Moved 1 degree away: same site, new distance.
+    index.upsert(record(1, -18.8, 31.05, Kind::PublicLibrary, true, SiteStatus::Open).unwrap());
+    let found = near(&index);
+    assert_eq!(found.len(), 1);
+    assert!((found[0].distance_meters - 111_195.0).abs() < 100.0, "{}", found[0].distance_meters);
+    // Closed sites drop out of the default filter.
+    index.upsert(record(1, -18.8, 31.05, Kind::PublicLibrary, true, SiteStatus::Closed).unwrap());
+    assert!(near(&index).is_empty());
+    index.upsert(record(2, -17.9, 31.05, Kind::PostOffice, false, SiteStatus::Open).unwrap());
+    index.remove(&"sites/zz/s2".parse().unwrap());
+    assert!(near(&index).is_empty());
+    assert_eq!(index.len(), 1);
+}
+
+#[test]
+fn across_the_antimeridian_and_over_the_pole() {
+    let east = record(1, -16.8, 179.99, Kind::Telecentre, false, SiteStatus::Open).unwrap();
+    let west = record(2, -16.8, -179.99, Kind::Telecentre, false, SiteStatus::Open).unwrap();
+    let far = record(3, -16.8, 170.0, Kind::Telecentre, false, SiteStatus::Open).unwrap();
+    let index = SiteIndex::from_records([east, west, far]);
+    let found = index.nearest(-16.8, -179.999, 2, None, &Filter::default());
+    let names: Vec<String> = found.iter().map(|n| n.record.site.name.to_string()).collect();
+    assert_eq!(names, vec!["sites/zz/s2", "sites/zz/s1"]);
+    assert!(found[1].distance_meters < 3_000.0, "{}", found[1].distance_meters);
+
+    let a = record(4, 89.9, 0.0, Kind::Other, false, SiteStatus::Open).unwrap();
+    let b = record(5, 89.9, 180.0, Kind::Other, false, SiteStatus::Open).unwrap();
+    let index = SiteIndex::from_records([a, b]);
+    let found = index.nearest(89.95, 180.0, 2, Some(20_000.0), &Filter::default());
+    assert_eq!(found.len(), 2, "over the pole the 0° site is 16.7 km away");
+}
