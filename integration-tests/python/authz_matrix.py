@@ -34,8 +34,10 @@ def expected(closed_discovery):
     batch = row(UNAUTH, DENIED, OK, OK, OK, DENIED, DENIED, DENIED)
     if closed_discovery:
         public = row(UNAUTH, LATER, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED)
+        nearest = row(UNAUTH, OK, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED)
     else:
         public = row(*[LATER] * 8)
+        nearest = row(*[OK] * 8)
     ministry = row(UNAUTH, LATER, LATER, LATER, LATER, DENIED, DENIED, DENIED)
     peer = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, DENIED, LATER, DENIED)
     agent = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, LATER, DENIED, DENIED)
@@ -46,7 +48,7 @@ def expected(closed_discovery):
         "RegistryService/UpdateSite": write,
         "RegistryService/DeleteSite": write,
         "RegistryService/BatchUpsertSites": batch,
-        "DiscoveryService/FindNearest": public,
+        "DiscoveryService/FindNearest": nearest,
         "DiscoveryService/SearchSites": public,
         "DiscoveryService/ListSitesInCell": public,
         "ConnectivityService/ReportStatus": agent,

@@ -88,6 +88,16 @@ def main():
                 fail("the second page does not follow the first")
             print(f"ListSites/GetSite: demo site {first.name} ({first.display_name}) reads back")
 
+        if demo and "hubdir.v1.DiscoveryService" in expected:
+            site_pb2, discovery_pb2 = stubs["site"], stubs["discovery"]
+            discovery = stubs["discovery_grpc"].DiscoveryServiceStub(channel)
+            harare = site_pb2.LatLng(latitude=-17.8292, longitude=31.0522)
+            found = discovery.FindNearest(discovery_pb2.FindNearestRequest(location=harare, max_results=5), timeout=10)
+            distances = [r.distance_meters for r in found.results]
+            if len(distances) != 5 or distances != sorted(distances) or distances[0] > 30_000:
+                fail(f"FindNearest from Harare gave distances {distances}")
+            print(f"FindNearest: 5 demo sites, the nearest {distances[0]:.0f} m from Harare")
+
         try:
             registry.GetSite(registry_pb2.GetSiteRequest(name="sites/ZW/not-a-name"), metadata=token, timeout=10)
             fail("a malformed name was accepted")

@@ -49,7 +49,7 @@ pub fn kind_to_proto(kind: Kind) -> pb::Kind {
     }
 }
 
-fn service_from_proto(raw: i32) -> Option<ServiceType> {
+pub fn service_from_proto(raw: i32) -> Option<ServiceType> {
     use pb::ServiceType as P;
     match P::try_from(raw).ok()? {
         P::Unspecified => None,
@@ -82,7 +82,7 @@ fn service_to_proto(service: ServiceType) -> pb::ServiceType {
     }
 }
 
-fn accessibility_from_proto(raw: i32) -> Option<Accessibility> {
+pub fn accessibility_from_proto(raw: i32) -> Option<Accessibility> {
     use pb::AccessibilityFeature as P;
     match P::try_from(raw).ok()? {
         P::Unspecified => None,

@@ -1,37 +1,58 @@
 //! DiscoveryService: the nearest help point, text search, sites in an H3 cell.
 //!
-//! The contract is fixed; the exact nearest-neighbour index and its filters arrive with the
-//! discovery issue. Until then every RPC answers UNIMPLEMENTED with a message saying so.
+//! `FindNearest` answers from an in-memory index (`hubdir_geo::SiteIndex`) that is loaded at
+//! start and follows the change log. `SearchSites` and `ListSitesInCell` answer
+//! UNIMPLEMENTED until they land. The position a person searches from is personal data:
+//! it is read only to run the query, never logged or stored.
+
+mod follow;
+
+use std::time::Duration;
 
 use hubdir_auth::{Scope, principal};
+use hubdir_core::{LanguageTag, SiteRecord, ViolationReason, Violations};
+use hubdir_geo::{Filter, Nearby};
 use hubdir_node::{Mount, NodeContext, status};
+use hubdir_proto::convert;
 use hubdir_proto::v1::discovery_service_server::{DiscoveryService, DiscoveryServiceServer, SERVICE_NAME};
 use hubdir_proto::v1::{
-    FindNearestRequest, FindNearestResponse, ListSitesInCellRequest, ListSitesInCellResponse, SearchSitesRequest,
-    SearchSitesResponse,
+    self as pb, FindNearestRequest, FindNearestResponse, ListSitesInCellRequest, ListSitesInCellResponse, NearbySite,
+    SearchSitesRequest, SearchSitesResponse, SiteFilter,
 };
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
+
+pub use follow::{POLL_INTERVAL, Shared};
+
+/// How long a query waits for the index's first load before answering UNAVAILABLE.
+const INDEX_WAIT: Duration = Duration::from_secs(10);
+
+/// Default and largest `max_results`.
+pub const DEFAULT_RESULTS: i32 = 10;
+pub const MAX_RESULTS: i32 = 100;
 
 /// How `hubdir serve` and `hubdir-discovery` mount this service.
 pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 
 fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
+    let shared = Shared::default();
+    tokio::spawn(follow::run(ctx.store.clone(), shared.clone()));
     let max = ctx.config.server.max_message_bytes;
-    let server = DiscoveryServiceServer::new(Discovery { anonymous: ctx.config.auth.anonymous_discovery })
+    let server = DiscoveryServiceServer::new(Discovery { anonymous: ctx.config.auth.anonymous_discovery, shared })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 
-const ARRIVES_WITH: &str = "the discovery issue (the in-memory nearest-neighbour index)";
+const ARRIVES_WITH: &str = "the discovery issue (text search and cell listings)";
 
 /// The DiscoveryService implementation.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Discovery {
     /// Whether callers without a token may search (`auth.anonymous_discovery`).
     anonymous: bool,
+    shared: Shared,
 }
 
 impl Discovery {
@@ -43,6 +64,140 @@ impl Discovery {
     }
 }
 
+/// What a validated FindNearest asks.
+struct Query {
+    latitude: f64,
+    longitude: f64,
+    k: usize,
+    max_distance_m: Option<f64>,
+    filter: Filter,
+    /// Connectivity filters no site can meet yet: no status is stored, so every site reads
+    /// UNKNOWN with no measured speed.
+    unmeetable: bool,
+}
+
+fn enum_list<T>(out: &mut Violations, field: &str, raw: &[i32], map: impl Fn(i32) -> Option<T>) -> Vec<T> {
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, v)| {
+            let value = map(*v);
+            if value.is_none() {
+                out.push(format!("{field}[{i}]"), ViolationReason::UnknownValue, format!("{v} is not a known value"));
+            }
+            value
+        })
+        .collect()
+}
+
+fn filter_from(filter: SiteFilter, out: &mut Violations) -> Result<(Filter, bool), Status> {
+    let SiteFilter {
+        kinds,
+        services,
+        languages,
+        accessibility,
+        open,
+        open_at,
+        connectivity_states,
+        min_download_mbps,
+        free_access,
+        statuses,
+    } = filter;
+    if open || open_at.is_some() {
+        return Err(status::not_yet("hubdir.v1.DiscoveryService/FindNearest with filter.open", ARRIVES_WITH));
+    }
+    let kinds = enum_list(out, "filter.kinds", &kinds, |v| convert::kind_from_proto(v).flatten());
+    let services = enum_list(out, "filter.services", &services, convert::service_from_proto);
+    let accessibility = enum_list(out, "filter.accessibility", &accessibility, convert::accessibility_from_proto);
+    let statuses = enum_list(out, "filter.statuses", &statuses, |v| convert::status_from_proto(v).flatten());
+    let states = enum_list(out, "filter.connectivity_states", &connectivity_states, |v| {
+        pb::ConnectivityState::try_from(v).ok().filter(|s| *s != pb::ConnectivityState::Unspecified)
+    });
+    let languages = languages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, tag)| {
+            let parsed = LanguageTag::parse(tag).map(|t| t.primary());
+            if parsed.is_none() {
+                out.push(
+                    format!("filter.languages[{i}]"),
+                    ViolationReason::InvalidFormat,
+                    format!("{tag:?} is not a BCP 47 tag"),
+                );
+            }
+            parsed
+        })
+        .collect();
+    if !min_download_mbps.is_finite() || min_download_mbps < 0.0 {
+        out.push("filter.min_download_mbps", ViolationReason::OutOfRange, "must be a number of Mbit/s, 0 or more");
+    }
+    let unmeetable =
+        (!states.is_empty() && !states.contains(&pb::ConnectivityState::Unknown)) || min_download_mbps > 0.0;
+    let filter = Filter { kinds, services, languages, accessibility, statuses, free_access };
+    Ok((filter, unmeetable))
+}
+
+fn query_from(request: FindNearestRequest) -> Result<Query, Status> {
+    let FindNearestRequest { location, max_results, max_distance_meters, filter } = request;
+    let mut out = Violations::default();
+    let (latitude, longitude) = match location {
+        None => {
+            out.push("location", ViolationReason::Required, "where to search from is required");
+            (0.0, 0.0)
+        }
+        Some(pb::LatLng { latitude, longitude }) => {
+            if !latitude.is_finite() || !(-90.0..=90.0).contains(&latitude) {
+                out.push("location.latitude", ViolationReason::OutOfRange, "must be a number in [-90, 90]");
+            }
+            if !longitude.is_finite() || !(-180.0..=180.0).contains(&longitude) {
+                out.push("location.longitude", ViolationReason::OutOfRange, "must be a number in [-180, 180]");
+            }
+            (latitude, longitude)
+        }
+    };
+    let k = match max_results {
+        0 => DEFAULT_RESULTS,
+        n if (1..=MAX_RESULTS).contains(&n) => n,
+        _ => {
+            out.push(
+                "max_results",
+                ViolationReason::OutOfRange,
+                format!("must be in 1..{MAX_RESULTS}, or 0 for {DEFAULT_RESULTS}"),
+            );
+            DEFAULT_RESULTS
+        }
+    };
+    if !max_distance_meters.is_finite() || max_distance_meters < 0.0 {
+        out.push(
+            "max_distance_meters",
+            ViolationReason::OutOfRange,
+            "must be 0 (no limit) or a positive number of metres",
+        );
+    }
+    let (filter, unmeetable) = filter_from(filter.unwrap_or_default(), &mut out)?;
+    if !out.is_empty() {
+        return Err(status::invalid_argument(&out));
+    }
+    let max_distance_m = (max_distance_meters > 0.0).then_some(max_distance_meters);
+    Ok(Query { latitude, longitude, k: k as usize, max_distance_m, filter, unmeetable })
+}
+
+fn nearby_to_proto(nearby: Nearby) -> NearbySite {
+    let Nearby { record, distance_meters } = nearby;
+    let record: SiteRecord = (*record).clone();
+    let name = format!("{}/connectivity", record.site.name);
+    let cell = hubdir_geo::cell_to_string(record.h3_cell);
+    NearbySite {
+        site: Some(convert::record_to_proto(record, cell)),
+        distance_meters,
+        connectivity: Some(pb::ConnectivityStatus {
+            name,
+            state: pb::ConnectivityState::Unknown.into(),
+            class: pb::ConnectivityClass::Unknown.into(),
+            latest: None,
+        }),
+    }
+}
+
 #[tonic::async_trait]
 impl DiscoveryService for Discovery {
     async fn find_nearest(
@@ -50,8 +205,26 @@ impl DiscoveryService for Discovery {
         request: Request<FindNearestRequest>,
     ) -> Result<Response<FindNearestResponse>, Status> {
         self.authorize(&request)?;
-        // The request holds a searcher's position: it is deliberately neither read nor logged.
-        Err(status::not_yet("hubdir.v1.DiscoveryService/FindNearest", ARRIVES_WITH))
+        // Right after start the index may still be loading: wait for it, within reason.
+        let mut ready = self.shared.ready.subscribe();
+        if tokio::time::timeout(INDEX_WAIT, ready.wait_for(|loaded| *loaded)).await.map_or(true, |r| r.is_err()) {
+            return Err(status::with_reason(
+                Code::Unavailable,
+                "INDEX_LOADING",
+                "the discovery index is still loading; retry shortly",
+                Default::default(),
+            ));
+        }
+        // The searcher's position lives only in this query; nothing logs or keeps it.
+        let query = query_from(request.into_inner())?;
+        if query.unmeetable {
+            return Ok(Response::new(FindNearestResponse { results: vec![] }));
+        }
+        let found = {
+            let index = self.shared.index.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            index.nearest(query.latitude, query.longitude, query.k, query.max_distance_m, &query.filter)
+        };
+        Ok(Response::new(FindNearestResponse { results: found.into_iter().map(nearby_to_proto).collect() }))
     }
 
     async fn search_sites(

@@ -1,0 +1,101 @@
+//! Keeps the index fresh: loads every site at start, then follows every origin's change log.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use hubdir_core::{Site, SiteRecord};
+use hubdir_geo::SiteIndex;
+use hubdir_store::{ChangeEvent, ChangeOp, SiteQuery, Store, StoreError};
+
+/// How often the change log is polled: a committed write is visible within this (plus the
+/// time to apply it), well under the one-second promise.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+const EVENTS_PER_READ: u64 = 5000;
+
+/// The index, and whether its first load finished (queries wait for it).
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub index: Arc<RwLock<SiteIndex>>,
+    pub ready: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared { index: Arc::default(), ready: Arc::new(tokio::sync::watch::Sender::new(false)) }
+    }
+}
+
+/// Loads the index, marks it ready, then follows the change log forever.
+pub async fn run(store: Arc<Store>, shared: Shared) {
+    let mut cursors = loop {
+        match load(&store, &shared).await {
+            Ok(cursors) => break cursors,
+            Err(err) => {
+                tracing::warn!(error = %err, "loading the discovery index failed; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    };
+    shared.ready.send_replace(true);
+    loop {
+        if let Err(err) = catch_up(&store, &shared, &mut cursors).await {
+            tracing::warn!(error = %err, "following the change log failed; retrying");
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Reads the cursors first, then every site: events after the cursors are replayed on top,
+/// and replaying a change already loaded is harmless.
+async fn load(store: &Store, shared: &Shared) -> Result<HashMap<String, u64>, StoreError> {
+    let cursors: HashMap<String, u64> =
+        store.origin_seqs().await?.into_iter().map(|(o, s)| (o.to_string(), s)).collect();
+    let mut records = Vec::new();
+    let mut query = SiteQuery { limit: 5000, ..SiteQuery::default() };
+    loop {
+        let page = store.list_sites(&query).await?;
+        let Some(last) = page.last() else { break };
+        query.after_name = Some(last.site.name.to_string());
+        records.extend(page);
+    }
+    let index = SiteIndex::from_records(records);
+    tracing::info!(sites = index.len(), "discovery index loaded");
+    *shared.index.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = index;
+    Ok(cursors)
+}
+
+async fn catch_up(store: &Store, shared: &Shared, cursors: &mut HashMap<String, u64>) -> Result<(), StoreError> {
+    for (origin, last) in store.origin_seqs().await? {
+        let cursor = cursors.entry(origin.to_string()).or_insert(0);
+        while *cursor < last {
+            let events = store.changes_after(&origin, *cursor, EVENTS_PER_READ).await?;
+            let Some(end) = events.last().map(|e| e.seq) else { break };
+            let mut index = shared.index.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for event in events {
+                apply(&mut index, event);
+            }
+            *cursor = end;
+        }
+    }
+    Ok(())
+}
+
+fn apply(index: &mut SiteIndex, event: ChangeEvent) {
+    let Ok(name) = event.site_name.parse() else {
+        tracing::warn!(site = %event.site_name, "change log names an invalid site; skipped");
+        return;
+    };
+    match (event.op, event.payload) {
+        (ChangeOp::Delete, _) => index.remove(&name),
+        (ChangeOp::Upsert, Some(payload)) => match serde_json::from_slice::<Site>(&payload) {
+            Ok(site) => {
+                let Some(h3_cell) = hubdir_geo::site_cell(site.location) else { return };
+                let etag = site.content_etag();
+                index.upsert(SiteRecord { site, h3_cell, etag, update_time: event.time, origin_seq: event.seq });
+            }
+            Err(err) => tracing::warn!(site = %event.site_name, error = %err, "unreadable change-log payload; skipped"),
+        },
+        (ChangeOp::Upsert, None) => tracing::warn!(site = %event.site_name, "upsert without payload; skipped"),
+    }
+}

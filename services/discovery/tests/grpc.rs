@@ -1,0 +1,155 @@
+//! FindNearest over real gRPC: a server on 127.0.0.1:0, the store behind it, the index
+//! following the change log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hubdir_core::{Kind, ServiceType, SiteInput};
+use hubdir_node::{Config, NodeContext};
+use hubdir_proto::v1::discovery_service_client::DiscoveryServiceClient;
+use hubdir_proto::v1::{self as pb, FindNearestRequest, SiteFilter};
+use hubdir_store::{Change, Precondition, Store, Write};
+use tokio::net::TcpListener;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+fn site(id: &str, lat: f64, lng: f64, kind: Kind, wifi: bool) -> Write {
+    let site = SiteInput {
+        name: format!("sites/zw/{id}"),
+        display_name: format!("Help point {id}"),
+        kind: Some(kind),
+        country_code: "ZW".into(),
+        location: Some((lat, lng)),
+        services: if wifi { vec![ServiceType::FreeWifi] } else { vec![] },
+        time_zone: "Africa/Harare".into(),
+        ..SiteInput::default()
+    }
+    .validate()
+    .unwrap();
+    Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::None }
+}
+
+struct Node {
+    client: DiscoveryServiceClient<Channel>,
+    store: Arc<Store>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::connect(&format!("sqlite://{}", dir.path().join("d.db").display())).await.unwrap());
+    store
+        .write(vec![
+            site("a", -17.8292, 31.0522, Kind::PublicLibrary, true),
+            site("b", -17.8400, 31.0500, Kind::PostOffice, false),
+            site("c", -17.9000, 31.1000, Kind::Telecentre, true),
+            site("d", -20.1325, 28.6265, Kind::PublicLibrary, true),
+        ])
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let ctx = NodeContext::new(Config::default(), store.clone()).unwrap();
+    tokio::spawn(async move {
+        hubdir_node::server::serve(ctx, &[hubdir_discovery::MOUNT], listener, std::future::pending()).await
+    });
+    let client = DiscoveryServiceClient::connect(format!("http://{address}")).await.unwrap();
+    Node { client, store, _dir: dir }
+}
+
+fn near(lat: f64, lng: f64, k: i32, filter: Option<SiteFilter>) -> FindNearestRequest {
+    FindNearestRequest {
+        location: Some(pb::LatLng { latitude: lat, longitude: lng }),
+        max_results: k,
+        max_distance_meters: 0.0,
+        filter,
+    }
+}
+
+fn names(response: &pb::FindNearestResponse) -> Vec<String> {
+    response.results.iter().map(|r| r.site.as_ref().unwrap().name.clone()).collect()
+}
+
+#[tokio::test]
+async fn nearest_first_with_distances_and_filters() {
+    let mut node = start().await;
+    let response = node.client.find_nearest(near(-17.83, 31.05, 3, None)).await.unwrap().into_inner();
+    assert_eq!(names(&response), vec!["sites/zw/a", "sites/zw/b", "sites/zw/c"]);
+    let distances: Vec<f64> = response.results.iter().map(|r| r.distance_meters).collect();
+    assert!(distances.windows(2).all(|w| w[0] <= w[1]), "{distances:?}");
+    assert!(distances[0] < 300.0, "{distances:?}");
+    let state = response.results[0].connectivity.as_ref().unwrap().state;
+    assert_eq!(state, i32::from(pb::ConnectivityState::Unknown));
+
+    let wifi = SiteFilter { services: vec![pb::ServiceType::FreeWifi.into()], ..SiteFilter::default() };
+    let response = node.client.find_nearest(near(-17.83, 31.05, 3, Some(wifi))).await.unwrap().into_inner();
+    assert_eq!(names(&response), vec!["sites/zw/a", "sites/zw/c", "sites/zw/d"]);
+
+    let mut within = near(-17.83, 31.05, 10, None);
+    within.max_distance_meters = 20_000.0;
+    let response = node.client.find_nearest(within).await.unwrap().into_inner();
+    assert_eq!(names(&response).len(), 3, "Bulawayo is 400 km away");
+
+    // No site has a connectivity status yet, so an online-only search finds none.
+    let online =
+        SiteFilter { connectivity_states: vec![pb::ConnectivityState::Online.into()], ..SiteFilter::default() };
+    let response = node.client.find_nearest(near(-17.83, 31.05, 3, Some(online))).await.unwrap().into_inner();
+    assert!(response.results.is_empty());
+}
+
+#[tokio::test]
+async fn bad_requests_name_their_field() {
+    let mut node = start().await;
+    let cases = [
+        (near(91.0, 31.0, 3, None), "location.latitude"),
+        (near(-17.0, f64::NAN, 3, None), "location.longitude"),
+        (near(-17.0, 31.0, 101, None), "max_results"),
+        (FindNearestRequest { max_results: 3, ..FindNearestRequest::default() }, "location"),
+        (near(-17.0, 31.0, 3, Some(SiteFilter { kinds: vec![42], ..SiteFilter::default() })), "filter.kinds[0]"),
+        (
+            near(-17.0, 31.0, 3, Some(SiteFilter { languages: vec!["no such".into()], ..SiteFilter::default() })),
+            "filter.languages[0]",
+        ),
+    ];
+    for (request, field) in cases {
+        let status = node.client.find_nearest(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        assert_eq!(status.get_details_bad_request().unwrap().field_violations[0].field, field);
+    }
+    let open = near(-17.0, 31.0, 3, Some(SiteFilter { open: true, ..SiteFilter::default() }));
+    assert_eq!(node.client.find_nearest(open).await.unwrap_err().code(), Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn a_committed_write_is_found_within_one_second() {
+    let mut node = start().await;
+    // The index has loaded once this answers.
+    node.client.find_nearest(near(0.5, 0.5, 1, None)).await.unwrap();
+    let request = || near(10.0, 10.0, 1, None);
+    assert!(node.client.find_nearest(request()).await.unwrap().into_inner().results[0].distance_meters > 1_000_000.0);
+
+    node.store.write(vec![site("fresh", 10.0001, 10.0001, Kind::CommunityCentre, false)]).await.unwrap();
+    let committed = Instant::now();
+    loop {
+        let response = node.client.find_nearest(request()).await.unwrap().into_inner();
+        if names(&response) == vec!["sites/zw/fresh"] {
+            break;
+        }
+        assert!(committed.elapsed() < Duration::from_secs(1), "not visible one second after its commit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let delete =
+        Write { change: Change::Delete("sites/zw/fresh".parse().unwrap()), precondition: Precondition::Exists };
+    node.store.write(vec![delete]).await.unwrap();
+    let deleted = Instant::now();
+    loop {
+        let response = node.client.find_nearest(request()).await.unwrap().into_inner();
+        if names(&response) != vec!["sites/zw/fresh"] {
+            break;
+        }
+        assert!(deleted.elapsed() < Duration::from_secs(1), "a deleted site was still found after one second");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
