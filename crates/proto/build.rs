@@ -13,10 +13,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     files.retain(|p| p.extension().is_some_and(|e| e == "proto"));
     files.sort();
 
-    // protox does not make Cargo rerun this script when a .proto changes: say so ourselves.
-    println!("cargo:rerun-if-changed={}", dir.display());
+    // protox does not make Cargo rerun this script when a .proto changes: say so ourselves,
+    // with paths relative to this package so a build cache shared between checkouts never
+    // watches another checkout's files.
+    println!("cargo:rerun-if-changed=../../proto/hubdir/v1");
     for file in &files {
-        println!("cargo:rerun-if-changed={}", file.display());
+        if let Some(name) = file.file_name() {
+            println!("cargo:rerun-if-changed=../../proto/hubdir/v1/{}", name.to_string_lossy());
+        }
     }
 
     let fds = protox::compile(&files, [&root])?;

@@ -32,8 +32,12 @@ pub fn python_bin() -> String {
     std::env::var("HUBDIR_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
+/// The checkout the tests run from. Read at run time (cargo sets it for every test run):
+/// a test binary reused from a build cache may have been compiled in another checkout.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    let manifest =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest.join("..")
 }
 
 /// A running node process whose stderr (JSON logs) is collected line by line.
