@@ -29,9 +29,23 @@ fn record(i: usize, lat: f64, lng: f64, kind: Kind, wifi: bool, status: SiteStat
     })
 }
 
+/// The centres of H3's twelve pentagons, where cell-based indexes have irregular neighbours.
+fn pentagon_centres() -> Vec<(f64, f64)> {
+    h3o::CellIndex::base_cells()
+        .filter(|cell| cell.is_pentagon())
+        .map(|cell| {
+            let centre = h3o::LatLng::from(cell);
+            (centre.lat(), centre.lng())
+        })
+        .collect()
+}
+
 /// Points clustered where exactness is hardest.
 fn position() -> impl Strategy<Value = (f64, f64)> {
+    let pentagons = pentagon_centres();
     prop_oneof![
+        (prop::sample::select(pentagons), -0.5f64..0.5, -0.5f64..0.5)
+            .prop_map(|((lat, lng), dlat, dlng)| ((lat + dlat).clamp(-90.0, 90.0), (lng + dlng).clamp(-180.0, 180.0))),
         (-90.0f64..=90.0, -180.0f64..=180.0),
         (89.0f64..=90.0, -180.0f64..=180.0),
         (-90.0f64..=-89.0, -180.0f64..=180.0),
@@ -100,6 +114,11 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn there_are_twelve_pentagons_to_test_around() {
+    assert_eq!(pentagon_centres().len(), 12);
 }
 
 #[test]
