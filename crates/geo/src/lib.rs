@@ -13,7 +13,7 @@ pub const SITE_CELL_RESOLUTION: Resolution = Resolution::Fifteen;
 
 /// The H3 cell at `resolution` containing a position. `None` only for non-finite
 /// coordinates, which a validated [`LatLng`] never has.
-pub fn cell_at(location: LatLng, resolution: Resolution) -> Option<CellIndex> {
+fn cell_at(location: LatLng, resolution: Resolution) -> Option<CellIndex> {
     H3LatLng::new(location.latitude(), location.longitude()).ok().map(|ll| ll.to_cell(resolution))
 }
 

@@ -149,8 +149,7 @@ pub fn site(record: &Record) -> Result<Site, Vec<RowError>> {
             region: record.get("region").to_owned(),
             postal_code: record.get("postal_code").to_owned(),
         },
-        // A refused position is reported above; validation gets a stand-in.
-        location: location.or(Some((1.0, 2.0))),
+        location,
         services,
         service_notes: record.get("service_notes").to_owned(),
         languages: list(record.get("languages"), ";"),
@@ -165,25 +164,7 @@ pub fn site(record: &Record) -> Result<Site, Vec<RowError>> {
         status,
         free_access,
     };
-    match input.validate() {
-        Ok(site) if errors.is_empty() => Ok(site),
-        Ok(_) => Err(errors),
-        Err(violations) => {
-            for v in violations.0 {
-                if !errors.iter().any(|e| e.field == v.field) {
-                    errors.push(RowError {
-                        row: record.row,
-                        line: record.line,
-                        site_id: site_id.clone(),
-                        field: v.field,
-                        reason: v.reason.code().to_owned(),
-                        message: v.description,
-                    });
-                }
-            }
-            Err(errors)
-        }
-    }
+    crate::report::validated(input, errors, record, &site_id)
 }
 
 #[cfg(test)]

@@ -421,9 +421,7 @@ impl Mapping {
                 region: self.optional(record, &s.region, "address.region", &mut problems),
                 postal_code: self.optional(record, &s.postal_code, "address.postal_code", &mut problems),
             },
-            // A refused position is reported above; validation gets a stand-in so it does
-            // not report the same row twice.
-            location: location.or(Some((1.0, 2.0))),
+            location,
             services: services.iter().filter_map(|v| ServiceType::from_code(v)).collect(),
             service_notes: self.optional(record, &s.service_notes, "service_notes", &mut problems),
             languages: self.items(record, &s.languages),
@@ -444,20 +442,7 @@ impl Mapping {
                 truthy(&value)
             },
         };
-        match input.validate() {
-            Ok(site) if problems.errors.is_empty() => Ok(site),
-            Ok(_) => Err(problems.errors),
-            Err(violations) => {
-                for v in violations.0 {
-                    // A field the mapping already reported (an unmapped kind, say) is not
-                    // reported again as missing.
-                    if !problems.errors.iter().any(|e| e.field == v.field) {
-                        problems.push(&v.field, v.reason.code(), v.description);
-                    }
-                }
-                Err(problems.errors)
-            }
-        }
+        crate::report::validated(input, problems.errors, record, &site_id)
     }
 }
 

@@ -17,6 +17,37 @@ pub struct RowError {
     pub message: String,
 }
 
+/// Validates a mapped row: the site, or the problems already found plus every validation
+/// violation of a field not reported yet (an unmapped kind is not also "missing"; a refused
+/// position is not also "required").
+pub(crate) fn validated(
+    input: hubdir_core::SiteInput,
+    mut errors: Vec<RowError>,
+    record: &crate::Record,
+    site_id: &str,
+) -> Result<hubdir_core::Site, Vec<RowError>> {
+    match input.validate() {
+        Ok(site) if errors.is_empty() => Ok(site),
+        Ok(_) => Err(errors),
+        Err(violations) => {
+            for v in violations.0 {
+                let reported = errors.iter().any(|e| e.field.starts_with(&v.field) || v.field.starts_with(&e.field));
+                if !reported {
+                    errors.push(RowError {
+                        row: record.row,
+                        line: record.line,
+                        site_id: site_id.to_owned(),
+                        field: v.field,
+                        reason: v.reason.code().to_owned(),
+                        message: v.description,
+                    });
+                }
+            }
+            Err(errors)
+        }
+    }
+}
+
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {

@@ -23,7 +23,7 @@ use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Code, Request, Response, Status};
 
-pub use follow::{POLL_INTERVAL, Shared};
+use follow::Shared;
 
 /// How long a query waits for the index's first load before answering UNAVAILABLE.
 const INDEX_WAIT: Duration = Duration::from_secs(10);
