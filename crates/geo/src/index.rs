@@ -5,7 +5,11 @@
 //! tree yields candidates in distance order, so a filtered query stops at the k-th match.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 use hubdir_core::{Accessibility, Kind, ServiceType, SiteName, SiteRecord, SiteStatus};
 use rstar::RTree;
@@ -51,6 +55,9 @@ pub struct Filter {
     pub statuses: Vec<SiteStatus>,
     /// Only sites whose public services are free.
     pub free_access: bool,
+    /// Only sites whose opening hours say they are open at this instant, in their own time
+    /// zone. Sites without opening hours are not known to be open, so they do not match.
+    pub open_at: Option<DateTime<Utc>>,
 }
 
 /// A filter compiled to bit masks, checked per candidate without allocating.
@@ -61,6 +68,7 @@ struct Compiled<'f> {
     statuses: u32,
     languages: &'f [String],
     free_access: bool,
+    open_at: Option<DateTime<Utc>>,
 }
 
 impl Filter {
@@ -76,6 +84,7 @@ impl Filter {
             ),
             languages: &self.languages,
             free_access: self.free_access,
+            open_at: self.open_at,
         }
     }
 }
@@ -90,11 +99,33 @@ struct Slot {
     status: u32,
     free_access: bool,
     languages: Vec<String>,
+    /// Parsed once per distinct text and shared by every site with the same hours.
+    hours: Option<Arc<Hours>>,
+    time_zone: Tz,
     record: Arc<SiteRecord>,
 }
 
+type Hours = opening_hours::OpeningHours;
+
+/// Parsed opening hours by their text: most sites share a handful of schedules.
+#[derive(Debug, Default)]
+struct HoursCache(HashMap<String, Option<Arc<Hours>>>);
+
+impl HoursCache {
+    fn get(&mut self, text: &str) -> Option<Arc<Hours>> {
+        if let Some(parsed) = self.0.get(text) {
+            return parsed.clone();
+        }
+        // Stored hours were validated with the same grammar; one that still fails to
+        // evaluate is treated as unknown (never open), not as an error.
+        let parsed = text.parse::<Hours>().ok().map(Arc::new);
+        self.0.insert(text.to_owned(), parsed.clone());
+        parsed
+    }
+}
+
 impl Slot {
-    fn new(record: SiteRecord) -> Slot {
+    fn new(record: SiteRecord, hours: &mut HoursCache) -> Slot {
         let site = &record.site;
         Slot {
             point: unit_vector(site.location.latitude(), site.location.longitude()),
@@ -104,6 +135,9 @@ impl Slot {
             status: bit(SiteStatus::ALL, &site.status),
             free_access: site.free_access,
             languages: site.languages.iter().map(|l| l.primary()).collect(),
+            hours: site.opening_hours.as_ref().and_then(|h| hours.get(h.as_str())),
+            // Validated on the way in: a stored zone always parses.
+            time_zone: Tz::from_str(site.time_zone.as_str()).unwrap_or(Tz::UTC),
             record: Arc::new(record),
         }
     }
@@ -115,6 +149,11 @@ impl Slot {
             && self.status & f.statuses != 0
             && (!f.free_access || self.free_access)
             && (f.languages.is_empty() || self.languages.iter().any(|l| f.languages.contains(l)))
+            && f.open_at.is_none_or(|at| self.is_open(at))
+    }
+
+    fn is_open(&self, at: DateTime<Utc>) -> bool {
+        self.hours.as_ref().is_some_and(|hours| hours.is_open(at.with_timezone(&self.time_zone).naive_local()))
     }
 }
 
@@ -132,6 +171,7 @@ pub struct SiteIndex {
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
     by_name: HashMap<SiteName, u32>,
+    hours: HoursCache,
 }
 
 impl SiteIndex {
@@ -145,7 +185,7 @@ impl SiteIndex {
                 index.slots[old as usize] = None;
                 index.free.push(old);
             }
-            let slot = Slot::new(record);
+            let slot = Slot::new(record, &mut index.hours);
             let id = index.slots.len() as u32;
             entries.push(Entry::new(slot.point, id));
             index.slots.push(Some(slot));
@@ -168,7 +208,7 @@ impl SiteIndex {
     pub fn upsert(&mut self, record: SiteRecord) {
         let name = record.site.name.clone();
         self.remove(&name);
-        let slot = Slot::new(record);
+        let slot = Slot::new(record, &mut self.hours);
         let point = slot.point;
         let id = match self.free.pop() {
             Some(id) => {

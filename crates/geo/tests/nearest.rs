@@ -157,3 +157,54 @@ fn across_the_antimeridian_and_over_the_pole() {
     let found = index.nearest(89.95, 180.0, 2, Some(20_000.0), &Filter::default());
     assert_eq!(found.len(), 2, "over the pole the 0° site is 16.7 km away");
 }
+
+fn with_hours(i: usize, lat: f64, lng: f64, time_zone: &str, hours: Option<&str>) -> SiteRecord {
+    let site = SiteInput {
+        name: format!("sites/zz/h{i}"),
+        display_name: format!("site {i}"),
+        kind: Some(Kind::PostOffice),
+        country_code: "WS".into(),
+        location: Some((lat, lng)),
+        time_zone: time_zone.into(),
+        opening_hours: hours.unwrap_or_default().into(),
+        ..SiteInput::default()
+    }
+    .validate()
+    .unwrap();
+    SiteRecord {
+        h3_cell: hubdir_geo::site_cell(site.location).unwrap(),
+        etag: site.content_etag(),
+        update_time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+        origin_seq: i as u64,
+        site,
+    }
+}
+
+/// Opening hours are read in each site's own zone: Samoa (UTC+13) and American Samoa
+/// (UTC-11) are an hour's flight apart and a calendar day apart.
+#[test]
+fn open_at_reads_each_site_hours_in_its_own_time_zone() {
+    let weekdays = Some("Mo-Fr 09:00-17:00");
+    let index = SiteIndex::from_records([
+        with_hours(1, -13.83, -171.76, "Pacific/Apia", weekdays),
+        with_hours(2, -14.28, -170.70, "Pacific/Pago_Pago", weekdays),
+        with_hours(3, -14.0, -171.0, "Pacific/Apia", None),
+        with_hours(4, -14.1, -171.0, "Pacific/Apia", Some("24/7")),
+    ]);
+    let open_at = |utc: &str| {
+        let at = chrono::DateTime::parse_from_rfc3339(utc).unwrap().to_utc();
+        let filter = Filter { open_at: Some(at), ..Filter::default() };
+        let mut names: Vec<String> =
+            index.nearest(-14.0, -171.0, 10, None, &filter).iter().map(|n| n.record.site.name.to_string()).collect();
+        names.sort();
+        names
+    };
+    // Friday 2026-11-27 20:30 UTC: Saturday 09:30 in Apia (closed), Friday 09:30 in Pago Pago.
+    assert_eq!(open_at("2026-11-27T20:30:00Z"), ["sites/zz/h2", "sites/zz/h4"]);
+    // Monday 2026-11-23 20:30 UTC: Tuesday 09:30 in Apia, Monday 09:30 in Pago Pago.
+    assert_eq!(open_at("2026-11-23T20:30:00Z"), ["sites/zz/h1", "sites/zz/h2", "sites/zz/h4"]);
+    // Tuesday 2026-11-24 05:00 UTC: 18:00 in Apia, 18:00 the day before in Pago Pago.
+    assert_eq!(open_at("2026-11-24T05:00:00Z"), ["sites/zz/h4"]);
+    // Without the filter, the site with no hours is found too.
+    assert_eq!(index.nearest(-14.0, -171.0, 10, None, &Filter::default()).len(), 4);
+}

@@ -102,9 +102,21 @@ fn filter_from(filter: SiteFilter, out: &mut Violations) -> Result<(Filter, bool
         free_access,
         statuses,
     } = filter;
-    if open || open_at.is_some() {
-        return Err(status::not_yet("hubdir.v1.DiscoveryService/FindNearest with filter.open", ARRIVES_WITH));
-    }
+    let open_at = match (open, open_at) {
+        (false, None) => None,
+        (false, Some(_)) => {
+            out.push("filter.open_at", ViolationReason::InvalidFormat, "set it together with filter.open = true");
+            None
+        }
+        (true, None) => Some(chrono::Utc::now()),
+        (true, Some(at)) => {
+            let at = convert::from_timestamp(&at);
+            if at.is_none() {
+                out.push("filter.open_at", ViolationReason::OutOfRange, "not a valid instant");
+            }
+            at
+        }
+    };
     let kinds = enum_list(out, "filter.kinds", &kinds, |v| convert::kind_from_proto(v).flatten());
     let services = enum_list(out, "filter.services", &services, convert::service_from_proto);
     let accessibility = enum_list(out, "filter.accessibility", &accessibility, convert::accessibility_from_proto);
@@ -132,7 +144,7 @@ fn filter_from(filter: SiteFilter, out: &mut Violations) -> Result<(Filter, bool
     }
     let unmeetable =
         (!states.is_empty() && !states.contains(&pb::ConnectivityState::Unknown)) || min_download_mbps > 0.0;
-    let filter = Filter { kinds, services, languages, accessibility, statuses, free_access };
+    let filter = Filter { kinds, services, languages, accessibility, statuses, free_access, open_at };
     Ok((filter, unmeetable))
 }
 

@@ -15,6 +15,10 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 fn site(id: &str, lat: f64, lng: f64, kind: Kind, wifi: bool) -> Write {
+    site_open(id, lat, lng, kind, wifi, "")
+}
+
+fn site_open(id: &str, lat: f64, lng: f64, kind: Kind, wifi: bool, hours: &str) -> Write {
     let site = SiteInput {
         name: format!("sites/zw/{id}"),
         display_name: format!("Help point {id}"),
@@ -23,6 +27,7 @@ fn site(id: &str, lat: f64, lng: f64, kind: Kind, wifi: bool) -> Write {
         location: Some((lat, lng)),
         services: if wifi { vec![ServiceType::FreeWifi] } else { vec![] },
         time_zone: "Africa/Harare".into(),
+        opening_hours: hours.into(),
         ..SiteInput::default()
     }
     .validate()
@@ -42,7 +47,7 @@ async fn start() -> Node {
     store
         .write(vec![
             site("a", -17.8292, 31.0522, Kind::PublicLibrary, true),
-            site("b", -17.8400, 31.0500, Kind::PostOffice, false),
+            site_open("b", -17.8400, 31.0500, Kind::PostOffice, false, "Mo-Fr 08:00-16:30"),
             site("c", -17.9000, 31.1000, Kind::Telecentre, true),
             site("d", -20.1325, 28.6265, Kind::PublicLibrary, true),
         ])
@@ -117,8 +122,29 @@ async fn bad_requests_name_their_field() {
         assert_eq!(status.code(), Code::InvalidArgument, "{field}");
         assert_eq!(status.get_details_bad_request().unwrap().field_violations[0].field, field);
     }
-    let open = near(-17.0, 31.0, 3, Some(SiteFilter { open: true, ..SiteFilter::default() }));
-    assert_eq!(node.client.find_nearest(open).await.unwrap_err().code(), Code::Unimplemented);
+    let at = Some(prost_types::Timestamp { seconds: 1_800_000_000, nanos: 0 });
+    let request = near(-17.0, 31.0, 3, Some(SiteFilter { open_at: at, ..SiteFilter::default() }));
+    let status = node.client.find_nearest(request).await.unwrap_err();
+    assert_eq!(status.get_details_bad_request().unwrap().field_violations[0].field, "filter.open_at");
+}
+
+#[tokio::test]
+async fn open_at_follows_the_post_office_hours_in_harare() {
+    let mut node = start().await;
+    let mut open_at = async |utc: &str| {
+        let at = chrono::DateTime::parse_from_rfc3339(utc).unwrap();
+        let open_at = Some(prost_types::Timestamp { seconds: at.timestamp(), nanos: 0 });
+        let filter = SiteFilter { open: true, open_at, ..SiteFilter::default() };
+        names(&node.client.find_nearest(near(-17.83, 31.05, 3, Some(filter))).await.unwrap().into_inner())
+    };
+    // Harare is UTC+2: 06:15 UTC is 08:15 there, 14:45 UTC is 16:45 (closed), Saturday closed.
+    assert_eq!(open_at("2026-11-23T06:15:00Z").await, ["sites/zw/b"]);
+    assert!(open_at("2026-11-23T14:45:00Z").await.is_empty());
+    assert!(open_at("2026-11-28T09:00:00Z").await.is_empty());
+    // Sites without opening hours are not known to be open.
+    let now = SiteFilter { open: true, ..SiteFilter::default() };
+    let found = names(&node.client.find_nearest(near(-17.83, 31.05, 3, Some(now))).await.unwrap().into_inner());
+    assert!(found.iter().all(|n| n == "sites/zw/b"), "{found:?}");
 }
 
 #[tokio::test]
