@@ -34,10 +34,10 @@ def expected(closed_discovery):
     batch = row(UNAUTH, DENIED, OK, OK, OK, DENIED, DENIED, DENIED)
     if closed_discovery:
         public = row(UNAUTH, LATER, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED)
-        nearest = row(UNAUTH, OK, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED)
+        discover = row(UNAUTH, OK, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED)
     else:
         public = row(*[LATER] * 8)
-        nearest = row(*[OK] * 8)
+        discover = row(*[OK] * 8)
     ministry = row(UNAUTH, LATER, LATER, LATER, LATER, DENIED, DENIED, DENIED)
     peer = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, DENIED, LATER, DENIED)
     agent = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, LATER, DENIED, DENIED)
@@ -48,9 +48,9 @@ def expected(closed_discovery):
         "RegistryService/UpdateSite": write,
         "RegistryService/DeleteSite": write,
         "RegistryService/BatchUpsertSites": batch,
-        "DiscoveryService/FindNearest": nearest,
-        "DiscoveryService/SearchSites": public,
-        "DiscoveryService/ListSitesInCell": public,
+        "DiscoveryService/FindNearest": discover,
+        "DiscoveryService/SearchSites": discover,
+        "DiscoveryService/ListSitesInCell": discover,
         "ConnectivityService/ReportStatus": agent,
         "ConnectivityService/GetStatus": public,
         "ConnectivityService/SummarizeConnectivity": ministry,
@@ -98,7 +98,7 @@ def main():
                 "RegistryService/DeleteSite": lambda md: registry.DeleteSite(reg_pb2.DeleteSiteRequest(name=f"sites/zw/del-{role}"), metadata=md, timeout=10),
                 "RegistryService/BatchUpsertSites": lambda md: registry.BatchUpsertSites(iter([reg_pb2.BatchUpsertSitesRequest(sites=[site(f"batch-{role}")])]), metadata=md, timeout=10),
                 "DiscoveryService/FindNearest": lambda md: discovery.FindNearest(d.FindNearestRequest(location=here), metadata=md, timeout=10),
-                "DiscoveryService/SearchSites": lambda md: discovery.SearchSites(d.SearchSitesRequest(query="library"), metadata=md, timeout=10),
+                "DiscoveryService/SearchSites": lambda md: discovery.SearchSites(d.SearchSitesRequest(query="library", country_code="ZW"), metadata=md, timeout=10),
                 "DiscoveryService/ListSitesInCell": lambda md: discovery.ListSitesInCell(d.ListSitesInCellRequest(h3_cell="87f2a1072ffffff"), metadata=md, timeout=10),
                 "ConnectivityService/ReportStatus": lambda md: connectivity.ReportStatus(iter([c.ReportStatusRequest()]), metadata=md, timeout=10),
                 "ConnectivityService/GetStatus": lambda md: connectivity.GetStatus(c.GetStatusRequest(name="sites/zw/base/connectivity"), metadata=md, timeout=10),

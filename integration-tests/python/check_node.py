@@ -98,6 +98,30 @@ def main():
                 fail(f"FindNearest from Harare gave distances {distances}")
             print(f"FindNearest: 5 demo sites, the nearest {distances[0]:.0f} m from Harare")
 
+            # Every demo site in the nearest one's resolution-7 cell, two at a time. The parent
+            # is the index with resolution 7 and the finer digits unused (7).
+            stored = int(found.results[0].site.h3_cell, 16)
+            cell = format((stored & ~(0xF << 52)) | (7 << 52) | ((1 << 24) - 1), "x")
+            in_cell, next_page = [], ""
+            while True:
+                page = discovery.ListSitesInCell(
+                    discovery_pb2.ListSitesInCellRequest(h3_cell=cell, page_size=2,
+                                                         page_token=next_page), timeout=10)
+                in_cell += [s.name for s in page.sites]
+                next_page = page.next_page_token
+                if not next_page:
+                    break
+            if found.results[0].site.name not in in_cell or in_cell != sorted(set(in_cell)):
+                fail(f"ListSitesInCell did not page through the nearest site's cell: {in_cell}")
+            print(f"ListSitesInCell: {len(in_cell)} sites in the nearest site's resolution-7 cell")
+
+            city = found.results[0].site.address.locality
+            hits = discovery.SearchSites(discovery_pb2.SearchSitesRequest(query=city.lower(), country_code="ZW"),
+                                         timeout=10)
+            if not hits.sites or any(city not in s.display_name + s.address.locality for s in hits.sites):
+                fail(f"SearchSites for {city!r} found {[s.display_name for s in hits.sites]}")
+            print(f"SearchSites: {len(hits.sites)} sites for {city!r}")
+
         try:
             registry.GetSite(registry_pb2.GetSiteRequest(name="sites/ZW/not-a-name"), metadata=token, timeout=10)
             fail("a malformed name was accepted")

@@ -6,6 +6,7 @@
 
 mod country_codes;
 mod name;
+pub mod search;
 mod site;
 mod validate;
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use hubdir_core::{Accessibility, Kind, ServiceType, SiteName, SiteRecord, SiteStatus};
+use hubdir_core::{Accessibility, Kind, ServiceType, Site, SiteName, SiteRecord, SiteStatus};
 use rstar::RTree;
 use rstar::primitives::GeomWithData;
 
@@ -89,10 +89,9 @@ impl Filter {
     }
 }
 
-/// What the index keeps per site for filtering, next to the record it returns.
+/// What a filter looks at in a site, precomputed as bit masks.
 #[derive(Debug)]
-struct Slot {
-    point: [f64; 3],
+struct Traits {
     kind: u32,
     services: u32,
     accessibility: u32,
@@ -102,7 +101,6 @@ struct Slot {
     /// Parsed once per distinct text and shared by every site with the same hours.
     hours: Option<Arc<Hours>>,
     time_zone: Tz,
-    record: Arc<SiteRecord>,
 }
 
 type Hours = opening_hours::OpeningHours;
@@ -124,11 +122,9 @@ impl HoursCache {
     }
 }
 
-impl Slot {
-    fn new(record: SiteRecord, hours: &mut HoursCache) -> Slot {
-        let site = &record.site;
-        Slot {
-            point: unit_vector(site.location.latitude(), site.location.longitude()),
+impl Traits {
+    fn of(site: &Site, hours: &mut HoursCache) -> Traits {
+        Traits {
             kind: bit(Kind::ALL, &site.kind),
             services: site.services.iter().map(|s| bit(ServiceType::ALL, s)).fold(0, |a, b| a | b),
             accessibility: site.accessibility.iter().map(|a| bit(Accessibility::ALL, a)).fold(0, |a, b| a | b),
@@ -138,7 +134,6 @@ impl Slot {
             hours: site.opening_hours.as_ref().and_then(|h| hours.get(h.as_str())),
             // Validated on the way in: a stored zone always parses.
             time_zone: Tz::from_str(site.time_zone.as_str()).unwrap_or(Tz::UTC),
-            record: Arc::new(record),
         }
     }
 
@@ -154,6 +149,33 @@ impl Slot {
 
     fn is_open(&self, at: DateTime<Utc>) -> bool {
         self.hours.as_ref().is_some_and(|hours| hours.is_open(at.with_timezone(&self.time_zone).naive_local()))
+    }
+}
+
+impl Filter {
+    /// Whether one site matches, for callers that read sites from the store rather than the
+    /// index (text search, cell listings). The same rules as [`SiteIndex::nearest`].
+    pub fn matches(&self, site: &Site) -> bool {
+        Traits::of(site, &mut HoursCache::default()).matches(&self.compile())
+    }
+}
+
+/// What the index keeps per site: its position, its traits, the record it returns.
+#[derive(Debug)]
+struct Slot {
+    point: [f64; 3],
+    traits: Traits,
+    record: Arc<SiteRecord>,
+}
+
+impl Slot {
+    fn new(record: SiteRecord, hours: &mut HoursCache) -> Slot {
+        let site = &record.site;
+        Slot {
+            point: unit_vector(site.location.latitude(), site.location.longitude()),
+            traits: Traits::of(site, hours),
+            record: Arc::new(record),
+        }
     }
 }
 
@@ -263,7 +285,7 @@ impl SiteIndex {
                 break;
             }
             let Some(slot) = &self.slots[entry.data as usize] else { continue };
-            if !slot.matches(&compiled) {
+            if !slot.traits.matches(&compiled) {
                 continue;
             }
             let distance_meters = great_circle_m(query, slot.point);

@@ -20,7 +20,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 use sea_orm_migration::MigratorTrait;
 
 pub use error::StoreError;
-pub use reads::{ChangeEvent, ChangeOp, SiteQuery};
+pub use reads::{ChangeEvent, ChangeOp, SiteQuery, TextMatch};
 pub use writes::{Applied, Change, Precondition, Write};
 
 /// How long a SQLite writer waits for another process's write lock before giving up.

@@ -13,7 +13,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_initial::Migration)]
+        vec![Box::new(m0001_initial::Migration), Box::new(m0002_search_keys::Migration)]
     }
 }
 
@@ -21,6 +21,8 @@ mod m0001_initial {
     use sea_orm_migration::prelude::*;
     use sea_orm_migration::schema::*;
 
+    // Recorded in existing databases as "migration" (the derive takes the file's name); later
+    // migrations name themselves explicitly.
     #[derive(DeriveMigrationName, Debug)]
     pub struct Migration;
 
@@ -321,6 +323,62 @@ mod m0001_initial {
                     .to_owned(),
             )
             .await
+        }
+    }
+}
+
+/// Text search keys on `sites` (see `hubdir_core::search`), filled in for sites stored before.
+mod m0002_search_keys {
+    use sea_orm::ConnectionTrait;
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    #[derive(Debug)]
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m0002_search_keys"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum Sites {
+        Table,
+        Name,
+        Body,
+        SearchName,
+        SearchText,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        fn use_transaction(&self) -> Option<bool> {
+            Some(true)
+        }
+
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            // SQLite adds one column per ALTER TABLE.
+            for column in [Sites::SearchName, Sites::SearchText] {
+                m.alter_table(Table::alter().table(Sites::Table).add_column(text(column).default("")).to_owned())
+                    .await?;
+            }
+            let db = m.get_connection();
+            let select = Query::select().columns([Sites::Name, Sites::Body]).from(Sites::Table).to_owned();
+            for row in db.query_all(&select).await? {
+                let name: String = row.try_get("", "name")?;
+                let body: String = row.try_get("", "body")?;
+                let site: hubdir_core::Site = serde_json::from_str(&body)
+                    .map_err(|e| DbErr::Migration(format!("site {name} has an unreadable body: {e}")))?;
+                let (search_name, search_text) = hubdir_core::search::site_keys(&site);
+                let update = Query::update()
+                    .table(Sites::Table)
+                    .values([(Sites::SearchName, search_name.into()), (Sites::SearchText, search_text.into())])
+                    .and_where(Expr::col(Sites::Name).eq(name))
+                    .to_owned();
+                db.execute(&update).await?;
+            }
+            Ok(())
         }
     }
 }

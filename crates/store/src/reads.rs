@@ -3,7 +3,8 @@
 use hubdir_core::{Kind, Origin, Site, SiteName, SiteRecord, SiteStatus};
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entity::{change_log, origin_sequences, sites};
 use crate::{Store, StoreError, from_micros};
@@ -18,9 +19,32 @@ pub struct SiteQuery {
     pub statuses: Vec<SiteStatus>,
     /// Only sites changed strictly after this instant.
     pub modified_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only sites whose resolution-15 cell lies in this inclusive range (the descendants of
+    /// a coarser cell form one range: `hubdir_geo::descendant_range`).
+    pub h3_range: Option<(u64, u64)>,
+    /// Only sites whose search keys hold every word as a word prefix.
+    pub text: Option<TextMatch>,
     /// Only sites whose name sorts strictly after this one (keyset paging).
     pub after_name: Option<String>,
     pub limit: u64,
+}
+
+/// A text condition on the search keys (`hubdir_core::search`): folded query words.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TextMatch {
+    /// Every word starts a word of the display name.
+    InName(Vec<String>),
+    /// Every word starts a word of the name or address, but not all of them in the name
+    /// (the matches `InName` does not return).
+    InAddressNotName(Vec<String>),
+}
+
+/// `column LIKE '% word%'` for every word, with LIKE's wildcards escaped.
+fn all_words(column: sites::Column, words: &[String]) -> Condition {
+    words.iter().fold(Condition::all(), |all, word| {
+        let escaped = word.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        all.add(Expr::col(column).like(LikeExpr::new(format!("% {escaped}%")).escape('\\')))
+    })
 }
 
 /// Whether an event wrote or deleted a site.
@@ -104,6 +128,18 @@ impl Store {
         }
         if let Some(after) = query.modified_after {
             select = select.filter(sites::Column::UpdateTimeUs.gt(after.timestamp_micros()));
+        }
+        if let Some((low, high)) = query.h3_range {
+            select = select.filter(sites::Column::H3Cell.between(low as i64, high as i64));
+        }
+        match &query.text {
+            None => {}
+            Some(TextMatch::InName(words)) => select = select.filter(all_words(sites::Column::SearchName, words)),
+            Some(TextMatch::InAddressNotName(words)) => {
+                select = select
+                    .filter(all_words(sites::Column::SearchText, words))
+                    .filter(all_words(sites::Column::SearchName, words).not());
+            }
         }
         if let Some(after) = &query.after_name {
             select = select.filter(sites::Column::Name.gt(after.as_str()));

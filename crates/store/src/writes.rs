@@ -278,6 +278,7 @@ impl Plan {
 
 fn site_row(record: SiteRecord, body: String) -> sites::ActiveModel {
     let SiteRecord { site, h3_cell, etag, update_time, origin_seq } = record;
+    let (search_name, search_text) = hubdir_core::search::site_keys(&site);
     sites::ActiveModel {
         name: Set(site.name.to_string()),
         origin: Set(site.name.origin().to_string()),
@@ -295,6 +296,8 @@ fn site_row(record: SiteRecord, body: String) -> sites::ActiveModel {
         etag: Set(etag),
         update_time_us: Set(to_micros(update_time)),
         origin_seq: Set(origin_seq as i64),
+        search_name: Set(search_name),
+        search_text: Set(search_text),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use hubdir_core::{Kind, ServiceType, Site, SiteInput, SiteName, SiteStatus};
 use hubdir_store::entity::{connectivity_history, connectivity_latest, node_keys, peer_cursors, peers, site_services};
-use hubdir_store::{Applied, Change, ChangeOp, Precondition, SiteQuery, Store, StoreError, Write};
+use hubdir_store::{Applied, Change, ChangeOp, Precondition, SiteQuery, Store, StoreError, TextMatch, Write};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 const POSTGRES_ENV: &str = "HUBDIR_TEST_POSTGRES_URL";
@@ -94,6 +94,7 @@ on_both_backends!(
     crossing_multi_origin_batches_neither_deadlock_nor_gap,
     one_batch_may_touch_a_site_several_times,
     every_entity_matches_the_schema,
+    text_and_cell_queries_match_words_and_ranges,
 );
 
 fn site(name: &str, country: &str, kind: Kind, lat: f64, lng: f64) -> Site {
@@ -470,6 +471,50 @@ async fn every_entity_matches_the_schema(store: Arc<Store>) {
     assert_eq!(node_keys::Entity::find().all(db).await.unwrap()[0].valid_until_us, None);
 }
 
+async fn text_and_cell_queries_match_words_and_ranges(store: Arc<Store>) {
+    let named = |n: &str, display: &str, locality: &str, lat: f64, lng: f64| {
+        let mut s = site(n, "ZW", Kind::PostOffice, lat, lng);
+        s.display_name = display.into();
+        s.address.locality = locality.into();
+        upsert(s, Precondition::None)
+    };
+    store
+        .write(vec![
+            named("sites/zw/1", "Bibliothèque Évora", "Harare", -17.8292, 31.0522),
+            named("sites/zw/2", "Harare Main Post Office", "Harare", -17.8300, 31.0500),
+            named("sites/zw/3", "Mutare Post", "Mutare", -18.9707, 32.6709),
+            named("sites/zw/4", "100%_free Wifi Hall", "Gweru", -19.4500, 29.8167),
+        ])
+        .await
+        .unwrap();
+    let found = |text: TextMatch, h3_range: Option<(u64, u64)>| {
+        let store = store.clone();
+        async move {
+            let query = SiteQuery { text: Some(text), h3_range, limit: 100, ..SiteQuery::default() };
+            store.list_sites(&query).await.unwrap().into_iter().map(|r| r.site.name.to_string()).collect::<Vec<_>>()
+        }
+    };
+    let words = |q: &str| hubdir_core::search::query_words(q);
+    assert_eq!(found(TextMatch::InName(words("BIBLIOTHEQUE ev")), None).await, ["sites/zw/1"]);
+    assert_eq!(found(TextMatch::InName(words("post")), None).await, ["sites/zw/2", "sites/zw/3"]);
+    // Word prefixes only: "ost" starts no word.
+    assert!(found(TextMatch::InName(words("ost")), None).await.is_empty());
+    // Harare in the name, or only in the address.
+    assert_eq!(found(TextMatch::InName(words("harare")), None).await, ["sites/zw/2"]);
+    assert_eq!(found(TextMatch::InAddressNotName(words("harare")), None).await, ["sites/zw/1"]);
+    // LIKE's wildcards in a query are plain characters (folded away as punctuation here, and
+    // escaped if they ever reach the pattern).
+    assert_eq!(found(TextMatch::InName(vec!["100".into()]), None).await, ["sites/zw/4"]);
+    assert!(found(TextMatch::InName(vec!["1%".into()]), None).await.is_empty());
+    assert!(found(TextMatch::InName(vec!["_".into()]), None).await.is_empty());
+    // The resolution-5 cell of central Harare holds the two Harare sites, not Mutare or Gweru.
+    let stored = store.get_site(&name("sites/zw/2")).await.unwrap().unwrap().h3_cell;
+    let cell = hubdir_geo::CellIndex::try_from(stored).unwrap().parent(hubdir_geo::Resolution::Five).unwrap();
+    let range = Some(hubdir_geo::descendant_range(cell));
+    let all = words("");
+    assert_eq!(found(TextMatch::InName(all), range).await, ["sites/zw/1", "sites/zw/2"]);
+}
+
 #[tokio::test]
 async fn a_sqlite_file_keeps_its_data_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -490,4 +535,31 @@ async fn a_sqlite_file_keeps_its_data_across_reopen() {
     assert_eq!(pragma("journal_mode").await.try_get_by_index::<String>(0).unwrap(), "wal");
     // synchronous=FULL is 2: an acknowledged write survives a power cut.
     assert_eq!(pragma("synchronous").await.try_get_by_index::<i32>(0).unwrap(), 2);
+}
+
+/// A database written before the search keys existed gets them filled in on upgrade.
+#[tokio::test]
+async fn upgrading_fills_in_search_keys_for_stored_sites() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("node.db").display());
+    {
+        let store = Store::connect(&url).await.unwrap();
+        let mut s = site("sites/zw/old", "ZW", Kind::Other, -17.0, 31.0);
+        s.display_name = "Ancienne Bibliothèque".into();
+        store.write(vec![upsert(s, Precondition::Absent)]).await.unwrap();
+        // Back to the schema before the migration.
+        for sql in [
+            "ALTER TABLE sites DROP COLUMN search_name",
+            "ALTER TABLE sites DROP COLUMN search_text",
+            "DELETE FROM seaql_migrations WHERE version = 'm0002_search_keys'",
+        ] {
+            store.connection().execute_unprepared(sql).await.unwrap();
+        }
+    }
+    let store = Store::connect(&url).await.unwrap();
+    let words = hubdir_core::search::query_words("bibliotheque");
+    let query = SiteQuery { text: Some(TextMatch::InName(words)), limit: 10, ..SiteQuery::default() };
+    let found = store.list_sites(&query).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].site.name.to_string(), "sites/zw/old");
 }

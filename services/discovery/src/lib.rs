@@ -1,12 +1,14 @@
 //! DiscoveryService: the nearest help point, text search, sites in an H3 cell.
 //!
 //! `FindNearest` answers from an in-memory index (`hubdir_geo::SiteIndex`) that is loaded at
-//! start and follows the change log. `SearchSites` and `ListSitesInCell` answer
-//! UNIMPLEMENTED until they land. The position a person searches from is personal data:
+//! start and follows the change log. `SearchSites` and `ListSitesInCell` page through the
+//! store (`listing`), with the same filters. The position a person searches from is personal data:
 //! it is read only to run the query, never logged or stored.
 
 mod follow;
+mod listing;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hubdir_auth::{Scope, principal};
@@ -19,6 +21,7 @@ use hubdir_proto::v1::{
     self as pb, FindNearestRequest, FindNearestResponse, ListSitesInCellRequest, ListSitesInCellResponse, NearbySite,
     SearchSitesRequest, SearchSitesResponse, SiteFilter,
 };
+use hubdir_store::Store;
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Code, Request, Response, Status};
@@ -39,13 +42,10 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
     let shared = Shared::default();
     tokio::spawn(follow::run(ctx.store.clone(), shared.clone()));
     let max = ctx.config.server.max_message_bytes;
-    let server = DiscoveryServiceServer::new(Discovery { anonymous: ctx.config.auth.anonymous_discovery, shared })
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let discovery = Discovery { anonymous: ctx.config.auth.anonymous_discovery, shared, store: ctx.store.clone() };
+    let server = DiscoveryServiceServer::new(discovery).max_decoding_message_size(max).max_encoding_message_size(max);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
-
-const ARRIVES_WITH: &str = "the discovery issue (text search and cell listings)";
 
 /// The DiscoveryService implementation.
 #[derive(Debug, Clone)]
@@ -53,6 +53,8 @@ pub struct Discovery {
     /// Whether callers without a token may search (`auth.anonymous_discovery`).
     anonymous: bool,
     shared: Shared,
+    /// Text search and cell listings read the store directly.
+    store: Arc<Store>,
 }
 
 impl Discovery {
@@ -89,7 +91,8 @@ fn enum_list<T>(out: &mut Violations, field: &str, raw: &[i32], map: impl Fn(i32
         .collect()
 }
 
-fn filter_from(filter: SiteFilter, out: &mut Violations) -> Result<(Filter, bool), Status> {
+/// A validated `SiteFilter`, and whether its connectivity part can match no site at all.
+pub(crate) fn filter_from(filter: SiteFilter, out: &mut Violations) -> (Filter, bool) {
     let SiteFilter {
         kinds,
         services,
@@ -145,7 +148,7 @@ fn filter_from(filter: SiteFilter, out: &mut Violations) -> Result<(Filter, bool
     let unmeetable =
         (!states.is_empty() && !states.contains(&pb::ConnectivityState::Unknown)) || min_download_mbps > 0.0;
     let filter = Filter { kinds, services, languages, accessibility, statuses, free_access, open_at };
-    Ok((filter, unmeetable))
+    (filter, unmeetable)
 }
 
 fn query_from(request: FindNearestRequest) -> Result<Query, Status> {
@@ -185,7 +188,7 @@ fn query_from(request: FindNearestRequest) -> Result<Query, Status> {
             "must be 0 (no limit) or a positive number of metres",
         );
     }
-    let (filter, unmeetable) = filter_from(filter.unwrap_or_default(), &mut out)?;
+    let (filter, unmeetable) = filter_from(filter.unwrap_or_default(), &mut out);
     if !out.is_empty() {
         return Err(status::invalid_argument(&out));
     }
@@ -244,7 +247,7 @@ impl DiscoveryService for Discovery {
         request: Request<SearchSitesRequest>,
     ) -> Result<Response<SearchSitesResponse>, Status> {
         self.authorize(&request)?;
-        Err(status::not_yet("hubdir.v1.DiscoveryService/SearchSites", ARRIVES_WITH))
+        listing::search(&self.store, request.into_inner()).await.map(Response::new)
     }
 
     async fn list_sites_in_cell(
@@ -252,6 +255,6 @@ impl DiscoveryService for Discovery {
         request: Request<ListSitesInCellRequest>,
     ) -> Result<Response<ListSitesInCellResponse>, Status> {
         self.authorize(&request)?;
-        Err(status::not_yet("hubdir.v1.DiscoveryService/ListSitesInCell", ARRIVES_WITH))
+        listing::in_cell(&self.store, request.into_inner()).await.map(Response::new)
     }
 }

@@ -179,3 +179,102 @@ async fn a_committed_write_is_found_within_one_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+fn site_names(sites: &[pb::Site]) -> Vec<String> {
+    sites.iter().map(|s| s.name.clone()).collect()
+}
+
+#[tokio::test]
+async fn list_sites_in_cell_pages_in_name_order_and_refuses_coarse_cells() {
+    let mut node = start().await;
+    let stored = node.store.get_site(&"sites/zw/a".parse().unwrap()).await.unwrap().unwrap().h3_cell;
+    let cell = |res: u8| {
+        let resolution = hubdir_geo::Resolution::try_from(res).unwrap();
+        hubdir_geo::CellIndex::try_from(stored).unwrap().parent(resolution).unwrap().to_string()
+    };
+    let list = |h3_cell: String, page_size: i32, page_token: String, filter: Option<SiteFilter>| {
+        pb::ListSitesInCellRequest { h3_cell, filter, page_size, page_token }
+    };
+    // Resolution 6 (36 km²) around central Harare: a and b, not c (8 km out) or Bulawayo.
+    let first = node.client.list_sites_in_cell(list(cell(6), 1, String::new(), None)).await.unwrap().into_inner();
+    assert_eq!(site_names(&first.sites), ["sites/zw/a"]);
+    let second =
+        node.client.list_sites_in_cell(list(cell(6), 1, first.next_page_token, None)).await.unwrap().into_inner();
+    assert_eq!(site_names(&second.sites), ["sites/zw/b"]);
+    let rest = node.client.list_sites_in_cell(list(cell(6), 1, second.next_page_token, None)).await.unwrap();
+    let rest = rest.into_inner();
+    assert!(rest.sites.is_empty() && rest.next_page_token.is_empty(), "{rest:?}");
+    // Resolution 3 covers Harare and its surroundings, c included; the filter keeps Wi-Fi only.
+    let wifi = SiteFilter { services: vec![pb::ServiceType::FreeWifi.into()], ..SiteFilter::default() };
+    let page = node.client.list_sites_in_cell(list(cell(3), 0, String::new(), Some(wifi))).await.unwrap();
+    assert_eq!(site_names(&page.into_inner().sites), ["sites/zw/a", "sites/zw/c"]);
+
+    for (request, field) in [
+        (list(cell(2), 0, String::new(), None), "h3_cell"),
+        (list("not-a-cell".into(), 0, String::new(), None), "h3_cell"),
+        (list(cell(6), 5000, String::new(), None), "page_size"),
+        (list(cell(7), 0, second_token(&mut node, cell(6)).await, None), "page_token"),
+    ] {
+        let status = node.client.list_sites_in_cell(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        assert_eq!(status.get_details_bad_request().unwrap().field_violations[0].field, field);
+    }
+}
+
+/// A page token issued for one cell.
+async fn second_token(node: &mut Node, h3_cell: String) -> String {
+    let request = pb::ListSitesInCellRequest { h3_cell, page_size: 1, ..Default::default() };
+    node.client.list_sites_in_cell(request).await.unwrap().into_inner().next_page_token
+}
+
+#[tokio::test]
+async fn search_finds_words_in_names_first_then_addresses() {
+    let mut node = start().await;
+    let mut library = site("lib", -17.8250, 31.0450, Kind::PublicLibrary, true);
+    let mut office = site("po", -17.8260, 31.0460, Kind::PostOffice, false);
+    if let (Change::Upsert(l), Change::Upsert(o)) = (&mut library.change, &mut office.change) {
+        l.display_name = "Bibliothèque de la Ville".into();
+        l.address.locality = "Harare".into();
+        o.display_name = "Harare Post Office".into();
+        o.address.locality = "Harare".into();
+    }
+    node.store.write(vec![library, office]).await.unwrap();
+    let search = |query: &str, page_size: i32, page_token: String| pb::SearchSitesRequest {
+        query: query.into(),
+        country_code: "ZW".into(),
+        page_size,
+        page_token,
+        ..Default::default()
+    };
+    // The name match comes before the address-only match.
+    let found = node.client.search_sites(search("harare", 0, String::new())).await.unwrap().into_inner();
+    assert_eq!(site_names(&found.sites), ["sites/zw/po", "sites/zw/lib"]);
+    assert!(found.next_page_token.is_empty());
+    let found = node.client.search_sites(search("BIBLIOTHEQUE vil", 0, String::new())).await.unwrap().into_inner();
+    assert_eq!(site_names(&found.sites), ["sites/zw/lib"]);
+
+    // Paging one at a time visits every "help point" once, in name order.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = node.client.search_sites(search("help point", 1, token)).await.unwrap().into_inner();
+        seen.extend(site_names(&page.sites));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, ["sites/zw/a", "sites/zw/b", "sites/zw/c", "sites/zw/d"]);
+
+    let unscoped = pb::SearchSitesRequest { query: "harare".into(), ..Default::default() };
+    for (request, field) in [
+        (unscoped, "country_code"),
+        (search(" - ", 0, String::new()), "query"),
+        (pb::SearchSitesRequest { country_code: "XX".into(), ..search("harare", 0, String::new()) }, "country_code"),
+        (search(&"long ".repeat(50), 0, String::new()), "query"),
+    ] {
+        let status = node.client.search_sites(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        assert_eq!(status.get_details_bad_request().unwrap().field_violations[0].field, field);
+    }
+}

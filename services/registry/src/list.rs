@@ -91,6 +91,16 @@ pub(crate) fn list_query(req: &ListSitesRequest) -> Result<(SiteQuery, String), 
         &modified,
     ]);
     let operator = (!operator.is_empty()).then(|| operator.clone());
-    let query = SiteQuery { origin, country_code, operator, kinds, statuses, modified_after, after_name: None, limit };
+    let query = SiteQuery {
+        origin,
+        country_code,
+        operator,
+        kinds,
+        statuses,
+        modified_after,
+        after_name: None,
+        limit,
+        ..SiteQuery::default()
+    };
     Ok((query, filters))
 }

@@ -24,6 +24,12 @@ pub struct Model {
     pub etag: String,
     pub update_time_us: i64,
     pub origin_seq: i64,
+    /// The folded display name (`hubdir_core::search::site_keys`).
+    #[sea_orm(column_type = "Text")]
+    pub search_name: String,
+    /// The folded display name and address.
+    #[sea_orm(column_type = "Text")]
+    pub search_text: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
