@@ -16,7 +16,7 @@ mod writes;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
 
 pub use error::StoreError;
@@ -33,6 +33,24 @@ pub struct Store {
     /// SQLite allows one writer at a time: writers of this process queue here instead of
     /// polling the file lock.
     sqlite_writer: Option<tokio::sync::Mutex<()>>,
+}
+
+/// The PostgreSQL advisory lock that serialises migrations between processes.
+const MIGRATION_LOCK: i64 = 0x6875_6264_6972; // "hubdir"
+
+/// Applies pending migrations. On PostgreSQL several processes may start against one fresh
+/// database at once (a registry and several discovery replicas): one transaction holds an
+/// advisory lock while the migrations run on other connections, and the others wait for it,
+/// then find nothing left to do.
+async fn migrate(db: &DatabaseConnection) -> Result<(), StoreError> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(migration::Migrator::up(db, None).await?);
+    }
+    let lock = db.begin().await?;
+    lock.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await?;
+    let result = migration::Migrator::up(db, None).await;
+    lock.commit().await?;
+    Ok(result?)
 }
 
 impl Store {
@@ -60,7 +78,7 @@ impl Store {
             options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
         }
         let db = Database::connect(options).await.map_err(StoreError::from_connect)?;
-        migration::Migrator::up(&db, None).await?;
+        migrate(&db).await?;
         let sqlite_writer = (db.get_database_backend() == DbBackend::Sqlite).then(|| tokio::sync::Mutex::new(()));
         Ok(Store { db, sqlite_writer })
     }

@@ -1,4 +1,5 @@
 //! Starting real hubdir processes and talking to them with real clients.
+#![allow(dead_code)] // each test binary uses its own part of the support code
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -57,8 +58,13 @@ impl NodeProcess {
     /// "serving" log line that carries the bound address.
     /// `extra_config` goes first in a config file that also trusts a fresh dev key.
     pub fn start(binary_name: &str, args: &[&str], extra_config: &str) -> NodeProcess {
+        NodeProcess::start_on(binary_name, args, extra_config, None)
+    }
+
+    /// As [`NodeProcess::start`], on the database at `db` if given.
+    pub fn start_on(binary_name: &str, args: &[&str], extra_config: &str, db: Option<&str>) -> NodeProcess {
         let dir = tempfile::tempdir().unwrap();
-        let db = format!("sqlite://{}", dir.path().join("node.db").display());
+        let db = db.map_or_else(|| format!("sqlite://{}", dir.path().join("node.db").display()), str::to_owned);
         let keygen = Command::new(binary("hubdir"))
             .args(["token", "keygen", "--kid", KID, "--dir"])
             .arg(dir.path())
