@@ -1,6 +1,8 @@
 //! Scaling out: a registry and two discovery replicas, each its own process, started together
 //! on one fresh PostgreSQL schema; every replica follows the shared change log on its own.
 
+// Shared with the node tests; this file starts processes on a given database only.
+#[allow(dead_code)]
 mod support;
 
 use std::io::Write as _;

@@ -1,5 +1,4 @@
 //! Starting real hubdir processes and talking to them with real clients.
-#![allow(dead_code)] // each test binary uses its own part of the support code
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
