@@ -1,10 +1,11 @@
 //! The in-memory nearest-neighbour index: every site as a point on the unit sphere in 3D, in
 //! an R*-tree. Straight-line (chord) distance in 3D grows with great-circle distance, so the
 //! tree's Euclidean nearest neighbours are exactly the nearest sites on the sphere, with no
-//! seam at the antimeridian and no singularity at the poles. Filters are evaluated while the
-//! tree yields candidates in distance order, so a filtered query stops at the k-th match.
+//! seam at the antimeridian and no singularity at the poles. The search is best-first over the
+//! tree's nodes, nearest first, and skips every subtree whose trait mask (`masked`) rules the
+//! filter out; a filtered query stops at the k-th match.
 
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -12,13 +13,12 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use hubdir_core::{Accessibility, Kind, ServiceType, Site, SiteName, SiteRecord, SiteStatus};
-use rstar::RTree;
-use rstar::primitives::GeomWithData;
+use rstar::{Envelope, PointDistance, RTree, RTreeNode};
+
+use crate::masked::Entry;
 
 /// Mean Earth radius (IUGG), metres.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
-
-type Entry = GeomWithData<[f64; 3], u32>;
 
 /// A position as a unit vector.
 pub fn unit_vector(latitude: f64, longitude: f64) -> [f64; 3] {
@@ -60,43 +60,75 @@ pub struct Filter {
     pub open_at: Option<DateTime<Utc>>,
 }
 
-/// A filter compiled to bit masks, checked per candidate without allocating.
+/// Where each trait lives in a site's 64-bit mask (`masked::Entry`). Kinds and statuses are
+/// one-of groups; services, accessibility features, free access and "has opening hours" are
+/// single bits a filter may require; languages are hashed into a 12-bit Bloom field, exact
+/// only after the per-site check.
+mod bits {
+    pub const KIND: u32 = 0; // 9 kinds
+    pub const STATUS: u32 = 12; // 3 statuses
+    pub const SERVICE: u32 = 16; // 10 services
+    pub const ACCESSIBILITY: u32 = 28; // 7 features
+    pub const FREE_ACCESS: u64 = 1 << 36;
+    pub const HAS_HOURS: u64 = 1 << 37;
+    pub const LANGUAGE: u32 = 48;
+    pub const LANGUAGE_BUCKETS: u64 = 12;
+}
+
+fn group<T: PartialEq>(all: &[T], values: impl IntoIterator<Item = T>, shift: u32) -> u64 {
+    values.into_iter().map(|v| u64::from(bit(all, &v)) << shift).fold(0, |a, b| a | b)
+}
+
+/// The Bloom bit of a primary language subtag.
+fn language_bit(primary: &str) -> u64 {
+    let hash = primary.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    1 << (bits::LANGUAGE as u64 + hash % bits::LANGUAGE_BUCKETS)
+}
+
+/// A filter compiled to masks: `any` groups need at least one common bit (0: no
+/// constraint), `all` bits must all be present. Checked the same way on a subtree's OR-mask
+/// (could anything below match?) and on a site's own mask.
 struct Compiled<'f> {
-    kinds: u32,
-    services: u32,
-    accessibility: u32,
-    statuses: u32,
+    any: [u64; 3],
+    all: u64,
     languages: &'f [String],
-    free_access: bool,
     open_at: Option<DateTime<Utc>>,
+}
+
+impl Compiled<'_> {
+    fn admits(&self, mask: u64) -> bool {
+        mask & self.all == self.all && self.any.iter().all(|g| *g == 0 || mask & g != 0)
+    }
 }
 
 impl Filter {
     fn compile(&self) -> Compiled<'_> {
-        let mask = |bits: u32, all: u32| if bits == 0 { all } else { bits };
+        let statuses = if self.statuses.is_empty() { vec![SiteStatus::Open] } else { self.statuses.clone() };
+        let mut all = group(ServiceType::ALL, self.services.iter().copied(), bits::SERVICE)
+            | group(Accessibility::ALL, self.accessibility.iter().copied(), bits::ACCESSIBILITY);
+        if self.free_access {
+            all |= bits::FREE_ACCESS;
+        }
+        if self.open_at.is_some() {
+            all |= bits::HAS_HOURS;
+        }
         Compiled {
-            kinds: mask(self.kinds.iter().map(|k| bit(Kind::ALL, k)).fold(0, |a, b| a | b), u32::MAX),
-            services: self.services.iter().map(|s| bit(ServiceType::ALL, s)).fold(0, |a, b| a | b),
-            accessibility: self.accessibility.iter().map(|a| bit(Accessibility::ALL, a)).fold(0, |a, b| a | b),
-            statuses: mask(
-                self.statuses.iter().map(|s| bit(SiteStatus::ALL, s)).fold(0, |a, b| a | b),
-                bit(SiteStatus::ALL, &SiteStatus::Open),
-            ),
+            any: [
+                group(Kind::ALL, self.kinds.iter().copied(), bits::KIND),
+                group(SiteStatus::ALL, statuses, bits::STATUS),
+                self.languages.iter().map(|l| language_bit(l)).fold(0, |a, b| a | b),
+            ],
+            all,
             languages: &self.languages,
-            free_access: self.free_access,
             open_at: self.open_at,
         }
     }
 }
 
-/// What a filter looks at in a site, precomputed as bit masks.
+/// What a filter checks per site beyond its mask: the exact languages and the opening hours.
 #[derive(Debug)]
 struct Traits {
-    kind: u32,
-    services: u32,
-    accessibility: u32,
-    status: u32,
-    free_access: bool,
+    mask: u64,
     languages: Vec<String>,
     /// Parsed once per distinct text and shared by every site with the same hours.
     hours: Option<Arc<Hours>>,
@@ -124,26 +156,31 @@ impl HoursCache {
 
 impl Traits {
     fn of(site: &Site, hours: &mut HoursCache) -> Traits {
+        let languages: Vec<String> = site.languages.iter().map(|l| l.primary()).collect();
+        let hours = site.opening_hours.as_ref().and_then(|h| hours.get(h.as_str()));
+        let mut mask = group(Kind::ALL, [site.kind], bits::KIND)
+            | group(SiteStatus::ALL, [site.status], bits::STATUS)
+            | group(ServiceType::ALL, site.services.iter().copied(), bits::SERVICE)
+            | group(Accessibility::ALL, site.accessibility.iter().copied(), bits::ACCESSIBILITY)
+            | languages.iter().map(|l| language_bit(l)).fold(0, |a, b| a | b);
+        if site.free_access {
+            mask |= bits::FREE_ACCESS;
+        }
+        if hours.is_some() {
+            mask |= bits::HAS_HOURS;
+        }
         Traits {
-            kind: bit(Kind::ALL, &site.kind),
-            services: site.services.iter().map(|s| bit(ServiceType::ALL, s)).fold(0, |a, b| a | b),
-            accessibility: site.accessibility.iter().map(|a| bit(Accessibility::ALL, a)).fold(0, |a, b| a | b),
-            status: bit(SiteStatus::ALL, &site.status),
-            free_access: site.free_access,
-            languages: site.languages.iter().map(|l| l.primary()).collect(),
-            hours: site.opening_hours.as_ref().and_then(|h| hours.get(h.as_str())),
+            mask,
+            languages,
+            hours,
             // Validated on the way in: a stored zone always parses.
             time_zone: Tz::from_str(site.time_zone.as_str()).unwrap_or(Tz::UTC),
         }
     }
 
-    fn matches(&self, f: &Compiled<'_>) -> bool {
-        self.kind & f.kinds != 0
-            && self.services & f.services == f.services
-            && self.accessibility & f.accessibility == f.accessibility
-            && self.status & f.statuses != 0
-            && (!f.free_access || self.free_access)
-            && (f.languages.is_empty() || self.languages.iter().any(|l| f.languages.contains(l)))
+    /// The checks the mask cannot make exactly.
+    fn matches_exactly(&self, f: &Compiled<'_>) -> bool {
+        (f.languages.is_empty() || self.languages.iter().any(|l| f.languages.contains(l)))
             && f.open_at.is_none_or(|at| self.is_open(at))
     }
 
@@ -156,26 +193,50 @@ impl Filter {
     /// Whether one site matches, for callers that read sites from the store rather than the
     /// index (text search, cell listings). The same rules as [`SiteIndex::nearest`].
     pub fn matches(&self, site: &Site) -> bool {
-        Traits::of(site, &mut HoursCache::default()).matches(&self.compile())
+        let traits = Traits::of(site, &mut HoursCache::default());
+        let compiled = self.compile();
+        compiled.admits(traits.mask) && traits.matches_exactly(&compiled)
     }
 }
 
-/// What the index keeps per site: its position, its traits, the record it returns.
+/// What the index keeps per site: its tree entry, its traits, the record it returns.
 #[derive(Debug)]
 struct Slot {
-    point: [f64; 3],
+    entry: Entry,
     traits: Traits,
     record: Arc<SiteRecord>,
 }
 
 impl Slot {
-    fn new(record: SiteRecord, hours: &mut HoursCache) -> Slot {
+    fn new(record: SiteRecord, id: u32, hours: &mut HoursCache) -> Slot {
         let site = &record.site;
-        Slot {
-            point: unit_vector(site.location.latitude(), site.location.longitude()),
-            traits: Traits::of(site, hours),
-            record: Arc::new(record),
-        }
+        let traits = Traits::of(site, hours);
+        let point = unit_vector(site.location.latitude(), site.location.longitude());
+        Slot { entry: Entry { point, id, mask: traits.mask }, traits, record: Arc::new(record) }
+    }
+}
+
+/// A tree node or entry waiting in the best-first queue, by its least possible chord².
+struct Pending<'t> {
+    distance_2: f64,
+    node: &'t RTreeNode<Entry>,
+}
+
+impl PartialEq for Pending<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.distance_2.total_cmp(&other.distance_2).is_eq()
+    }
+}
+impl Eq for Pending<'_> {}
+impl PartialOrd for Pending<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending<'_> {
+    /// Reversed: `BinaryHeap` pops the nearest first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.distance_2.total_cmp(&self.distance_2)
     }
 }
 
@@ -200,21 +261,17 @@ impl SiteIndex {
     /// Builds the index in one bulk load.
     pub fn from_records(records: impl IntoIterator<Item = SiteRecord>) -> SiteIndex {
         let mut index = SiteIndex::default();
-        let mut entries = Vec::new();
         for record in records {
             let name = record.site.name.clone();
             if let Some(old) = index.by_name.get(&name).copied() {
                 index.slots[old as usize] = None;
                 index.free.push(old);
             }
-            let slot = Slot::new(record, &mut index.hours);
             let id = index.slots.len() as u32;
-            entries.push(Entry::new(slot.point, id));
-            index.slots.push(Some(slot));
+            index.slots.push(Some(Slot::new(record, id, &mut index.hours)));
             index.by_name.insert(name, id);
         }
-        entries.retain(|e| index.slots[e.data as usize].is_some());
-        index.tree = RTree::bulk_load(entries);
+        index.tree = RTree::bulk_load(index.slots.iter().flatten().map(|slot| slot.entry).collect());
         index
     }
 
@@ -230,19 +287,14 @@ impl SiteIndex {
     pub fn upsert(&mut self, record: SiteRecord) {
         let name = record.site.name.clone();
         self.remove(&name);
-        let slot = Slot::new(record, &mut self.hours);
-        let point = slot.point;
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = Some(slot);
-                id
-            }
-            None => {
-                self.slots.push(Some(slot));
-                (self.slots.len() - 1) as u32
-            }
-        };
-        self.tree.insert(Entry::new(point, id));
+        let id = self.free.pop().unwrap_or(self.slots.len() as u32);
+        let slot = Slot::new(record, id, &mut self.hours);
+        self.tree.insert(slot.entry);
+        if id as usize == self.slots.len() {
+            self.slots.push(Some(slot));
+        } else {
+            self.slots[id as usize] = Some(slot);
+        }
         self.by_name.insert(name, id);
     }
 
@@ -250,7 +302,7 @@ impl SiteIndex {
     pub fn remove(&mut self, name: &SiteName) {
         if let Some(id) = self.by_name.remove(name) {
             if let Some(slot) = self.slots[id as usize].take() {
-                self.tree.remove(&Entry::new(slot.point, id));
+                self.tree.remove(&slot.entry);
             }
             self.free.push(id);
         }
@@ -258,8 +310,8 @@ impl SiteIndex {
 
     /// The `k` sites nearest to (latitude, longitude) that match `filter`, within
     /// `max_distance_m` if given, nearest first, by great-circle distance.
-    pub fn nearest(
-        &self,
+    pub fn nearest<'s>(
+        &'s self,
         latitude: f64,
         longitude: f64,
         k: usize,
@@ -269,7 +321,7 @@ impl SiteIndex {
         let query = unit_vector(latitude, longitude);
         let compiled = filter.compile();
         // The chord that spans the distance limit; beyond it no candidate can qualify.
-        let max_chord_2 = max_distance_m.map(|d| {
+        let max_chord_2 = max_distance_m.map_or(f64::INFINITY, |d| {
             let angle = (d / EARTH_RADIUS_M).min(std::f64::consts::PI);
             let chord = 2.0 * (angle / 2.0).sin();
             // A hair of slack so rounding never drops a site exactly at the limit; the
@@ -280,21 +332,45 @@ impl SiteIndex {
         if k == 0 {
             return out;
         }
-        for (entry, chord_2) in self.tree.nearest_neighbor_iter_with_distance_2(query) {
-            if max_chord_2.is_some_and(|limit| chord_2 > limit) {
-                break;
+        // Best-first: nodes and entries by their least possible chord², nearest first. An
+        // entry popped is nearer than anything still queued, so results come out in order.
+        let mut queue = BinaryHeap::with_capacity(64);
+        let enqueue = |queue: &mut BinaryHeap<Pending<'s>>, node: &'s RTreeNode<Entry>| {
+            let (mask, distance_2) = match node {
+                RTreeNode::Leaf(entry) => (entry.mask, entry.point.distance_2(&query)),
+                RTreeNode::Parent(parent) => {
+                    let envelope = parent.envelope();
+                    (envelope.mask, envelope.distance_2(&query))
+                }
+            };
+            if distance_2 <= max_chord_2 && compiled.admits(mask) {
+                queue.push(Pending { distance_2, node });
             }
-            let Some(slot) = &self.slots[entry.data as usize] else { continue };
-            if !slot.traits.matches(&compiled) {
-                continue;
-            }
-            let distance_meters = great_circle_m(query, slot.point);
-            if max_distance_m.is_some_and(|d| distance_meters > d) {
-                continue;
-            }
-            out.push(Nearby { record: slot.record.clone(), distance_meters });
-            if out.len() == k {
-                break;
+        };
+        for child in self.tree.root().children() {
+            enqueue(&mut queue, child);
+        }
+        while let Some(Pending { node, .. }) = queue.pop() {
+            match node {
+                RTreeNode::Parent(parent) => {
+                    for child in parent.children() {
+                        enqueue(&mut queue, child);
+                    }
+                }
+                RTreeNode::Leaf(entry) => {
+                    let Some(slot) = &self.slots[entry.id as usize] else { continue };
+                    if !slot.traits.matches_exactly(&compiled) {
+                        continue;
+                    }
+                    let distance_meters = great_circle_m(query, entry.point);
+                    if max_distance_m.is_some_and(|d| distance_meters > d) {
+                        continue;
+                    }
+                    out.push(Nearby { record: slot.record.clone(), distance_meters });
+                    if out.len() == k {
+                        break;
+                    }
+                }
             }
         }
         out

@@ -1,6 +1,7 @@
 //! H3 helpers and the in-memory nearest-neighbour index.
 
 mod index;
+mod masked;
 
 pub use h3o::{CellIndex, Resolution};
 pub use index::{EARTH_RADIUS_M, Filter, Nearby, SiteIndex, great_circle_m, unit_vector};

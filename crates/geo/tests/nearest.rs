@@ -1,7 +1,7 @@
 //! The index against a brute-force great-circle oracle, on random and adversarial data:
 //! poles, the antimeridian, dense clusters, many sites on one point, sparse filters.
 
-use hubdir_core::{Kind, ServiceType, SiteInput, SiteRecord, SiteStatus};
+use hubdir_core::{Accessibility, Kind, ServiceType, SiteInput, SiteRecord, SiteStatus};
 use hubdir_geo::{Filter, SiteIndex, great_circle_m, unit_vector};
 use proptest::prelude::*;
 
@@ -14,6 +14,8 @@ fn record(i: usize, lat: f64, lng: f64, kind: Kind, wifi: bool, status: SiteStat
         location: Some((lat, lng)),
         services: if wifi { vec![ServiceType::FreeWifi] } else { vec![] },
         languages: vec![if i.is_multiple_of(3) { "fr".into() } else { "en".into() }],
+        accessibility: if i.is_multiple_of(7) { vec![Accessibility::HearingLoop] } else { vec![] },
+        free_access: i.is_multiple_of(2),
         time_zone: "Pacific/Fiji".into(),
         status: Some(status),
         ..SiteInput::default()
@@ -70,6 +72,8 @@ fn oracle(records: &[SiteRecord], lat: f64, lng: f64, k: usize, max: Option<f64>
                 && filter.services.iter().all(|x| s.services.contains(x))
                 && statuses.contains(&s.status)
                 && (filter.languages.is_empty() || s.languages.iter().any(|l| filter.languages.contains(&l.primary())))
+                && filter.accessibility.iter().all(|a| s.accessibility.contains(a))
+                && (!filter.free_access || s.free_access)
         })
         .map(|r| great_circle_m(q, unit_vector(r.site.location.latitude(), r.site.location.longitude())))
         .filter(|d| max.is_none_or(|m| *d <= m))
@@ -86,7 +90,8 @@ proptest! {
     fn the_index_agrees_with_brute_force(
         sites in prop::collection::vec(site_strategy(), 0..400),
         queries in prop::collection::vec((position(), 1usize..30, prop::option::of(0.0f64..3_000_000.0)), 1..12),
-        filter_choice in 0u8..5,
+        filter_choice in 0u8..7,
+        changes in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3), 0..40),
     ) {
         let records: Vec<SiteRecord> = sites
             .iter()
@@ -96,12 +101,41 @@ proptest! {
                 record(i, *lat, *lng, Kind::ALL[*kind as usize], *wifi, status)
             })
             .collect();
-        let index = SiteIndex::from_records(records.clone());
+        // Half bulk-loaded, half inserted one by one, then some closed and some removed:
+        // the masks in the tree must follow every change.
+        let mut index = SiteIndex::from_records(records[..records.len() / 2].to_vec());
+        for record in &records[records.len() / 2..] {
+            index.upsert(record.clone());
+        }
+        let mut records = records;
+        for (which, change) in changes {
+            if records.is_empty() {
+                break;
+            }
+            let i = which.index(records.len());
+            match change {
+                0 => {
+                    index.remove(&records[i].site.name);
+                    records.remove(i);
+                }
+                1 => {
+                    records[i].site.status = SiteStatus::Closed;
+                    index.upsert(records[i].clone());
+                }
+                _ => {
+                    records[i].site.services.clear();
+                    records[i].site.accessibility.clear();
+                    index.upsert(records[i].clone());
+                }
+            }
+        }
         let filter = match filter_choice {
             0 => Filter::default(),
             1 => Filter { services: vec![ServiceType::FreeWifi], ..Filter::default() },
             2 => Filter { kinds: vec![Kind::PostOffice], statuses: SiteStatus::ALL.to_vec(), ..Filter::default() },
             3 => Filter { languages: vec!["fr".into()], ..Filter::default() },
+            4 => Filter { accessibility: vec![Accessibility::HearingLoop], ..Filter::default() },
+            5 => Filter { free_access: true, languages: vec!["en".into(), "sw".into()], ..Filter::default() },
             // Sparse: one kind and wifi and closed.
             _ => Filter { kinds: vec![Kind::School], services: vec![ServiceType::FreeWifi], statuses: vec![SiteStatus::Closed], ..Filter::default() },
         };

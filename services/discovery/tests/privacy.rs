@@ -1,6 +1,7 @@
 //! The position a person searches from never reaches a log line or a span: every event and
 //! span of every crate is captured at TRACE (SQL statements included) while FindNearest runs
-//! with a distinctive position, and the capture is searched for it.
+//! with a distinctive position, and while the cell listing and text search run on that
+//! position's resolution-15 cell, and the capture is searched for them.
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
@@ -70,11 +71,23 @@ async fn a_searchers_position_is_never_logged_or_traced() {
         };
         let _ = client.find_nearest(request).await;
     }
+    // A cell fine enough to be a position (resolution 15, under a metre across) asked of the
+    // cell listing and of text search: neither its text nor its numeric range may appear.
+    let cell = h3o::LatLng::new(positions[0].0, positions[0].1).unwrap().to_cell(h3o::Resolution::Fifteen);
+    let (low, high) = hubdir_geo::descendant_range(cell);
+    let listing = pb::ListSitesInCellRequest { h3_cell: cell.to_string(), ..Default::default() };
+    client.list_sites_in_cell(listing).await.unwrap();
+    let search = pb::SearchSitesRequest { query: "library".into(), h3_cell: cell.to_string(), ..Default::default() };
+    client.search_sites(search).await.unwrap();
+    let cell_needles = [cell.to_string(), low.to_string(), high.to_string(), format!("{low:x}"), format!("{high:x}")];
 
     let text = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
     assert!(text.len() > 1000, "the capture saw almost nothing ({} bytes): is it wired?", text.len());
     for needle in ["83219876", "05234567", "76543219", "17.832", "31.052", "98.765"] {
         assert!(!text.contains(needle), "a searcher's position reached the logs ({needle}):\n{text}");
+    }
+    for needle in &cell_needles {
+        assert!(!text.contains(needle.as_str()), "a fine cell reached the logs ({needle}):\n{text}");
     }
     let _ = writeln!(std::io::stderr(), "privacy: {} bytes of TRACE logs and spans, no position in them", text.len());
 }

@@ -1,0 +1,209 @@
+//! `hubdir-loadgen`: a gRPC load generator for a running node. It drives FindNearest and, as
+//! the floor, the standard health `Check` served by the same server stack (same listener,
+//! HTTP/2 settings and limits): what tonic itself costs on this machine.
+//!
+//! For each RPC it measures saturation (a closed loop: `--concurrency` requests always in
+//! flight over `--connections` HTTP/2 connections) and then a fixed offered load (an open
+//! loop at `--rate` requests per second; latency counts from each request's scheduled
+//! start, so a stalled server cannot hide its queueing). Any RPC that fails is counted and
+//! reported: a run with errors is not a result.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hubdir_proto::v1::discovery_service_client::DiscoveryServiceClient;
+use hubdir_proto::v1::{FindNearestRequest, LatLng};
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+#[derive(Parser, Debug)]
+#[command(name = "hubdir-loadgen", about = "Measure FindNearest against the health-check floor over gRPC")]
+struct Args {
+    /// The node to load.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    address: String,
+    /// HTTP/2 connections, shared round-robin by the workers.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Requests in flight during the saturation phase.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Offered load of the fixed-rate phase, requests per second.
+    #[arg(long, default_value_t = 5000)]
+    rate: u64,
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Nearest sites asked for.
+    #[arg(long, default_value_t = 10)]
+    k: i32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Rpc {
+    HealthCheck,
+    FindNearest,
+}
+
+/// One client per connection for each RPC.
+#[derive(Clone)]
+struct Clients {
+    health: Vec<HealthClient<Channel>>,
+    discovery: Vec<DiscoveryServiceClient<Channel>>,
+}
+
+/// SplitMix64, seeded per worker: query positions uniform on the sphere.
+struct Rng(u64);
+
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn position(&mut self) -> LatLng {
+        LatLng { latitude: (2.0 * self.unit() - 1.0).asin().to_degrees(), longitude: 360.0 * self.unit() - 180.0 }
+    }
+}
+
+impl Clients {
+    async fn call(&self, rpc: Rpc, connection: usize, rng: &mut Rng, k: i32) -> bool {
+        let i = connection % self.health.len();
+        match rpc {
+            Rpc::HealthCheck => {
+                let mut client = self.health[i].clone();
+                client.check(HealthCheckRequest { service: String::new() }).await.is_ok()
+            }
+            Rpc::FindNearest => {
+                let mut client = self.discovery[i].clone();
+                let request = FindNearestRequest {
+                    location: Some(rng.position()),
+                    max_results: k,
+                    max_distance_meters: 0.0,
+                    filter: None,
+                };
+                client.find_nearest(request).await.is_ok_and(|r| r.into_inner().results.len() == k as usize)
+            }
+        }
+    }
+}
+
+struct Outcome {
+    qps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    errors: usize,
+}
+
+fn outcome(mut latencies: Vec<Duration>, errors: usize, elapsed: Duration) -> Outcome {
+    latencies.sort();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
+    };
+    Outcome { qps: latencies.len() as f64 / elapsed.as_secs_f64(), p50_us: at(0.5), p99_us: at(0.99), errors }
+}
+
+/// Closed loop: `concurrency` workers, each sending its next request when the last returns.
+async fn saturate(clients: &Clients, rpc: Rpc, args: &Args) -> Outcome {
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..args.concurrency {
+        let (clients, k) = (clients.clone(), args.k);
+        workers.push(tokio::spawn(async move {
+            let mut rng = Rng(w as u64 + 1);
+            let (mut latencies, mut errors) = (Vec::new(), 0);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                if clients.call(rpc, w, &mut rng, k).await {
+                    latencies.push(t.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    for worker in workers {
+        let (l, e) = worker.await.unwrap_or_default();
+        latencies.extend(l);
+        errors += e;
+    }
+    outcome(latencies, errors, started.elapsed())
+}
+
+/// Open loop: one request every 1/rate seconds, whether or not earlier ones returned.
+async fn offer(clients: &Clients, rpc: Rpc, args: &Args) -> Outcome {
+    let total = args.rate * args.seconds;
+    let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let results = Arc::new(Mutex::new((Vec::with_capacity(total as usize), 0usize)));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        let scheduled = started + interval * n as u32;
+        tokio::time::sleep_until(scheduled.into()).await;
+        let (clients, results, k) = (clients.clone(), results.clone(), args.k);
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(n + 1);
+            let ok = clients.call(rpc, n as usize, &mut rng, k).await;
+            let mut results = results.lock().await;
+            if ok {
+                results.0.push(scheduled.elapsed());
+            } else {
+                results.1 += 1;
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let elapsed = started.elapsed();
+    let (latencies, errors) = std::mem::take(&mut *results.lock().await);
+    outcome(latencies, errors, elapsed)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut clients = Clients { health: Vec::new(), discovery: Vec::new() };
+    for _ in 0..args.connections.max(1) {
+        let channel = Channel::from_shared(args.address.clone())?.connect().await?;
+        clients.health.push(HealthClient::new(channel.clone()));
+        clients.discovery.push(DiscoveryServiceClient::new(channel));
+    }
+    // Warm up both paths (connections, the index's first load).
+    let mut rng = Rng(42);
+    for _ in 0..200 {
+        for rpc in [Rpc::HealthCheck, Rpc::FindNearest] {
+            anyhow::ensure!(clients.call(rpc, 0, &mut rng, args.k).await, "{rpc:?} fails against {}", args.address);
+        }
+    }
+    println!(
+        "{} s per phase, {} connections, {} in flight at saturation, {} requests/s offered, k = {}",
+        args.seconds, args.connections, args.concurrency, args.rate, args.k
+    );
+    println!("| RPC | phase | QPS | p50 µs | p99 µs | errors |");
+    println!("|---|---|---:|---:|---:|---:|");
+    let mut saturated = Vec::new();
+    for rpc in [Rpc::HealthCheck, Rpc::FindNearest] {
+        let name = if rpc == Rpc::HealthCheck { "health Check (floor)" } else { "FindNearest" };
+        let max = saturate(&clients, rpc, &args).await;
+        println!("| {name} | saturation | {:.0} | {:.0} | {:.0} | {} |", max.qps, max.p50_us, max.p99_us, max.errors);
+        let fixed = offer(&clients, rpc, &args).await;
+        println!(
+            "| {name} | {} req/s offered | {:.0} | {:.0} | {:.0} | {} |",
+            args.rate, fixed.qps, fixed.p50_us, fixed.p99_us, fixed.errors
+        );
+        saturated.push(max.qps);
+    }
+    println!("FindNearest saturated QPS ÷ health Check saturated QPS = {:.2}", saturated[1] / saturated[0]);
+    Ok(())
+}
