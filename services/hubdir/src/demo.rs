@@ -3,6 +3,7 @@
 //! Svalbard), so a newcomer gets answers at once. The same seed gives the same sites, so
 //! loading it twice changes nothing.
 
+use crate::rng::Rng;
 use hubdir_core::{Accessibility, Address, Kind, ServiceType, Site, SiteInput, SiteStatus, Violations};
 use hubdir_store::{Applied, Change, Precondition, Store, StoreError, Write};
 
@@ -259,32 +260,6 @@ const HOURS: &[&str] = &[
     "24/7",
     "Tu-Su 10:00-19:00; Mo off",
 ];
-
-/// SplitMix64: tiny, fast and the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-}
 
 /// Wraps a longitude into [-180, 180].
 fn wrap_longitude(lng: f64) -> f64 {

@@ -19,6 +19,12 @@ use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
+// Shared with the demo data; the load generator uses only part of it.
+#[allow(dead_code)]
+#[path = "rng.rs"]
+mod rng;
+use rng::Rng;
+
 #[derive(Parser, Debug)]
 #[command(name = "hubdir-loadgen", about = "Measure FindNearest against the health-check floor over gRPC")]
 struct Args {
@@ -55,20 +61,9 @@ struct Clients {
     discovery: Vec<DiscoveryServiceClient<Channel>>,
 }
 
-/// SplitMix64, seeded per worker: query positions uniform on the sphere.
-struct Rng(u64);
-
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn position(&mut self) -> LatLng {
-        LatLng { latitude: (2.0 * self.unit() - 1.0).asin().to_degrees(), longitude: 360.0 * self.unit() - 180.0 }
-    }
+/// Query positions uniform on the sphere.
+fn position(rng: &mut Rng) -> LatLng {
+    LatLng { latitude: (2.0 * rng.unit() - 1.0).asin().to_degrees(), longitude: 360.0 * rng.unit() - 180.0 }
 }
 
 impl Clients {
@@ -82,7 +77,7 @@ impl Clients {
             Rpc::FindNearest => {
                 let mut client = self.discovery[i].clone();
                 let request = FindNearestRequest {
-                    location: Some(rng.position()),
+                    location: Some(position(rng)),
                     max_results: k,
                     max_distance_meters: 0.0,
                     filter: None,

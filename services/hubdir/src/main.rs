@@ -3,6 +3,7 @@
 mod demo;
 mod export;
 mod import;
+mod rng;
 mod token;
 
 use clap::{Parser, Subcommand};
