@@ -8,9 +8,9 @@ use std::time::Duration;
 use hubdir_auth::{Authenticator, Verifier};
 use hubdir_store::Store;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::RoutesBuilder;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::config::Config;
@@ -91,12 +91,16 @@ pub async fn serve(
         .timeout(Duration::from_secs(limits.request_timeout_secs))
         .http2_keepalive_interval(Some(Duration::from_secs(limits.keepalive_interval_secs)))
         .http2_keepalive_timeout(Some(Duration::from_secs(limits.keepalive_timeout_secs)))
-        .tcp_keepalive(Some(Duration::from_secs(limits.keepalive_interval_secs)))
         .add_routes(routes.routes());
 
     let address = listener.local_addr()?;
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+    // No Nagle: a response larger than one segment would otherwise wait for the client's
+    // delayed ACK (40 ms on Linux) before its last segment leaves.
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(limits.keepalive_interval_secs)));
+    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = stopped.await;
     }));
     let watcher = tokio::spawn(health::watch_store(ctx.store.clone(), reporter.clone(), service_names.clone()));

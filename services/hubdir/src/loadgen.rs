@@ -174,8 +174,13 @@ async fn main() -> anyhow::Result<()> {
         clients.health.push(HealthClient::new(channel.clone()));
         clients.discovery.push(DiscoveryServiceClient::new(channel));
     }
-    // Warm up both paths (connections, the index's first load).
+    // Wait for the node's index (a large one takes a while to load), then warm up both paths.
     let mut rng = Rng(42);
+    let ready_by = Instant::now() + Duration::from_secs(300);
+    while !clients.call(Rpc::FindNearest, 0, &mut rng, args.k).await {
+        anyhow::ensure!(Instant::now() < ready_by, "FindNearest still fails against {} after 300 s", args.address);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     for _ in 0..200 {
         for rpc in [Rpc::HealthCheck, Rpc::FindNearest] {
             anyhow::ensure!(clients.call(rpc, 0, &mut rng, args.k).await, "{rpc:?} fails against {}", args.address);
