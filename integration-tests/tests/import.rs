@@ -273,14 +273,21 @@ fn overpass_and_hsds_json_import_through_their_mappings() {
 
 /// Counts in a SQLite file, read with Python's sqlite3 (a reader hubdir did not write).
 fn sqlite_counts(db_file: &Path) -> Vec<i64> {
+    try_sqlite_counts(db_file).unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// As [`sqlite_counts`]; an error while the file is still being created (no tables yet).
+fn try_sqlite_counts(db_file: &Path) -> Result<Vec<i64>, String> {
     let script = "import sqlite3, sys\n\
         c = sqlite3.connect(sys.argv[1])\n\
         q = lambda sql: c.execute(sql).fetchone()[0]\n\
         print(q('select count(*) from sites'), q('select count(*) from change_log'),\n\
               q('select coalesce(max(last_seq), 0) from origin_sequences'), q('select count(*) from site_services'))";
     let output = Command::new(python_bin()).args(["-c", script]).arg(db_file).output().expect("run python3");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap().split_whitespace().map(|n| n.parse().unwrap()).collect()
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    Ok(String::from_utf8(output.stdout).unwrap().split_whitespace().map(|n| n.parse().unwrap()).collect())
 }
 
 #[test]
@@ -321,7 +328,8 @@ fn a_killed_import_leaves_whole_transactions_and_resumes() {
     // Wait until some transactions have committed (a condition, polled), then kill -9.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let committed = db_file.exists() && sqlite_counts(&db_file).first().copied().unwrap_or(0) >= 2000;
+        // Before the import's migrations ran there is a file but no table yet.
+        let committed = try_sqlite_counts(&db_file).is_ok_and(|counts| counts.first().copied().unwrap_or(0) >= 2000);
         if committed || child.try_wait().unwrap().is_some() {
             break;
         }
