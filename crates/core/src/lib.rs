@@ -4,6 +4,7 @@
 //! a [`Site`] or into [`Violations`] that name every offending field. A [`SiteRecord`] is a
 //! site as stored: the site plus what the server computes (H3 cell, etag, time, sequence).
 
+pub mod connectivity;
 mod country_codes;
 mod name;
 pub mod search;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use hubdir_core::connectivity::{State, StatusSummary};
 use hubdir_core::{Accessibility, Kind, ServiceType, Site, SiteName, SiteRecord, SiteStatus};
 use rstar::{Envelope, PointDistance, RTree, RTreeNode};
 
@@ -58,6 +59,13 @@ pub struct Filter {
     /// Only sites whose opening hours say they are open at this instant, in their own time
     /// zone. Sites without opening hours are not known to be open, so they do not match.
     pub open_at: Option<DateTime<Utc>>,
+    /// The site's connectivity state is one of these (a site without a fresh status is
+    /// UNKNOWN); empty matches every state.
+    pub connectivity_states: Vec<State>,
+    /// The site's fresh status measured at least this download speed, Mbit/s.
+    pub min_download_mbps: Option<f64>,
+    /// The instant statuses are judged fresh at; `None` is now.
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// Where each trait lives in a site's 64-bit mask (`masked::Entry`). Kinds and statuses are
@@ -71,6 +79,8 @@ mod bits {
     pub const ACCESSIBILITY: u32 = 28; // 7 features
     pub const FREE_ACCESS: u64 = 1 << 36;
     pub const HAS_HOURS: u64 = 1 << 37;
+    /// ONLINE, DEGRADED, OFFLINE as last reported, then "no status at all".
+    pub const STATE: u32 = 40;
     pub const LANGUAGE: u32 = 48;
     pub const LANGUAGE_BUCKETS: u64 = 12;
 }
@@ -89,10 +99,20 @@ fn language_bit(primary: &str) -> u64 {
 /// constraint), `all` bits must all be present. Checked the same way on a subtree's OR-mask
 /// (could anything below match?) and on a site's own mask.
 struct Compiled<'f> {
-    any: [u64; 3],
+    any: [u64; 4],
     all: u64,
     languages: &'f [String],
     open_at: Option<DateTime<Utc>>,
+    states: &'f [State],
+    min_download_mbps: Option<f64>,
+    as_of: DateTime<Utc>,
+}
+
+const STATES: &[State] = &[State::Online, State::Degraded, State::Offline, State::Unknown];
+
+/// The state bit of a site's last reported status (UNKNOWN: it has none).
+fn state_bit(status: Option<&StatusSummary>) -> u64 {
+    u64::from(bit(STATES, &status.map_or(State::Unknown, |s| s.state))) << bits::STATE
 }
 
 impl Compiled<'_> {
@@ -112,15 +132,35 @@ impl Filter {
         if self.open_at.is_some() {
             all |= bits::HAS_HOURS;
         }
+        // A reported state may have expired into UNKNOWN since: asking for UNKNOWN rules out
+        // no subtree. Asking for a speed rules out sites that never reported.
+        let all_states = group(STATES, STATES.iter().copied(), bits::STATE);
+        let mut states = if self.connectivity_states.contains(&State::Unknown) {
+            all_states
+        } else {
+            group(STATES, self.connectivity_states.iter().copied(), bits::STATE)
+        };
+        if self.min_download_mbps.is_some() {
+            let reported = group(STATES, [State::Online, State::Degraded, State::Offline], bits::STATE);
+            states = if states == 0 { reported } else { states & reported };
+            if states == 0 {
+                // Only UNKNOWN was asked and a speed: no site can have both.
+                states = 1 << (bits::STATE + 7);
+            }
+        }
         Compiled {
             any: [
                 group(Kind::ALL, self.kinds.iter().copied(), bits::KIND),
                 group(SiteStatus::ALL, statuses, bits::STATUS),
                 self.languages.iter().map(|l| language_bit(l)).fold(0, |a, b| a | b),
+                states,
             ],
             all,
             languages: &self.languages,
             open_at: self.open_at,
+            states: &self.connectivity_states,
+            min_download_mbps: self.min_download_mbps,
+            as_of: self.as_of.unwrap_or_else(Utc::now),
         }
     }
 }
@@ -179,9 +219,10 @@ impl Traits {
     }
 
     /// The checks the mask cannot make exactly.
-    fn matches_exactly(&self, f: &Compiled<'_>) -> bool {
+    fn matches_exactly(&self, status: Option<&StatusSummary>, f: &Compiled<'_>) -> bool {
         (f.languages.is_empty() || self.languages.iter().any(|l| f.languages.contains(l)))
             && f.open_at.is_none_or(|at| self.is_open(at))
+            && connectivity_matches(status, f)
     }
 
     fn is_open(&self, at: DateTime<Utc>) -> bool {
@@ -189,30 +230,43 @@ impl Traits {
     }
 }
 
+/// The state a status reads at `f.as_of` (UNKNOWN once expired, or without one) is asked
+/// for, and so is its speed.
+fn connectivity_matches(status: Option<&StatusSummary>, f: &Compiled<'_>) -> bool {
+    let fresh = status.filter(|s| f.as_of <= s.expires_at);
+    let state = fresh.map_or(State::Unknown, |s| s.state);
+    (f.states.is_empty() || f.states.contains(&state))
+        && f.min_download_mbps.is_none_or(|min| fresh.and_then(|s| s.download_mbps).is_some_and(|d| d >= min))
+}
+
 impl Filter {
-    /// Whether one site matches, for callers that read sites from the store rather than the
-    /// index (text search, cell listings). The same rules as [`SiteIndex::nearest`].
-    pub fn matches(&self, site: &Site) -> bool {
+    /// Whether one site, with its latest connectivity status if any, matches: for callers
+    /// that read sites from the store rather than the index (text search, cell listings).
+    /// The same rules as [`SiteIndex::nearest`].
+    pub fn matches(&self, site: &Site, status: Option<&StatusSummary>) -> bool {
         let traits = Traits::of(site, &mut HoursCache::default());
         let compiled = self.compile();
-        compiled.admits(traits.mask) && traits.matches_exactly(&compiled)
+        compiled.admits(traits.mask | state_bit(status)) && traits.matches_exactly(status, &compiled)
     }
 }
 
-/// What the index keeps per site: its tree entry, its traits, the record it returns.
+/// What the index keeps per site: its tree entry, its traits, its latest connectivity
+/// status, the record it returns.
 #[derive(Debug)]
 struct Slot {
     entry: Entry,
     traits: Traits,
+    status: Option<StatusSummary>,
     record: Arc<SiteRecord>,
 }
 
 impl Slot {
-    fn new(record: SiteRecord, id: u32, hours: &mut HoursCache) -> Slot {
+    fn new(record: SiteRecord, id: u32, status: Option<StatusSummary>, hours: &mut HoursCache) -> Slot {
         let site = &record.site;
         let traits = Traits::of(site, hours);
         let point = unit_vector(site.location.latitude(), site.location.longitude());
-        Slot { entry: Entry { point, id, mask: traits.mask }, traits, record: Arc::new(record) }
+        let mask = traits.mask | state_bit(status.as_ref());
+        Slot { entry: Entry { point, id, mask }, traits, status, record: Arc::new(record) }
     }
 }
 
@@ -245,6 +299,8 @@ impl Ord for Pending<'_> {
 pub struct Nearby {
     pub record: Arc<SiteRecord>,
     pub distance_meters: f64,
+    /// The site's latest connectivity status, fresh or not.
+    pub status: Option<StatusSummary>,
 }
 
 /// Every site, by position and by name.
@@ -268,7 +324,7 @@ impl SiteIndex {
                 index.free.push(old);
             }
             let id = index.slots.len() as u32;
-            index.slots.push(Some(Slot::new(record, id, &mut index.hours)));
+            index.slots.push(Some(Slot::new(record, id, None, &mut index.hours)));
             index.by_name.insert(name, id);
         }
         index.tree = RTree::bulk_load(index.slots.iter().flatten().map(|slot| slot.entry).collect());
@@ -283,12 +339,13 @@ impl SiteIndex {
         self.by_name.is_empty()
     }
 
-    /// Adds a site or replaces its previous version.
+    /// Adds a site or replaces its previous version (keeping its connectivity status).
     pub fn upsert(&mut self, record: SiteRecord) {
         let name = record.site.name.clone();
+        let status = self.by_name.get(&name).and_then(|id| self.slots[*id as usize].as_ref()?.status);
         self.remove(&name);
         let id = self.free.pop().unwrap_or(self.slots.len() as u32);
-        let slot = Slot::new(record, id, &mut self.hours);
+        let slot = Slot::new(record, id, status, &mut self.hours);
         self.tree.insert(slot.entry);
         if id as usize == self.slots.len() {
             self.slots.push(Some(slot));
@@ -296,6 +353,17 @@ impl SiteIndex {
             self.slots[id as usize] = Some(slot);
         }
         self.by_name.insert(name, id);
+    }
+
+    /// Sets a site's latest connectivity status: its tree entry moves to the new state's
+    /// mask, nothing is rebuilt. Unknown sites are ignored.
+    pub fn set_status(&mut self, name: &SiteName, status: StatusSummary) {
+        let Some(id) = self.by_name.get(name).copied() else { return };
+        let Some(slot) = self.slots[id as usize].as_mut() else { return };
+        self.tree.remove(&slot.entry);
+        slot.status = Some(status);
+        slot.entry.mask = slot.traits.mask | state_bit(Some(&status));
+        self.tree.insert(slot.entry);
     }
 
     /// Removes a site; absent sites are ignored.
@@ -359,14 +427,14 @@ impl SiteIndex {
                 }
                 RTreeNode::Leaf(entry) => {
                     let Some(slot) = &self.slots[entry.id as usize] else { continue };
-                    if !slot.traits.matches_exactly(&compiled) {
+                    if !slot.traits.matches_exactly(slot.status.as_ref(), &compiled) {
                         continue;
                     }
                     let distance_meters = great_circle_m(query, entry.point);
                     if max_distance_m.is_some_and(|d| distance_meters > d) {
                         continue;
                     }
-                    out.push(Nearby { record: slot.record.clone(), distance_meters });
+                    out.push(Nearby { record: slot.record.clone(), distance_meters, status: slot.status });
                     if out.len() == k {
                         break;
                     }

@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use hubdir_core::connectivity::{Benchmark, Window};
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration of a hubdir process.
@@ -21,6 +22,65 @@ pub struct Config {
     pub log: LogConfig,
     /// Token issuers and their keys; who may read and write what.
     pub auth: hubdir_auth::AuthConfig,
+    /// How connectivity measurements are judged.
+    pub connectivity: ConnectivityConfig,
+}
+
+/// How connectivity measurements are accepted and judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectivityConfig {
+    /// A site's status reads UNKNOWN this long after its latest measurement.
+    pub ttl_secs: u64,
+    /// An unchanged status is announced again in the change log after this long, so that
+    /// followers' copies do not expire while the site keeps reporting; keep it under the TTL.
+    pub refresh_secs: u64,
+    /// Measurements observed longer ago than this are refused.
+    pub max_age_secs: u64,
+    /// Measurements observed further ahead than this (clock skew) are refused.
+    pub max_future_skew_secs: u64,
+    /// The default benchmark (download Mbit/s): good at or above `good_mbps`, moderate from
+    /// `moderate_mbps`, poor below.
+    pub benchmark: Benchmark,
+    /// Benchmarks for particular countries, by ISO 3166-1 alpha-2 code:
+    /// `[connectivity.countries.ZW] good_mbps = 10.0`, `moderate_mbps = 0.5`.
+    pub countries: std::collections::BTreeMap<String, Benchmark>,
+}
+
+impl Default for ConnectivityConfig {
+    fn default() -> Self {
+        ConnectivityConfig {
+            ttl_secs: 3600,
+            refresh_secs: 900,
+            max_age_secs: 7 * 24 * 3600,
+            max_future_skew_secs: 300,
+            benchmark: Benchmark::default(),
+            countries: Default::default(),
+        }
+    }
+}
+
+impl ConnectivityConfig {
+    fn secs(secs: u64) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
+    }
+
+    pub fn ttl(&self) -> chrono::Duration {
+        Self::secs(self.ttl_secs)
+    }
+
+    pub fn refresh(&self) -> chrono::Duration {
+        Self::secs(self.refresh_secs)
+    }
+
+    pub fn window(&self) -> Window {
+        Window { max_future_skew: Self::secs(self.max_future_skew_secs), max_age: Self::secs(self.max_age_secs) }
+    }
+
+    /// The benchmark in force for a country.
+    pub fn benchmark_for(&self, country: &str) -> Benchmark {
+        self.countries.get(country).copied().unwrap_or(self.benchmark)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +149,7 @@ impl Default for Config {
             store: StoreConfig { url: "sqlite://hubdir.db".into() },
             log: LogConfig { filter: hubdir_telemetry::DEFAULT_FILTER.into(), format: "text".into() },
             auth: hubdir_auth::AuthConfig::default(),
+            connectivity: ConnectivityConfig::default(),
         }
     }
 }

@@ -263,6 +263,28 @@ pub fn record_to_proto(record: SiteRecord, h3_cell: String) -> pb::Site {
     pb::Site { h3_cell, etag, update_time: Some(timestamp(update_time)), origin_seq, ..site_to_proto(site) }
 }
 
+/// A connectivity state as the API carries it.
+pub fn state_to_proto(state: hubdir_core::connectivity::State) -> pb::ConnectivityState {
+    use hubdir_core::connectivity::State;
+    match state {
+        State::Online => pb::ConnectivityState::Online,
+        State::Degraded => pb::ConnectivityState::Degraded,
+        State::Offline => pb::ConnectivityState::Offline,
+        State::Unknown => pb::ConnectivityState::Unknown,
+    }
+}
+
+/// A connectivity class as the API carries it.
+pub fn class_to_proto(class: hubdir_core::connectivity::Class) -> pb::ConnectivityClass {
+    use hubdir_core::connectivity::Class;
+    match class {
+        Class::Good => pb::ConnectivityClass::Good,
+        Class::Moderate => pb::ConnectivityClass::Moderate,
+        Class::Poor => pb::ConnectivityClass::Poor,
+        Class::Unknown => pb::ConnectivityClass::Unknown,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! locked first (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `SELECT ... FOR UPDATE`), so writers
 //! of one origin take turns and a rolled-back write gives its numbers back.
 
+mod connectivity;
 pub mod entity;
 mod error;
 mod migration;
@@ -19,6 +20,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
 
+pub use connectivity::{Latest, Quarantined, Recorded};
 pub use error::StoreError;
 pub use reads::{ChangeEvent, ChangeOp, SiteQuery, TextMatch};
 pub use writes::{Applied, Change, Precondition, Write};

@@ -13,7 +13,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_initial::Migration), Box::new(m0002_search_keys::Migration)]
+        vec![
+            Box::new(m0001_initial::Migration),
+            Box::new(m0002_search_keys::Migration),
+            Box::new(m0003_connectivity_status::Migration),
+        ]
     }
 }
 
@@ -379,6 +383,77 @@ mod m0002_search_keys {
                 db.execute(&update).await?;
             }
             Ok(())
+        }
+    }
+}
+
+/// The latest measurement and status of a site as JSON beside its typed columns, the status
+/// last announced in the change log, and the quarantine of refused measurements.
+mod m0003_connectivity_status {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    #[derive(Debug)]
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m0003_connectivity_status"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum ConnectivityLatest {
+        Table,
+        Measurement,
+        Summary,
+        LoggedSummary,
+    }
+
+    #[derive(DeriveIden)]
+    enum ConnectivityQuarantine {
+        Table,
+        Id,
+        SiteName,
+        IdempotencyKey,
+        Reason,
+        Body,
+        ReceivedAtUs,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        fn use_transaction(&self) -> Option<bool> {
+            Some(true)
+        }
+
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            for column in
+                [ConnectivityLatest::Measurement, ConnectivityLatest::Summary, ConnectivityLatest::LoggedSummary]
+            {
+                m.alter_table(Table::alter().table(ConnectivityLatest::Table).add_column(text_null(column)).to_owned())
+                    .await?;
+            }
+            m.create_table(
+                Table::create()
+                    .table(ConnectivityQuarantine::Table)
+                    .col(big_pk_auto(ConnectivityQuarantine::Id))
+                    .col(string(ConnectivityQuarantine::SiteName))
+                    .col(string(ConnectivityQuarantine::IdempotencyKey))
+                    .col(string(ConnectivityQuarantine::Reason))
+                    .col(text(ConnectivityQuarantine::Body))
+                    .col(big_integer(ConnectivityQuarantine::ReceivedAtUs))
+                    .to_owned(),
+            )
+            .await?;
+            m.create_index(
+                Index::create()
+                    .name("idx_connectivity_quarantine_site")
+                    .table(ConnectivityQuarantine::Table)
+                    .col(ConnectivityQuarantine::SiteName)
+                    .to_owned(),
+            )
+            .await
         }
     }
 }

@@ -52,6 +52,8 @@ fn all_words(column: sites::Column, words: &[String]) -> Condition {
 pub enum ChangeOp {
     Upsert,
     Delete,
+    /// A site's connectivity state or class changed (payload: `StatusSummary` JSON).
+    Status,
 }
 
 /// One event of an origin's change log.
@@ -173,6 +175,7 @@ impl Store {
                 let op = match row.op.as_str() {
                     "UPSERT" => ChangeOp::Upsert,
                     "DELETE" => ChangeOp::Delete,
+                    "STATUS" => ChangeOp::Status,
                     other => return Err(StoreError::Corrupt(format!("change log op {other:?}"))),
                 };
                 Ok(ChangeEvent {

@@ -121,7 +121,7 @@ struct OriginSeq {
 }
 
 /// Creates the origin's sequence row if needed and locks it; returns its last seq.
-async fn lock_origin(txn: &DatabaseTransaction, origin: &Origin) -> Result<u64, StoreError> {
+pub(crate) async fn lock_origin(txn: &DatabaseTransaction, origin: &Origin) -> Result<u64, StoreError> {
     let row = origin_sequences::ActiveModel {
         origin: Set(origin.to_string()),
         last_seq: Set(0),

@@ -6,9 +6,12 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use hubdir_core::connectivity::{Benchmark, Measurement, Source, StatusSummary, Technology};
 use hubdir_core::{Kind, ServiceType, Site, SiteInput, SiteName, SiteStatus};
 use hubdir_store::entity::{connectivity_history, connectivity_latest, node_keys, peer_cursors, peers, site_services};
-use hubdir_store::{Applied, Change, ChangeOp, Precondition, SiteQuery, Store, StoreError, TextMatch, Write};
+use hubdir_store::{
+    Applied, Change, ChangeOp, Precondition, Quarantined, Recorded, SiteQuery, Store, StoreError, TextMatch, Write,
+};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 const POSTGRES_ENV: &str = "HUBDIR_TEST_POSTGRES_URL";
@@ -95,6 +98,7 @@ on_both_backends!(
     one_batch_may_touch_a_site_several_times,
     every_entity_matches_the_schema,
     text_and_cell_queries_match_words_and_ranges,
+    measurements_keep_the_newest_as_latest_and_log_only_changes,
 );
 
 fn site(name: &str, country: &str, kind: Kind, lat: f64, lng: f64) -> Site {
@@ -411,6 +415,9 @@ async fn every_entity_matches_the_schema(store: Arc<Store>) {
         source: Set("AGENT".into()),
         observed_at_us: Set(1),
         received_at_us: Set(2),
+        measurement: Set(None),
+        summary: Set(None),
+        logged_summary: Set(None),
     })
     .exec_without_returning(db)
     .await
@@ -513,6 +520,85 @@ async fn text_and_cell_queries_match_words_and_ranges(store: Arc<Store>) {
     let range = Some(hubdir_geo::descendant_range(cell));
     let all = words("");
     assert_eq!(found(TextMatch::InName(all), range).await, ["sites/zw/1", "sites/zw/2"]);
+}
+
+fn measured(
+    site: &str,
+    key: &str,
+    minutes_ago: i64,
+    online: bool,
+    download: Option<f64>,
+) -> (Measurement, StatusSummary) {
+    let m = Measurement {
+        site: name(site),
+        observed_at: chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
+        online,
+        download_mbps: download,
+        upload_mbps: None,
+        latency_ms: None,
+        jitter_ms: None,
+        packet_loss_ratio: None,
+        technology: Technology::Dsl,
+        public_wifi_access_points: Some(1),
+        public_computers: None,
+        power_backup: None,
+        source: Source::Agent,
+        idempotency_key: key.into(),
+    };
+    let summary = StatusSummary::of(&m, &Benchmark::default(), chrono::Duration::hours(1));
+    (m, summary)
+}
+
+async fn measurements_keep_the_newest_as_latest_and_log_only_changes(store: Arc<Store>) {
+    store
+        .write(vec![upsert(site("sites/zw/1", "ZW", Kind::PostOffice, -17.0, 31.0), Precondition::None)])
+        .await
+        .unwrap();
+    let refresh = chrono::Duration::minutes(15);
+    let record = |items| {
+        let store = store.clone();
+        async move { store.record_measurements(items, refresh).await.unwrap() }
+    };
+    let fresh = |latest, logged| Recorded::Accepted { latest, logged };
+    // The first status is announced; its replay is a no-op; an unknown site stores nothing.
+    assert_eq!(
+        record(vec![
+            measured("sites/zw/1", "a", 30, true, Some(30.0)),
+            measured("sites/zw/1", "a", 30, true, Some(30.0)),
+            measured("sites/zw/404", "x", 30, true, Some(30.0)),
+        ])
+        .await,
+        [fresh(true, true), Recorded::Duplicate, Recorded::UnknownSite]
+    );
+    // Older than the latest: kept in the history, but the latest stays.
+    assert_eq!(record(vec![measured("sites/zw/1", "b", 50, false, None)]).await, [fresh(false, false)]);
+    // Newer, same state and class, ten minutes on: the latest, not announced again.
+    assert_eq!(record(vec![measured("sites/zw/1", "c", 20, true, Some(35.0))]).await, [fresh(true, false)]);
+    assert_eq!(store.latest_status(&name("sites/zw/1")).await.unwrap().unwrap().measurement.idempotency_key, "c");
+    // The line goes down: announced.
+    assert_eq!(record(vec![measured("sites/zw/1", "d", 10, false, None)]).await, [fresh(true, true)]);
+    let log = log_of(&store, "zw").await;
+    let ops: Vec<ChangeOp> = log.iter().map(|(_, _, op)| *op).collect();
+    assert_eq!(ops, [ChangeOp::Upsert, ChangeOp::Status, ChangeOp::Status]);
+    let summaries = store.latest_summaries().await.unwrap();
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].1.state, hubdir_core::connectivity::State::Offline);
+    let history = connectivity_history::Entity::find().all(store.connection()).await.unwrap();
+    assert_eq!(history.len(), 4, "a, b, c and d; the replay and the unknown site are not stored");
+
+    store
+        .quarantine(vec![Quarantined {
+            site: "sites/zw/1".into(),
+            idempotency_key: "z".into(),
+            reason: "TOO_OLD: observed more than 604800 s ago".into(),
+            body: "{}".into(),
+            received_at: chrono::Utc::now(),
+        }])
+        .await
+        .unwrap();
+    let kept = store.list_quarantine(Some("sites/zw/1"), 10).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].reason.starts_with("TOO_OLD"));
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use hubdir_core::connectivity::StatusSummary;
 use hubdir_core::{Site, SiteRecord};
 use hubdir_geo::SiteIndex;
 use hubdir_store::{ChangeEvent, ChangeOp, SiteQuery, Store, StoreError};
@@ -59,7 +60,12 @@ async fn load(store: &Store, shared: &Shared) -> Result<HashMap<String, u64>, St
         query.after_name = Some(last.site.name.to_string());
         records.extend(page);
     }
-    let index = SiteIndex::from_records(records);
+    let mut index = SiteIndex::from_records(records);
+    for (name, status) in store.latest_summaries().await? {
+        if let Ok(name) = name.parse() {
+            index.set_status(&name, status);
+        }
+    }
     tracing::info!(sites = index.len(), "discovery index loaded");
     *shared.index.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = index;
     Ok(cursors)
@@ -96,6 +102,12 @@ fn apply(index: &mut SiteIndex, event: ChangeEvent) {
             }
             Err(err) => tracing::warn!(site = %event.site_name, error = %err, "unreadable change-log payload; skipped"),
         },
-        (ChangeOp::Upsert, None) => tracing::warn!(site = %event.site_name, "upsert without payload; skipped"),
+        (ChangeOp::Status, Some(payload)) => match serde_json::from_slice::<StatusSummary>(&payload) {
+            Ok(status) => index.set_status(&name, status),
+            Err(err) => tracing::warn!(site = %event.site_name, error = %err, "unreadable status event; skipped"),
+        },
+        (ChangeOp::Upsert | ChangeOp::Status, None) => {
+            tracing::warn!(site = %event.site_name, "change-log event without payload; skipped")
+        }
     }
 }

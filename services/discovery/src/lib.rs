@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hubdir_auth::{Scope, principal};
+use hubdir_core::connectivity::{Class, State};
 use hubdir_core::{LanguageTag, SiteRecord, ViolationReason, Violations};
 use hubdir_geo::{Filter, Nearby};
 use hubdir_node::{Mount, NodeContext, status};
@@ -73,9 +74,6 @@ struct Query {
     k: usize,
     max_distance_m: Option<f64>,
     filter: Filter,
-    /// Connectivity filters no site can meet yet: no status is stored, so every site reads
-    /// UNKNOWN with no measured speed.
-    unmeetable: bool,
 }
 
 fn enum_list<T>(out: &mut Violations, field: &str, raw: &[i32], map: impl Fn(i32) -> Option<T>) -> Vec<T> {
@@ -91,8 +89,8 @@ fn enum_list<T>(out: &mut Violations, field: &str, raw: &[i32], map: impl Fn(i32
         .collect()
 }
 
-/// A validated `SiteFilter`, and whether its connectivity part can match no site at all.
-pub(crate) fn filter_from(filter: SiteFilter, out: &mut Violations) -> (Filter, bool) {
+/// A validated `SiteFilter`.
+pub(crate) fn filter_from(filter: SiteFilter, out: &mut Violations) -> Filter {
     let SiteFilter {
         kinds,
         services,
@@ -145,10 +143,27 @@ pub(crate) fn filter_from(filter: SiteFilter, out: &mut Violations) -> (Filter, 
     if !min_download_mbps.is_finite() || min_download_mbps < 0.0 {
         out.push("filter.min_download_mbps", ViolationReason::OutOfRange, "must be a number of Mbit/s, 0 or more");
     }
-    let unmeetable =
-        (!states.is_empty() && !states.contains(&pb::ConnectivityState::Unknown)) || min_download_mbps > 0.0;
-    let filter = Filter { kinds, services, languages, accessibility, statuses, free_access, open_at };
-    (filter, unmeetable)
+    let connectivity_states = states
+        .into_iter()
+        .map(|s| match s {
+            pb::ConnectivityState::Online => State::Online,
+            pb::ConnectivityState::Degraded => State::Degraded,
+            pb::ConnectivityState::Offline => State::Offline,
+            pb::ConnectivityState::Unspecified | pb::ConnectivityState::Unknown => State::Unknown,
+        })
+        .collect();
+    Filter {
+        kinds,
+        services,
+        languages,
+        accessibility,
+        statuses,
+        free_access,
+        open_at,
+        connectivity_states,
+        min_download_mbps: (min_download_mbps > 0.0).then_some(min_download_mbps),
+        as_of: None,
+    }
 }
 
 fn query_from(request: FindNearestRequest) -> Result<Query, Status> {
@@ -188,16 +203,17 @@ fn query_from(request: FindNearestRequest) -> Result<Query, Status> {
             "must be 0 (no limit) or a positive number of metres",
         );
     }
-    let (filter, unmeetable) = filter_from(filter.unwrap_or_default(), &mut out);
+    let filter = filter_from(filter.unwrap_or_default(), &mut out);
     if !out.is_empty() {
         return Err(status::invalid_argument(&out));
     }
     let max_distance_m = (max_distance_meters > 0.0).then_some(max_distance_meters);
-    Ok(Query { latitude, longitude, k: k as usize, max_distance_m, filter, unmeetable })
+    Ok(Query { latitude, longitude, k: k as usize, max_distance_m, filter })
 }
 
-fn nearby_to_proto(nearby: Nearby) -> NearbySite {
-    let Nearby { record, distance_meters } = nearby;
+fn nearby_to_proto(nearby: Nearby, now: chrono::DateTime<chrono::Utc>) -> NearbySite {
+    let Nearby { record, distance_meters, status } = nearby;
+    let (state, class) = status.map_or((State::Unknown, Class::Unknown), |s| s.at(now));
     let record: SiteRecord = (*record).clone();
     let name = format!("{}/connectivity", record.site.name);
     let cell = hubdir_geo::cell_to_string(record.h3_cell);
@@ -206,8 +222,9 @@ fn nearby_to_proto(nearby: Nearby) -> NearbySite {
         distance_meters,
         connectivity: Some(pb::ConnectivityStatus {
             name,
-            state: pb::ConnectivityState::Unknown.into(),
-            class: pb::ConnectivityClass::Unknown.into(),
+            state: convert::state_to_proto(state).into(),
+            class: convert::class_to_proto(class).into(),
+            // The measurement itself: GetStatus.
             latest: None,
         }),
     }
@@ -232,14 +249,15 @@ impl DiscoveryService for Discovery {
         }
         // The searcher's position lives only in this query; nothing logs or keeps it.
         let query = query_from(request.into_inner())?;
-        if query.unmeetable {
-            return Ok(Response::new(FindNearestResponse { results: vec![] }));
-        }
+        // One instant judges every status's freshness, in the filter and in the answer.
+        let now = chrono::Utc::now();
+        let filter = Filter { as_of: Some(now), ..query.filter };
         let found = {
             let index = self.shared.index.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-            index.nearest(query.latitude, query.longitude, query.k, query.max_distance_m, &query.filter)
+            index.nearest(query.latitude, query.longitude, query.k, query.max_distance_m, &filter)
         };
-        Ok(Response::new(FindNearestResponse { results: found.into_iter().map(nearby_to_proto).collect() }))
+        let results = found.into_iter().map(|nearby| nearby_to_proto(nearby, now)).collect();
+        Ok(Response::new(FindNearestResponse { results }))
     }
 
     async fn search_sites(

@@ -82,10 +82,13 @@ async fn scan(
         query.limit = ROWS_PER_READ.min(*budget as u64).max(1);
         let rows = store.list_sites(&query).await.map_err(status::from_store)?;
         let exhausted = (rows.len() as u64) < query.limit;
-        for record in rows {
+        let names: Vec<String> = rows.iter().map(|r| r.site.name.to_string()).collect();
+        let statuses = store.latest_summaries_of(&names).await.map_err(status::from_store)?;
+        for (record, name) in rows.into_iter().zip(names) {
             *budget = budget.saturating_sub(1);
-            query.after_name = Some(record.site.name.to_string());
-            if filter.matches(&record.site) {
+            let matches = filter.matches(&record.site, statuses.get(&name));
+            query.after_name = Some(name);
+            if matches {
                 records.push(record);
                 if records.len() == want {
                     return Ok(Scanned { records, resume_after: query.after_name });
@@ -126,15 +129,12 @@ pub async fn in_cell(store: &Store, request: ListSitesInCellRequest) -> Result<L
     let cell = cell(&mut out, "h3_cell", &h3_cell);
     let want = page_size(&mut out, requested, CELL_PAGE);
     let fingerprint = fingerprint(&[&h3_cell], &filter);
-    let (filter, unmeetable) = filter_from(filter.unwrap_or_default(), &mut out);
+    let filter = filter_from(filter.unwrap_or_default(), &mut out);
     let after = page_token::decode(&token, &fingerprint).unwrap_or_else(|v| {
         out.0.extend(v.0);
         None
     });
     let Some(cell) = cell.filter(|_| out.is_empty()) else { return Err(status::invalid_argument(&out)) };
-    if unmeetable {
-        return Ok(ListSitesInCellResponse::default());
-    }
     let query = SiteQuery {
         h3_range: Some(hubdir_geo::descendant_range(cell)),
         statuses: statuses(&filter),
@@ -182,7 +182,7 @@ pub async fn search(store: &Store, request: SearchSitesRequest) -> Result<Search
     }
     let want = page_size(&mut out, requested, SEARCH_PAGE);
     let fingerprint = fingerprint(&[&query, &country_code, &h3_cell], &filter);
-    let (filter, unmeetable) = filter_from(filter.unwrap_or_default(), &mut out);
+    let filter = filter_from(filter.unwrap_or_default(), &mut out);
     let resume = page_token::decode(&token, &fingerprint)
         .map(|after| after.map(|a| a.split_once('\t').map(|(g, n)| (g.parse::<usize>(), n.to_owned()))))
         .unwrap_or_else(|v| {
@@ -199,9 +199,6 @@ pub async fn search(store: &Store, request: SearchSitesRequest) -> Result<Search
     };
     if !out.is_empty() {
         return Err(status::invalid_argument(&out));
-    }
-    if unmeetable {
-        return Ok(SearchSitesResponse::default());
     }
     let mut sites = Vec::new();
     let mut budget = SCAN_BUDGET;

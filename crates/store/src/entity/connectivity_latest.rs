@@ -18,6 +18,15 @@ pub struct Model {
     pub source: String,
     pub observed_at_us: i64,
     pub received_at_us: i64,
+    /// The measurement as JSON (`hubdir_core::connectivity::Measurement`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub measurement: Option<String>,
+    /// The status it gave (`StatusSummary`), JSON.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub summary: Option<String>,
+    /// The status last written to the change log, JSON.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub logged_summary: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

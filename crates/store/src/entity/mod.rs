@@ -5,6 +5,7 @@
 pub mod change_log;
 pub mod connectivity_history;
 pub mod connectivity_latest;
+pub mod connectivity_quarantine;
 pub mod node_keys;
 pub mod origin_sequences;
 pub mod peer_cursors;

@@ -1,0 +1,323 @@
+//! Connectivity measurements: raw history, the latest per site, the change-log events that
+//! tell followers about state changes, and the quarantine of refused measurements.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+use hubdir_core::connectivity::{Measurement, StatusSummary};
+use hubdir_core::{Origin, SiteName};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
+
+use crate::entity::{change_log, connectivity_history, connectivity_latest, connectivity_quarantine, origin_sequences};
+use crate::reads::sites_by_name;
+use crate::writes::lock_origin;
+use crate::{Store, StoreError, from_micros, to_micros};
+
+/// What recording one measurement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Stored in the history; `latest` if it became the site's latest status, `logged` if
+    /// that changed the state or class (or refreshed it) and so entered the change log.
+    Accepted { latest: bool, logged: bool },
+    /// Its (site, idempotency key) was already stored: nothing changed.
+    Duplicate,
+    /// The site does not exist here: nothing stored.
+    UnknownSite,
+}
+
+/// A refused measurement kept for an operator to inspect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quarantined {
+    pub site: String,
+    pub idempotency_key: String,
+    /// `CODE: explanation`.
+    pub reason: String,
+    /// The measurement as received (JSON), if it could be read at all.
+    pub body: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The latest status of a site, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latest {
+    pub measurement: Measurement,
+    pub summary: StatusSummary,
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    // Plain structs of numbers, strings and enums always serialise.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+impl Store {
+    /// Records measurements (each with the status it gives, worked out by the caller against
+    /// its benchmark) in one transaction: history rows, each site's latest (an older
+    /// measurement never replaces a newer one), and a STATUS event in the site's origin's
+    /// change log when the state or class changes or the last event is `refresh` old.
+    pub async fn record_measurements(
+        &self,
+        items: Vec<(Measurement, StatusSummary)>,
+        refresh: Duration,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let _sqlite_turn = match &self.sqlite_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let txn = self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await?;
+        let names: Vec<String> = items.iter().map(|(m, _)| m.site.to_string()).collect();
+        let existing = sites_by_name(&txn, names.clone()).await?;
+        // Origins in a fixed order, locked before anything is appended to their logs.
+        let mut seqs: BTreeMap<Origin, (u64, u64)> = BTreeMap::new();
+        for (m, _) in items.iter().filter(|(m, _)| existing.contains_key(&m.site.to_string())) {
+            seqs.entry(m.site.origin().clone()).or_default();
+        }
+        for (origin, seq) in &mut seqs {
+            let last = lock_origin(&txn, origin).await?;
+            *seq = (last, last);
+        }
+        let now_us = to_micros(Utc::now());
+
+        let mut latest: HashMap<String, Option<connectivity_latest::Model>> = HashMap::new();
+        for chunk in names.chunks(1000) {
+            for row in connectivity_latest::Entity::find()
+                .filter(connectivity_latest::Column::SiteName.is_in(chunk.iter().cloned()))
+                .all(&txn)
+                .await?
+            {
+                latest.insert(row.site_name.clone(), Some(row));
+            }
+        }
+
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut changed: BTreeMap<String, (usize, Measurement, StatusSummary)> = BTreeMap::new();
+        for (i, (m, summary)) in items.into_iter().enumerate() {
+            let site = m.site.to_string();
+            if !existing.contains_key(&site) {
+                outcomes.push(Recorded::UnknownSite);
+                continue;
+            }
+            let row = connectivity_history::ActiveModel {
+                site_name: Set(site.clone()),
+                idempotency_key: Set(m.idempotency_key.clone()),
+                online: Set(m.online),
+                download_mbps: Set(m.download_mbps),
+                upload_mbps: Set(m.upload_mbps),
+                latency_ms: Set(m.latency_ms),
+                jitter_ms: Set(m.jitter_ms),
+                packet_loss_ratio: Set(m.packet_loss_ratio),
+                technology: Set(json(&m.technology)),
+                source: Set(json(&m.source)),
+                observed_at_us: Set(to_micros(m.observed_at)),
+                received_at_us: Set(now_us),
+                ..Default::default()
+            };
+            let inserted = connectivity_history::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::columns([
+                        connectivity_history::Column::SiteName,
+                        connectivity_history::Column::IdempotencyKey,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await;
+            match inserted {
+                Ok(0) | Err(DbErr::RecordNotInserted) => {
+                    outcomes.push(Recorded::Duplicate);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let newest = changed
+                .get(&site)
+                .map(|(_, m, _)| m.observed_at)
+                .or_else(|| latest.get(&site).cloned().flatten().map(|row| from_micros(row.observed_at_us)));
+            let is_latest = newest.is_none_or(|t| m.observed_at > t);
+            if is_latest {
+                changed.insert(site, (i, m, summary));
+            }
+            outcomes.push(Recorded::Accepted { latest: is_latest, logged: false });
+        }
+
+        for (site, (i, m, summary)) in changed {
+            let previous = latest.get(&site).cloned().flatten();
+            let logged_before: Option<StatusSummary> = previous
+                .as_ref()
+                .and_then(|row| row.logged_summary.as_deref())
+                .map(|text| parse("logged status", text))
+                .transpose()?;
+            let log = summary.worth_logging(logged_before.as_ref(), refresh);
+            if log {
+                let seq =
+                    seqs.get_mut(m.site.origin()).ok_or_else(|| StoreError::Corrupt("origin not locked".into()))?;
+                seq.1 += 1;
+                change_log::Entity::insert(change_log::ActiveModel {
+                    origin: Set(m.site.origin().to_string()),
+                    seq: Set(seq.1 as i64),
+                    site_name: Set(site.clone()),
+                    op: Set("STATUS".into()),
+                    payload: Set(Some(json(&summary).into_bytes())),
+                    event_time_us: Set(now_us),
+                    key_id: Set(None),
+                    signature: Set(None),
+                })
+                .exec_without_returning(&txn)
+                .await?;
+                if let Some(Recorded::Accepted { logged, .. }) = outcomes.get_mut(i) {
+                    *logged = true;
+                }
+            }
+            let logged_summary = if log { Some(json(&summary)) } else { previous.and_then(|row| row.logged_summary) };
+            let row = connectivity_latest::ActiveModel {
+                site_name: Set(site),
+                online: Set(m.online),
+                download_mbps: Set(m.download_mbps),
+                upload_mbps: Set(m.upload_mbps),
+                latency_ms: Set(m.latency_ms),
+                technology: Set(json(&m.technology)),
+                public_wifi_access_points: Set(m
+                    .public_wifi_access_points
+                    .map(|n| i32::try_from(n).unwrap_or(i32::MAX))),
+                public_computers: Set(m.public_computers.map(|n| i32::try_from(n).unwrap_or(i32::MAX))),
+                power_backup: Set(m.power_backup),
+                source: Set(json(&m.source)),
+                observed_at_us: Set(to_micros(m.observed_at)),
+                received_at_us: Set(now_us),
+                measurement: Set(Some(json(&m))),
+                summary: Set(Some(json(&summary))),
+                logged_summary: Set(logged_summary),
+            };
+            connectivity_latest::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::column(connectivity_latest::Column::SiteName)
+                        .update_columns([
+                            connectivity_latest::Column::Online,
+                            connectivity_latest::Column::DownloadMbps,
+                            connectivity_latest::Column::UploadMbps,
+                            connectivity_latest::Column::LatencyMs,
+                            connectivity_latest::Column::Technology,
+                            connectivity_latest::Column::PublicWifiAccessPoints,
+                            connectivity_latest::Column::PublicComputers,
+                            connectivity_latest::Column::PowerBackup,
+                            connectivity_latest::Column::Source,
+                            connectivity_latest::Column::ObservedAtUs,
+                            connectivity_latest::Column::ReceivedAtUs,
+                            connectivity_latest::Column::Measurement,
+                            connectivity_latest::Column::Summary,
+                            connectivity_latest::Column::LoggedSummary,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        for (origin, (last, next)) in seqs {
+            if next != last {
+                origin_sequences::Entity::update_many()
+                    .col_expr(origin_sequences::Column::LastSeq, (next as i64).into())
+                    .filter(origin_sequences::Column::Origin.eq(origin.as_str()))
+                    .exec(&txn)
+                    .await?;
+            }
+        }
+        txn.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// The latest status of a site, if it ever reported.
+    pub async fn latest_status(&self, site: &SiteName) -> Result<Option<Latest>, StoreError> {
+        let Some(row) = connectivity_latest::Entity::find_by_id(site.to_string()).one(&self.db).await? else {
+            return Ok(None);
+        };
+        latest_from_row(row).map(Some)
+    }
+
+    /// Every site's latest status summary, for the discovery index's first load.
+    pub async fn latest_summaries(&self) -> Result<Vec<(String, StatusSummary)>, StoreError> {
+        connectivity_latest::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(|row| Some((row.site_name.clone(), row.summary?)))
+            .map(|(site, text)| Ok((site, parse("status", &text)?)))
+            .collect()
+    }
+
+    /// The latest status summaries of the named sites that have one.
+    pub async fn latest_summaries_of(&self, names: &[String]) -> Result<HashMap<String, StatusSummary>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in names.chunks(1000) {
+            for row in connectivity_latest::Entity::find()
+                .filter(connectivity_latest::Column::SiteName.is_in(chunk.iter().cloned()))
+                .all(&self.db)
+                .await?
+            {
+                if let Some(text) = &row.summary {
+                    found.insert(row.site_name.clone(), parse("status", text)?);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Keeps refused measurements, with their reasons.
+    pub async fn quarantine(&self, items: Vec<Quarantined>) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let rows = items.into_iter().map(|q| connectivity_quarantine::ActiveModel {
+            site_name: Set(q.site),
+            idempotency_key: Set(q.idempotency_key),
+            reason: Set(q.reason),
+            body: Set(q.body),
+            received_at_us: Set(to_micros(q.received_at)),
+            ..Default::default()
+        });
+        connectivity_quarantine::Entity::insert_many(rows).exec_without_returning(&self.db).await?;
+        Ok(())
+    }
+
+    /// The most recent refused measurements, newest first, optionally for one site.
+    pub async fn list_quarantine(&self, site: Option<&str>, limit: u64) -> Result<Vec<Quarantined>, StoreError> {
+        let mut select = connectivity_quarantine::Entity::find();
+        if let Some(site) = site {
+            select = select.filter(connectivity_quarantine::Column::SiteName.eq(site));
+        }
+        Ok(select
+            .order_by_desc(connectivity_quarantine::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| Quarantined {
+                site: row.site_name,
+                idempotency_key: row.idempotency_key,
+                reason: row.reason,
+                body: row.body,
+                received_at: from_micros(row.received_at_us),
+            })
+            .collect())
+    }
+}
+
+fn latest_from_row(row: connectivity_latest::Model) -> Result<Latest, StoreError> {
+    let measurement = row.measurement.ok_or_else(|| StoreError::Corrupt(format!("latest of {}", row.site_name)))?;
+    let summary = row.summary.ok_or_else(|| StoreError::Corrupt(format!("status of {}", row.site_name)))?;
+    Ok(Latest { measurement: parse("measurement", &measurement)?, summary: parse("status", &summary)? })
+}

@@ -1,0 +1,171 @@
+//! From the wire to the store: each measurement checked, authorised for its site, classified
+//! against its country's benchmark; refused ones kept in quarantine with their reason.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use hubdir_auth::Principal;
+use hubdir_core::SiteName;
+use hubdir_core::connectivity::{Measurement, Refusal, Source, StatusSummary, Technology, Window};
+use hubdir_node::config::ConnectivityConfig;
+use hubdir_proto::convert;
+use hubdir_proto::v1::{self as pb, AccessTechnology, MeasurementSource, RefusedMeasurement};
+use hubdir_store::{Quarantined, Recorded, Store, StoreError};
+
+/// A measurement from the wire, or why it cannot be one.
+pub fn measurement_from_proto(m: &pb::Measurement) -> Result<Measurement, Refusal> {
+    let invalid = |field: &str, what: &str| Refusal::Invalid(field.into(), what.into());
+    let site: SiteName = m.site.parse().map_err(|_| invalid("site", "not a site name sites/{origin}/{site_id}"))?;
+    let observed_at = m
+        .observe_time
+        .as_ref()
+        .and_then(convert::from_timestamp)
+        .ok_or_else(|| invalid("observe_time", "required, a valid instant"))?;
+    let technology = match AccessTechnology::try_from(m.technology).map_err(|_| invalid("technology", "unknown"))? {
+        AccessTechnology::Unspecified => Technology::Unspecified,
+        AccessTechnology::Fibre => Technology::Fibre,
+        AccessTechnology::Dsl => Technology::Dsl,
+        AccessTechnology::Cable => Technology::Cable,
+        AccessTechnology::Cellular => Technology::Cellular,
+        AccessTechnology::Satellite => Technology::Satellite,
+        AccessTechnology::FixedWireless => Technology::FixedWireless,
+        AccessTechnology::Other => Technology::Other,
+    };
+    let source = match MeasurementSource::try_from(m.source).map_err(|_| invalid("source", "unknown"))? {
+        // An agent that does not say is an agent.
+        MeasurementSource::Unspecified | MeasurementSource::Agent => Source::Agent,
+        MeasurementSource::OperatorReport => Source::OperatorReport,
+        MeasurementSource::Manual => Source::Manual,
+    };
+    let count = |field: &str, v: Option<i32>| {
+        v.map(|n| u32::try_from(n).map_err(|_| invalid(field, "must be 0 or more"))).transpose()
+    };
+    Ok(Measurement {
+        site,
+        observed_at,
+        online: m.online,
+        download_mbps: m.download_mbps,
+        upload_mbps: m.upload_mbps,
+        latency_ms: m.latency_ms,
+        jitter_ms: m.jitter_ms,
+        packet_loss_ratio: m.packet_loss_ratio,
+        technology,
+        public_wifi_access_points: count("public_wifi_access_points", m.public_wifi_access_points)?,
+        public_computers: count("public_computers", m.public_computers)?,
+        power_backup: m.power_backup,
+        source,
+        idempotency_key: m.idempotency_key.clone(),
+    })
+}
+
+/// The accepted part of a batch, in order, with each item's index in the stream.
+pub struct Checked {
+    pub accepted: Vec<(i64, Measurement)>,
+    pub refused: Vec<(i64, String, Refusal, String)>,
+}
+
+/// Checks and authorises measurements `first_index..`; `now` is the receiving clock.
+pub fn check(
+    batch: &[pb::Measurement],
+    first_index: i64,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    window: &Window,
+) -> Checked {
+    let mut checked = Checked { accepted: Vec::new(), refused: Vec::new() };
+    for (i, raw) in batch.iter().enumerate() {
+        let index = first_index + i as i64;
+        let outcome = measurement_from_proto(raw).and_then(|m| {
+            principal.require_agent_for(&m.site).map_err(|_| Refusal::NotPermitted)?;
+            m.check(now, window)?;
+            Ok(m)
+        });
+        match outcome {
+            Ok(m) => checked.accepted.push((index, m)),
+            Err(refusal) => checked.refused.push((index, raw.site.clone(), refusal, raw.idempotency_key.clone())),
+        }
+    }
+    checked
+}
+
+/// Stores one batch; returns (accepted, duplicates, refused).
+pub async fn record(
+    store: &Store,
+    config: &ConnectivityConfig,
+    batch: &[pb::Measurement],
+    first_index: i64,
+    principal: &Principal,
+) -> Result<(i64, i64, Vec<RefusedMeasurement>), StoreError> {
+    let now = Utc::now();
+    let window = config.window();
+    let Checked { accepted, mut refused } = check(batch, first_index, principal, now, &window);
+    // The benchmark in force for each site's country, from the stored site.
+    let names: Vec<SiteName> = accepted.iter().map(|(_, m)| m.site.clone()).collect();
+    let sites = store.get_sites(&names).await?;
+    let items: Vec<_> = accepted
+        .iter()
+        .map(|(_, m)| {
+            let country = sites.get(&m.site.to_string()).map(|r| r.site.country.to_string()).unwrap_or_default();
+            let summary = StatusSummary::of(m, &config.benchmark_for(&country), config.ttl());
+            (m.clone(), summary)
+        })
+        .collect();
+    let outcomes = store.record_measurements(items, config.refresh()).await?;
+    let (mut stored, mut duplicates) = (0, 0);
+    for ((index, m), outcome) in accepted.into_iter().zip(outcomes) {
+        match outcome {
+            Recorded::Accepted { .. } => stored += 1,
+            Recorded::Duplicate => duplicates += 1,
+            Recorded::UnknownSite => refused.push((index, m.site.to_string(), Refusal::UnknownSite, m.idempotency_key)),
+        }
+    }
+    refused.sort_by_key(|(index, ..)| *index);
+    let bodies: HashMap<i64, String> = refused
+        .iter()
+        .filter_map(|(index, ..)| {
+            let raw = batch.get((index - first_index) as usize)?;
+            Some((*index, body_json(raw)))
+        })
+        .collect();
+    let quarantined = refused
+        .iter()
+        .map(|(index, site, refusal, key)| Quarantined {
+            site: site.clone(),
+            idempotency_key: key.clone(),
+            reason: refusal.describe(&window),
+            body: bodies.get(index).cloned().unwrap_or_default(),
+            received_at: now,
+        })
+        .collect();
+    store.quarantine(quarantined).await?;
+    let refused = refused
+        .into_iter()
+        .map(|(index, _, refusal, idempotency_key)| RefusedMeasurement {
+            index,
+            idempotency_key,
+            reason: refusal.describe(&window),
+        })
+        .collect();
+    Ok((stored, duplicates, refused))
+}
+
+/// A received measurement as JSON, for the quarantine: the fields as sent, unchecked.
+fn body_json(m: &pb::Measurement) -> String {
+    serde_json::json!({
+        "site": m.site,
+        "observe_time": m.observe_time.as_ref().map(|t| format!("{}.{:09}", t.seconds, t.nanos)),
+        "online": m.online,
+        "download_mbps": m.download_mbps,
+        "upload_mbps": m.upload_mbps,
+        "latency_ms": m.latency_ms,
+        "jitter_ms": m.jitter_ms,
+        "packet_loss_ratio": m.packet_loss_ratio,
+        "technology": m.technology,
+        "public_wifi_access_points": m.public_wifi_access_points,
+        "public_computers": m.public_computers,
+        "power_backup": m.power_backup,
+        "source": m.source,
+        "idempotency_key": m.idempotency_key,
+    })
+    .to_string()
+}
