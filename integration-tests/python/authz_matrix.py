@@ -33,14 +33,12 @@ def expected(closed_discovery):
     # The call is accepted, but rows of another operator or origin come back REJECTED.
     batch = row(UNAUTH, DENIED, OK, OK, OK, DENIED, DENIED, DENIED)
     if closed_discovery:
-        public = row(UNAUTH, LATER, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED)
         discover = row(UNAUTH, OK, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED)
     else:
-        public = row(*[LATER] * 8)
         discover = row(*[OK] * 8)
     ministry = row(UNAUTH, LATER, LATER, LATER, LATER, DENIED, DENIED, DENIED)
     peer = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, DENIED, LATER, DENIED)
-    agent = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, LATER, DENIED, DENIED)
+    agent = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, OK, DENIED, DENIED)
     return {
         "RegistryService/GetSite": read,
         "RegistryService/ListSites": read,
@@ -52,7 +50,7 @@ def expected(closed_discovery):
         "DiscoveryService/SearchSites": discover,
         "DiscoveryService/ListSitesInCell": discover,
         "ConnectivityService/ReportStatus": agent,
-        "ConnectivityService/GetStatus": public,
+        "ConnectivityService/GetStatus": discover,
         "ConnectivityService/SummarizeConnectivity": ministry,
         "FederationService/GetNodeInfo": peer,
         "FederationService/Subscribe": peer,
