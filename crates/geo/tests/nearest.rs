@@ -1,6 +1,9 @@
 //! The index against a brute-force great-circle oracle, on random and adversarial data:
 //! poles, the antimeridian, dense clusters, many sites on one point, sparse filters.
 
+use std::collections::HashMap;
+
+use hubdir_core::connectivity::{Class, State, StatusSummary};
 use hubdir_core::{Accessibility, Kind, ServiceType, SiteInput, SiteRecord, SiteStatus};
 use hubdir_geo::{Filter, SiteIndex, great_circle_m, unit_vector};
 use proptest::prelude::*;
@@ -61,7 +64,23 @@ fn site_strategy() -> impl Strategy<Value = ((f64, f64), u8, bool, u8)> {
     (position(), 0u8..9, any::<bool>(), 0u8..20)
 }
 
-fn oracle(records: &[SiteRecord], lat: f64, lng: f64, k: usize, max: Option<f64>, filter: &Filter) -> Vec<f64> {
+type Statuses = HashMap<String, StatusSummary>;
+
+/// A status as of `AS_OF`: fresh or expired, by `fresh`.
+fn status(state: State, download: Option<f64>, fresh: bool) -> StatusSummary {
+    let observed_at = AS_OF - chrono::Duration::minutes(30);
+    let expires_at = if fresh { AS_OF + chrono::Duration::minutes(30) } else { AS_OF - chrono::Duration::minutes(1) };
+    StatusSummary { state, class: Class::Unknown, download_mbps: download, observed_at, expires_at }
+}
+
+const AS_OF: chrono::DateTime<chrono::Utc> = chrono::DateTime::from_timestamp_nanos(1_800_000_000_000_000_000);
+
+fn oracle(
+    records: &[SiteRecord],
+    statuses_by_name: &Statuses,
+    (lat, lng, k, max): (f64, f64, usize, Option<f64>),
+    filter: &Filter,
+) -> Vec<f64> {
     let q = unit_vector(lat, lng);
     let statuses = if filter.statuses.is_empty() { vec![SiteStatus::Open] } else { filter.statuses.clone() };
     let mut distances: Vec<f64> = records
@@ -74,6 +93,14 @@ fn oracle(records: &[SiteRecord], lat: f64, lng: f64, k: usize, max: Option<f64>
                 && (filter.languages.is_empty() || s.languages.iter().any(|l| filter.languages.contains(&l.primary())))
                 && filter.accessibility.iter().all(|a| s.accessibility.contains(a))
                 && (!filter.free_access || s.free_access)
+                && {
+                    let fresh = statuses_by_name.get(&s.name.to_string()).filter(|st| AS_OF <= st.expires_at);
+                    let state = fresh.map_or(State::Unknown, |st| st.state);
+                    (filter.connectivity_states.is_empty() || filter.connectivity_states.contains(&state))
+                        && filter
+                            .min_download_mbps
+                            .is_none_or(|min| fresh.and_then(|st| st.download_mbps).is_some_and(|d| d >= min))
+                }
         })
         .map(|r| great_circle_m(q, unit_vector(r.site.location.latitude(), r.site.location.longitude())))
         .filter(|d| max.is_none_or(|m| *d <= m))
@@ -90,8 +117,8 @@ proptest! {
     fn the_index_agrees_with_brute_force(
         sites in prop::collection::vec(site_strategy(), 0..400),
         queries in prop::collection::vec((position(), 1usize..30, prop::option::of(0.0f64..3_000_000.0)), 1..12),
-        filter_choice in 0u8..7,
-        changes in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3), 0..40),
+        filter_choice in 0u8..10,
+        changes in prop::collection::vec((any::<prop::sample::Index>(), 0u8..6), 0..40),
     ) {
         let records: Vec<SiteRecord> = sites
             .iter()
@@ -108,6 +135,7 @@ proptest! {
             index.upsert(record.clone());
         }
         let mut records = records;
+        let mut statuses: Statuses = HashMap::new();
         for (which, change) in changes {
             if records.is_empty() {
                 break;
@@ -116,7 +144,18 @@ proptest! {
             match change {
                 0 => {
                     index.remove(&records[i].site.name);
+                    statuses.remove(&records[i].site.name.to_string());
                     records.remove(i);
+                }
+                // Connectivity reports: online and fast, offline, online but expired.
+                3..=5 => {
+                    let st = match change {
+                        3 => status(State::Online, Some(50.0), true),
+                        4 => status(State::Offline, None, true),
+                        _ => status(State::Online, Some(50.0), false),
+                    };
+                    index.set_status(&records[i].site.name, st);
+                    statuses.insert(records[i].site.name.to_string(), st);
                 }
                 1 => {
                     records[i].site.status = SiteStatus::Closed;
@@ -136,12 +175,16 @@ proptest! {
             3 => Filter { languages: vec!["fr".into()], ..Filter::default() },
             4 => Filter { accessibility: vec![Accessibility::HearingLoop], ..Filter::default() },
             5 => Filter { free_access: true, languages: vec!["en".into(), "sw".into()], ..Filter::default() },
+            6 => Filter { connectivity_states: vec![State::Online], ..Filter::default() },
+            7 => Filter { connectivity_states: vec![State::Unknown, State::Offline], ..Filter::default() },
+            8 => Filter { min_download_mbps: Some(10.0), ..Filter::default() },
             // Sparse: one kind and wifi and closed.
             _ => Filter { kinds: vec![Kind::School], services: vec![ServiceType::FreeWifi], statuses: vec![SiteStatus::Closed], ..Filter::default() },
         };
+        let filter = Filter { as_of: Some(AS_OF), ..filter };
         for ((lat, lng), k, max) in queries {
             let got: Vec<f64> = index.nearest(lat, lng, k, max, &filter).iter().map(|n| n.distance_meters).collect();
-            let want = oracle(&records, lat, lng, k, max, &filter);
+            let want = oracle(&records, &statuses, (lat, lng, k, max), &filter);
             prop_assert_eq!(got.len(), want.len(), "query ({}, {}) k={} max={:?}", lat, lng, k, max);
             for (g, w) in got.iter().zip(&want) {
                 prop_assert!((g - w).abs() < 1e-6, "query ({}, {}): got {:?}, want {:?}", lat, lng, got, want);

@@ -1,0 +1,238 @@
+//! ReportStatus over real gRPC, and what discovery makes of it: a server on 127.0.0.1:0 with
+//! the connectivity and discovery services, agents with real tokens.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hubdir_auth::dev::{TokenClaims, generate_ed25519, issue};
+use hubdir_auth::{AuthConfig, IssuerConfig, KeyConfig};
+use hubdir_core::{Kind, SiteInput};
+use hubdir_node::{Config, NodeContext};
+use hubdir_proto::convert;
+use hubdir_proto::v1::connectivity_service_client::ConnectivityServiceClient;
+use hubdir_proto::v1::discovery_service_client::DiscoveryServiceClient;
+use hubdir_proto::v1::{self as pb, FindNearestRequest, ReportStatusRequest, SiteFilter};
+use hubdir_store::{Change, Precondition, Store, Write};
+use tokio::net::TcpListener;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+struct Node {
+    connectivity: ConnectivityServiceClient<Channel>,
+    discovery: DiscoveryServiceClient<Channel>,
+    store: Arc<Store>,
+    private_key: String,
+    _dir: tempfile::TempDir,
+}
+
+const HERE: (f64, f64) = (-17.8292, 31.0522);
+
+async fn start() -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::connect(&format!("sqlite://{}", dir.path().join("c.db").display())).await.unwrap());
+    let writes = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let site = SiteInput {
+                name: format!("sites/zw/{id}"),
+                display_name: format!("Help point {id}"),
+                kind: Some(Kind::Telecentre),
+                country_code: "ZW".into(),
+                location: Some((HERE.0 + i as f64 * 0.001, HERE.1)),
+                time_zone: "Africa/Harare".into(),
+                ..SiteInput::default()
+            }
+            .validate()
+            .unwrap();
+            Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::None }
+        })
+        .collect();
+    store.write(writes).await.unwrap();
+    let (private_key, public_key) = generate_ed25519().unwrap();
+    let public_key_file = dir.path().join("k1.pub.pem");
+    std::fs::write(&public_key_file, public_key).unwrap();
+    let config = Config {
+        auth: AuthConfig {
+            issuers: vec![IssuerConfig {
+                issuer: "test".into(),
+                audience: "hubdir".into(),
+                origins: vec!["zw".into()],
+                keys: vec![KeyConfig { kid: "k1".into(), algorithm: "EdDSA".into(), public_key_file }],
+            }],
+            ..AuthConfig::default()
+        },
+        ..Config::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let ctx = NodeContext::new(config, store.clone()).unwrap();
+    tokio::spawn(async move {
+        let mounts = [hubdir_connectivity::MOUNT, hubdir_discovery::MOUNT];
+        hubdir_node::server::serve(ctx, &mounts, listener, std::future::pending()).await
+    });
+    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    Node {
+        connectivity: ConnectivityServiceClient::new(channel.clone()),
+        discovery: DiscoveryServiceClient::new(channel),
+        store,
+        private_key,
+        _dir: dir,
+    }
+}
+
+impl Node {
+    /// A ReportStatus call from an agent whose token covers `sites`.
+    async fn report(&mut self, sites: &[&str], messages: Vec<Vec<pb::Measurement>>) -> pb::ReportStatusResponse {
+        let now = chrono::Utc::now().timestamp();
+        let claims = TokenClaims {
+            iss: "test".into(),
+            aud: "hubdir".into(),
+            sub: "agent".into(),
+            iat: now,
+            exp: now + 300,
+            scope: "connectivity.report".into(),
+            origin: None,
+            operator: None,
+            sites: sites.iter().map(|s| s.to_string()).collect(),
+        };
+        let token = issue(self.private_key.as_bytes(), "k1", &claims).unwrap();
+        let stream = tokio_stream::iter(messages.into_iter().map(|measurements| ReportStatusRequest { measurements }));
+        let mut request = tonic::Request::new(stream);
+        let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+        request.metadata_mut().insert("authorization", value);
+        self.connectivity.report_status(request).await.unwrap().into_inner()
+    }
+
+    async fn nearest(&mut self, filter: SiteFilter) -> Vec<String> {
+        let request = FindNearestRequest {
+            location: Some(pb::LatLng { latitude: HERE.0, longitude: HERE.1 }),
+            max_results: 10,
+            max_distance_meters: 0.0,
+            filter: Some(filter),
+        };
+        let found = self.discovery.find_nearest(request).await.unwrap().into_inner();
+        found.results.into_iter().map(|r| r.site.unwrap().name).collect()
+    }
+
+    /// Polls FindNearest until it gives `want`; the index follows the change log, so a
+    /// report is visible within a second of its acknowledgement.
+    async fn nearest_becomes(&mut self, filter: SiteFilter, want: &[&str]) {
+        let acknowledged = Instant::now();
+        loop {
+            let got = self.nearest(filter.clone()).await;
+            if got == want {
+                return;
+            }
+            assert!(acknowledged.elapsed() < Duration::from_secs(1), "FindNearest gave {got:?}, want {want:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn measurement(site: &str, key: &str, seconds_ago: i64, online: bool, download: Option<f64>) -> pb::Measurement {
+    pb::Measurement {
+        site: site.into(),
+        observe_time: Some(convert::timestamp(chrono::Utc::now() - chrono::Duration::seconds(seconds_ago))),
+        online,
+        download_mbps: download,
+        technology: pb::AccessTechnology::Fibre.into(),
+        idempotency_key: key.into(),
+        ..pb::Measurement::default()
+    }
+}
+
+#[tokio::test]
+async fn agents_report_only_for_their_sites_and_bad_reports_are_quarantined() {
+    let mut node = start().await;
+    let response = node
+        .report(
+            &["sites/zw/a"],
+            vec![
+                vec![
+                    measurement("sites/zw/a", "k1", 60, true, Some(30.0)),
+                    measurement("sites/zw/b", "k2", 60, true, Some(30.0)),
+                    measurement("sites/zw/a", "k3", -600, true, Some(30.0)),
+                ],
+                vec![
+                    measurement("sites/zw/a", "k4", 8 * 24 * 3600, true, Some(30.0)),
+                    measurement("sites/zw/a", "k1", 60, true, Some(30.0)),
+                    // Older than k1: stored in the history, never the latest.
+                    measurement("sites/zw/a", "k5", 120, false, None),
+                ],
+            ],
+        )
+        .await;
+    assert_eq!((response.accepted_count, response.duplicate_count), (2, 1), "{response:?}");
+    let refused: Vec<(i64, &str, &str)> = response
+        .refused
+        .iter()
+        .map(|r| (r.index, r.idempotency_key.as_str(), r.reason.split(':').next().unwrap()))
+        .collect();
+    assert_eq!(refused, [(1, "k2", "NOT_PERMITTED"), (2, "k3", "FROM_THE_FUTURE"), (3, "k4", "TOO_OLD")]);
+
+    let status = node
+        .connectivity
+        .get_status(pb::GetStatusRequest { name: "sites/zw/a/connectivity".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.state, i32::from(pb::ConnectivityState::Online));
+    assert_eq!(status.class, i32::from(pb::ConnectivityClass::Good));
+    assert_eq!(status.latest.unwrap().idempotency_key, "k1", "the older k5 must not replace k1");
+
+    let quarantined = node.store.list_quarantine(None, 10).await.unwrap();
+    let mut reasons: Vec<(String, String)> =
+        quarantined.iter().map(|q| (q.idempotency_key.clone(), q.reason.split(':').next().unwrap().into())).collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("k2".into(), "NOT_PERMITTED".into()),
+            ("k3".into(), "FROM_THE_FUTURE".into()),
+            ("k4".into(), "TOO_OLD".into())
+        ]
+    );
+    assert!(quarantined.iter().all(|q| q.body.contains(&q.idempotency_key)), "the measurement is kept as sent");
+}
+
+#[tokio::test]
+async fn an_online_only_search_follows_reports_and_their_time_to_live() {
+    let mut node = start().await;
+    let online =
+        SiteFilter { connectivity_states: vec![pb::ConnectivityState::Online.into()], ..SiteFilter::default() };
+    // Nothing reported yet: every site is UNKNOWN.
+    assert!(node.nearest(online.clone()).await.is_empty());
+
+    node.report(&["sites/zw/a"], vec![vec![measurement("sites/zw/a", "up", 30, true, Some(30.0))]]).await;
+    node.nearest_becomes(online.clone(), &["sites/zw/a"]).await;
+    let fast = SiteFilter { min_download_mbps: 25.0, ..SiteFilter::default() };
+    assert_eq!(node.nearest(fast).await, ["sites/zw/a"]);
+    let faster = SiteFilter { min_download_mbps: 50.0, ..SiteFilter::default() };
+    assert!(node.nearest(faster).await.is_empty());
+
+    node.report(&["sites/zw/a"], vec![vec![measurement("sites/zw/a", "down", 20, false, None)]]).await;
+    node.nearest_becomes(online.clone(), &[]).await;
+    let offline =
+        SiteFilter { connectivity_states: vec![pb::ConnectivityState::Offline.into()], ..SiteFilter::default() };
+    assert_eq!(node.nearest(offline).await, ["sites/zw/a"]);
+
+    node.report(&["sites/zw/a"], vec![vec![measurement("sites/zw/a", "up-again", 10, true, Some(30.0))]]).await;
+    node.nearest_becomes(online.clone(), &["sites/zw/a"]).await;
+
+    // A report older than the time to live (one hour by default) is stored, but the site
+    // reads UNKNOWN: not online, and found by an UNKNOWN search.
+    node.report(&["sites/zw/c"], vec![vec![measurement("sites/zw/c", "stale", 2 * 3600, true, Some(30.0))]]).await;
+    let status = node
+        .connectivity
+        .get_status(pb::GetStatusRequest { name: "sites/zw/c/connectivity".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.state, i32::from(pb::ConnectivityState::Unknown));
+    assert_eq!(status.latest.unwrap().idempotency_key, "stale");
+    let unknown =
+        SiteFilter { connectivity_states: vec![pb::ConnectivityState::Unknown.into()], ..SiteFilter::default() };
+    node.nearest_becomes(unknown, &["sites/zw/b", "sites/zw/c"]).await;
+    assert_eq!(node.nearest(online).await, ["sites/zw/a"]);
+}
