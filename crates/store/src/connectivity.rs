@@ -1,7 +1,7 @@
 //! Connectivity measurements: raw history, the latest per site, the change-log events that
 //! tell followers about state changes, and the quarantine of refused measurements.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use hubdir_core::connectivity::{Measurement, StatusSummary};
@@ -46,6 +46,27 @@ pub struct Quarantined {
 pub struct Latest {
     pub measurement: Measurement,
     pub summary: StatusSummary,
+}
+
+/// History rows per statement: 12 columns, far under both databases' parameter limits.
+const HISTORY_ROWS_PER_STATEMENT: usize = 1000;
+
+fn history_row(m: &Measurement, now_us: i64) -> connectivity_history::ActiveModel {
+    connectivity_history::ActiveModel {
+        site_name: Set(m.site.to_string()),
+        idempotency_key: Set(m.idempotency_key.clone()),
+        online: Set(m.online),
+        download_mbps: Set(m.download_mbps),
+        upload_mbps: Set(m.upload_mbps),
+        latency_ms: Set(m.latency_ms),
+        jitter_ms: Set(m.jitter_ms),
+        packet_loss_ratio: Set(m.packet_loss_ratio),
+        technology: Set(json(&m.technology)),
+        source: Set(json(&m.source)),
+        observed_at_us: Set(to_micros(m.observed_at)),
+        received_at_us: Set(now_us),
+        ..Default::default()
+    }
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -102,30 +123,17 @@ impl Store {
             }
         }
 
-        let mut outcomes = Vec::with_capacity(items.len());
-        let mut changed: BTreeMap<String, (usize, Measurement, StatusSummary)> = BTreeMap::new();
-        for (i, (m, summary)) in items.into_iter().enumerate() {
-            let site = m.site.to_string();
-            if !existing.contains_key(&site) {
-                outcomes.push(Recorded::UnknownSite);
-                continue;
-            }
-            let row = connectivity_history::ActiveModel {
-                site_name: Set(site.clone()),
-                idempotency_key: Set(m.idempotency_key.clone()),
-                online: Set(m.online),
-                download_mbps: Set(m.download_mbps),
-                upload_mbps: Set(m.upload_mbps),
-                latency_ms: Set(m.latency_ms),
-                jitter_ms: Set(m.jitter_ms),
-                packet_loss_ratio: Set(m.packet_loss_ratio),
-                technology: Set(json(&m.technology)),
-                source: Set(json(&m.source)),
-                observed_at_us: Set(to_micros(m.observed_at)),
-                received_at_us: Set(now_us),
-                ..Default::default()
-            };
-            let inserted = connectivity_history::Entity::insert(row)
+        // History rows in multi-row statements; the database says which were new.
+        let rows: Vec<connectivity_history::ActiveModel> = items
+            .iter()
+            .filter(|(m, _)| existing.contains_key(&m.site.to_string()))
+            .map(|(m, _)| history_row(m, now_us))
+            .collect();
+        let mut inserted: HashSet<(String, String)> = HashSet::new();
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(HISTORY_ROWS_PER_STATEMENT).collect();
+            let stored = connectivity_history::Entity::insert_many(chunk)
                 .on_conflict(
                     OnConflict::columns([
                         connectivity_history::Column::SiteName,
@@ -134,15 +142,27 @@ impl Store {
                     .do_nothing()
                     .to_owned(),
                 )
-                .exec_without_returning(&txn)
+                .exec_with_returning(&txn)
                 .await;
-            match inserted {
-                Ok(0) | Err(DbErr::RecordNotInserted) => {
-                    outcomes.push(Recorded::Duplicate);
-                    continue;
-                }
-                Ok(_) => {}
+            match stored {
+                Ok(models) => inserted.extend(models.into_iter().map(|m| (m.site_name, m.idempotency_key))),
+                Err(DbErr::RecordNotInserted) => {}
                 Err(e) => return Err(e.into()),
+            }
+        }
+
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut changed: BTreeMap<String, (usize, Measurement, StatusSummary)> = BTreeMap::new();
+        for (i, (m, summary)) in items.into_iter().enumerate() {
+            let site = m.site.to_string();
+            if !existing.contains_key(&site) {
+                outcomes.push(Recorded::UnknownSite);
+                continue;
+            }
+            // The first of repeated keys in one batch is the one stored.
+            if !inserted.remove(&(site.clone(), m.idempotency_key.clone())) {
+                outcomes.push(Recorded::Duplicate);
+                continue;
             }
             let newest = changed
                 .get(&site)
@@ -155,6 +175,8 @@ impl Store {
             outcomes.push(Recorded::Accepted { latest: is_latest, logged: false });
         }
 
+        let mut events = Vec::new();
+        let mut latest_rows = Vec::with_capacity(changed.len());
         for (site, (i, m, summary)) in changed {
             let previous = latest.get(&site).cloned().flatten();
             let logged_before: Option<StatusSummary> = previous
@@ -167,7 +189,7 @@ impl Store {
                 let seq =
                     seqs.get_mut(m.site.origin()).ok_or_else(|| StoreError::Corrupt("origin not locked".into()))?;
                 seq.1 += 1;
-                change_log::Entity::insert(change_log::ActiveModel {
+                events.push(change_log::ActiveModel {
                     origin: Set(m.site.origin().to_string()),
                     seq: Set(seq.1 as i64),
                     site_name: Set(site.clone()),
@@ -176,9 +198,7 @@ impl Store {
                     event_time_us: Set(now_us),
                     key_id: Set(None),
                     signature: Set(None),
-                })
-                .exec_without_returning(&txn)
-                .await?;
+                });
                 if let Some(Recorded::Accepted { logged, .. }) = outcomes.get_mut(i) {
                     *logged = true;
                 }
@@ -203,7 +223,17 @@ impl Store {
                 summary: Set(Some(json(&summary))),
                 logged_summary: Set(logged_summary),
             };
-            connectivity_latest::Entity::insert(row)
+            latest_rows.push(row);
+        }
+        let mut events = events.into_iter().peekable();
+        while events.peek().is_some() {
+            change_log::Entity::insert_many(events.by_ref().take(HISTORY_ROWS_PER_STATEMENT))
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        let mut latest_rows = latest_rows.into_iter().peekable();
+        while latest_rows.peek().is_some() {
+            connectivity_latest::Entity::insert_many(latest_rows.by_ref().take(HISTORY_ROWS_PER_STATEMENT))
                 .on_conflict(
                     OnConflict::column(connectivity_latest::Column::SiteName)
                         .update_columns([
