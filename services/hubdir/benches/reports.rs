@@ -27,7 +27,7 @@ fn measurements() -> Vec<Measurement> {
         .map(|i| Measurement {
             site: format!("sites/zw/s{}", i % SITES).parse().expect("site name"),
             observed_at: start + Duration::milliseconds(i as i64 * 500),
-            online: (i / SITES) % 10 != 0 || i % 10 != 0,
+            online: !(i / SITES).is_multiple_of(10) || !i.is_multiple_of(10),
             download_mbps: Some((i % 97) as f64),
             upload_mbps: Some((i % 13) as f64),
             latency_ms: Some(20.0 + (i % 50) as f64),
