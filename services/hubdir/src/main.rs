@@ -3,6 +3,7 @@
 mod demo;
 mod export;
 mod import;
+mod quarantine;
 mod rng;
 mod token;
 
@@ -43,6 +44,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Export every site of a node's database as HSDS 3.0, GeoJSON or CSV.
     Export(export::ExportArgs),
+    /// Connectivity measurements this node refused, newest first, with the reason.
+    Quarantine(quarantine::QuarantineArgs),
     /// Development keys and tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -68,6 +71,12 @@ async fn main() -> anyhow::Result<()> {
             hubdir_node::cli::run(prepared, &ALL_SERVICES).await
         }
         Command::Token(command) => token::run(command),
+        Command::Quarantine(args) => {
+            let count = quarantine::run(&args, &mut std::io::stdout().lock()).await?;
+            use std::io::Write as _;
+            writeln!(std::io::stderr(), "{count} refused measurements")?;
+            Ok(())
+        }
         Command::Export(args) => {
             let count = export::run(&args).await?;
             use std::io::Write as _;
