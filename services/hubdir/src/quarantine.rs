@@ -1,7 +1,5 @@
 //! `hubdir quarantine`: the connectivity measurements a node refused, newest first, with why.
 
-use std::io::Write as _;
-
 use hubdir_store::Store;
 
 #[derive(Debug, clap::Args)]
