@@ -1,5 +1,4 @@
 //! `hubdir quarantine`: the connectivity measurements a node refused, newest first, with why.
-
 use hubdir_store::Store;
 
 #[derive(Debug, clap::Args)]
