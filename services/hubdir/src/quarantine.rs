@@ -1,4 +1,5 @@
 //! `hubdir quarantine`: the connectivity measurements a node refused, newest first, with why.
+
 use hubdir_store::Store;
 
 #[derive(Debug, clap::Args)]
