@@ -13,6 +13,7 @@ import sys
 import tempfile
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from hubdir_client import bearer, fail, load_stubs
 
 OK = "OK"
@@ -36,7 +37,7 @@ def expected(closed_discovery):
         discover = row(UNAUTH, OK, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED)
     else:
         discover = row(*[OK] * 8)
-    ministry = row(UNAUTH, LATER, LATER, LATER, LATER, DENIED, DENIED, DENIED)
+    ministry = row(UNAUTH, OK, OK, OK, OK, DENIED, DENIED, DENIED)
     peer = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, DENIED, LATER, DENIED)
     agent = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, OK, DENIED, DENIED)
     return {
@@ -100,7 +101,7 @@ def main():
                 "DiscoveryService/ListSitesInCell": lambda md: discovery.ListSitesInCell(d.ListSitesInCellRequest(h3_cell="87f2a1072ffffff"), metadata=md, timeout=10),
                 "ConnectivityService/ReportStatus": lambda md: connectivity.ReportStatus(iter([c.ReportStatusRequest()]), metadata=md, timeout=10),
                 "ConnectivityService/GetStatus": lambda md: connectivity.GetStatus(c.GetStatusRequest(name="sites/zw/base/connectivity"), metadata=md, timeout=10),
-                "ConnectivityService/SummarizeConnectivity": lambda md: connectivity.SummarizeConnectivity(c.SummarizeConnectivityRequest(country_code="ZW"), metadata=md, timeout=10),
+                "ConnectivityService/SummarizeConnectivity": lambda md: connectivity.SummarizeConnectivity(c.SummarizeConnectivityRequest(country_code="ZW", start_time=Timestamp(seconds=0), end_time=Timestamp(seconds=86400 * 300)), metadata=md, timeout=10),
                 "FederationService/GetNodeInfo": lambda md: federation.GetNodeInfo(f.GetNodeInfoRequest(), metadata=md, timeout=10),
                 "FederationService/Subscribe": lambda md: next(federation.Subscribe(f.SubscribeRequest(), metadata=md, timeout=10)),
                 "FederationService/GetDigest": lambda md: federation.GetDigest(f.GetDigestRequest(), metadata=md, timeout=10),

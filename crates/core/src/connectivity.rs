@@ -233,6 +233,26 @@ impl StatusSummary {
     }
 }
 
+/// The median of `values` (the mean of the middle two for an even count); `None` if empty.
+/// Sorts in place.
+pub fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+/// The nearest-rank percentile `p` (in (0, 1]) of `values`: the smallest value with at least
+/// that share of values at or below it; `None` if empty. Sorts in place.
+pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let rank = ((p * values.len() as f64).ceil() as usize).max(1);
+    values.get(rank - 1).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +274,18 @@ mod tests {
             source: Source::Agent,
             idempotency_key: "k".into(),
         }
+    }
+
+    #[test]
+    fn medians_and_nearest_rank_percentiles() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        let mut ten: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(percentile(&mut ten, 0.1), Some(1.0));
+        let mut eleven: Vec<f64> = (1..=11).rev().map(f64::from).collect();
+        assert_eq!(percentile(&mut eleven, 0.1), Some(2.0));
+        assert_eq!(percentile(&mut [], 0.1), None);
     }
 
     #[test]

@@ -39,6 +39,12 @@ pub struct ConnectivityConfig {
     pub max_age_secs: u64,
     /// Measurements observed further ahead than this (clock skew) are refused.
     pub max_future_skew_secs: u64,
+    /// Raw measurements are kept this many days, then rolled up into one row per site and
+    /// day and deleted. Keep it longer than `max_age_secs`, so no late measurement arrives
+    /// for a day already rolled up.
+    pub retention_days: u64,
+    /// How often the roll-up runs, in seconds.
+    pub roll_up_interval_secs: u64,
     /// The default benchmark (download Mbit/s): good at or above `good_mbps`, moderate from
     /// `moderate_mbps`, poor below.
     pub benchmark: Benchmark,
@@ -54,6 +60,8 @@ impl Default for ConnectivityConfig {
             refresh_secs: 900,
             max_age_secs: 7 * 24 * 3600,
             max_future_skew_secs: 300,
+            retention_days: 90,
+            roll_up_interval_secs: 3600,
             benchmark: Benchmark::default(),
             countries: Default::default(),
         }
@@ -71,6 +79,10 @@ impl ConnectivityConfig {
 
     pub fn refresh(&self) -> chrono::Duration {
         Self::secs(self.refresh_secs)
+    }
+
+    pub fn retention(&self) -> chrono::Duration {
+        Self::secs(self.retention_days.saturating_mul(86_400))
     }
 
     pub fn window(&self) -> Window {

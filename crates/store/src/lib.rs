@@ -20,7 +20,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
 
-pub use connectivity::{Latest, Quarantined, Recorded};
+pub use connectivity::{Latest, Quarantined, Recorded, RollUp, Sample};
 pub use error::StoreError;
 pub use reads::{ChangeEvent, ChangeOp, SiteQuery, TextMatch};
 pub use writes::{Applied, Change, Precondition, Write};

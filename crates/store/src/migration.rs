@@ -388,7 +388,8 @@ mod m0002_search_keys {
 }
 
 /// The latest measurement and status of a site as JSON beside its typed columns, the status
-/// last announced in the change log, and the quarantine of refused measurements.
+/// last announced in the change log, the quarantine of refused measurements, and the daily
+/// roll-ups that outlive raw measurements.
 mod m0003_connectivity_status {
     use sea_orm_migration::prelude::*;
     use sea_orm_migration::schema::*;
@@ -408,6 +409,23 @@ mod m0003_connectivity_status {
         Measurement,
         Summary,
         LoggedSummary,
+    }
+
+    #[derive(DeriveIden)]
+    enum ConnectivityDaily {
+        Table,
+        SiteName,
+        Day,
+        Measurements,
+        OnlineCount,
+        DownloadCount,
+        DownloadMedian,
+        DownloadP10,
+        UploadCount,
+        UploadMedian,
+        UploadP10,
+        LatencyCount,
+        LatencyMedian,
     }
 
     #[derive(DeriveIden)]
@@ -443,6 +461,25 @@ mod m0003_connectivity_status {
                     .col(string(ConnectivityQuarantine::Reason))
                     .col(text(ConnectivityQuarantine::Body))
                     .col(big_integer(ConnectivityQuarantine::ReceivedAtUs))
+                    .to_owned(),
+            )
+            .await?;
+            m.create_table(
+                Table::create()
+                    .table(ConnectivityDaily::Table)
+                    .col(string(ConnectivityDaily::SiteName))
+                    .col(big_integer(ConnectivityDaily::Day))
+                    .col(big_integer(ConnectivityDaily::Measurements))
+                    .col(big_integer(ConnectivityDaily::OnlineCount))
+                    .col(big_integer(ConnectivityDaily::DownloadCount))
+                    .col(double_null(ConnectivityDaily::DownloadMedian))
+                    .col(double_null(ConnectivityDaily::DownloadP10))
+                    .col(big_integer(ConnectivityDaily::UploadCount))
+                    .col(double_null(ConnectivityDaily::UploadMedian))
+                    .col(double_null(ConnectivityDaily::UploadP10))
+                    .col(big_integer(ConnectivityDaily::LatencyCount))
+                    .col(double_null(ConnectivityDaily::LatencyMedian))
+                    .primary_key(Index::create().col(ConnectivityDaily::SiteName).col(ConnectivityDaily::Day))
                     .to_owned(),
             )
             .await?;

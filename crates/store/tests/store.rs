@@ -10,7 +10,8 @@ use hubdir_core::connectivity::{Benchmark, Measurement, Source, StatusSummary, T
 use hubdir_core::{Kind, ServiceType, Site, SiteInput, SiteName, SiteStatus};
 use hubdir_store::entity::{connectivity_history, connectivity_latest, node_keys, peer_cursors, peers, site_services};
 use hubdir_store::{
-    Applied, Change, ChangeOp, Precondition, Quarantined, Recorded, SiteQuery, Store, StoreError, TextMatch, Write,
+    Applied, Change, ChangeOp, Precondition, Quarantined, Recorded, RollUp, SiteQuery, Store, StoreError, TextMatch,
+    Write,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
@@ -99,6 +100,7 @@ on_both_backends!(
     every_entity_matches_the_schema,
     text_and_cell_queries_match_words_and_ranges,
     measurements_keep_the_newest_as_latest_and_log_only_changes,
+    old_measurements_roll_up_into_days_at_the_clock_given,
 );
 
 fn site(name: &str, country: &str, kind: Kind, lat: f64, lng: f64) -> Site {
@@ -599,6 +601,50 @@ async fn measurements_keep_the_newest_as_latest_and_log_only_changes(store: Arc<
     let kept = store.list_quarantine(Some("sites/zw/1"), 10).await.unwrap();
     assert_eq!(kept.len(), 1);
     assert!(kept[0].reason.starts_with("TOO_OLD"));
+}
+
+/// The roll-up takes its clock as an argument: here, a fixed instant in January 2026.
+async fn old_measurements_roll_up_into_days_at_the_clock_given(store: Arc<Store>) {
+    store
+        .write(vec![upsert(site("sites/zw/1", "ZW", Kind::PostOffice, -17.0, 31.0), Precondition::None)])
+        .await
+        .unwrap();
+    let day =
+        |d: u32, h: u32| chrono::NaiveDate::from_ymd_opt(2026, 1, d).unwrap().and_hms_opt(h, 0, 0).unwrap().and_utc();
+    let at = |key: &str, when, online, download| {
+        let (mut m, _) = measured("sites/zw/1", key, 0, online, download);
+        m.observed_at = when;
+        let summary = StatusSummary::of(&m, &Benchmark::default(), chrono::Duration::hours(1));
+        (m, summary)
+    };
+    store
+        .record_measurements(
+            vec![
+                at("a", day(10, 1), true, Some(30.0)),
+                at("b", day(10, 9), true, Some(10.0)),
+                at("c", day(10, 17), false, None),
+                at("d", day(10, 23), true, Some(20.0)),
+                at("e", day(11, 2), true, Some(40.0)),
+            ],
+            chrono::Duration::minutes(15),
+        )
+        .await
+        .unwrap();
+    // At noon on the 11th only the whole day of the 10th is past: it rolls up.
+    let done = store.roll_up(day(11, 12)).await.unwrap();
+    assert_eq!(done, RollUp { days: 1, measurements: 4 });
+    let daily = store.daily_rollups(&["sites/zw/1".into()], day(1, 0), day(20, 0)).await.unwrap();
+    assert_eq!(daily.len(), 1);
+    let d = &daily[0];
+    assert_eq!((d.measurements, d.online_count, d.download_count), (4, 3, 3));
+    assert_eq!((d.download_median, d.download_p10), (Some(20.0), Some(10.0)));
+    assert_eq!(d.day, day(10, 0).timestamp() / 86_400);
+    // The raw rows of the 10th are gone, the 11th's stays; running again changes nothing.
+    let raw = store.samples(&["sites/zw/1".into()], day(1, 0), day(20, 0)).await.unwrap();
+    assert_eq!(raw.iter().map(|s| s.download_mbps).collect::<Vec<_>>(), [Some(40.0)]);
+    assert_eq!(store.roll_up(day(11, 12)).await.unwrap(), RollUp::default());
+    // A window that only partly covers the 10th does not count its roll-up.
+    assert!(store.daily_rollups(&["sites/zw/1".into()], day(10, 6), day(20, 0)).await.unwrap().is_empty());
 }
 
 #[tokio::test]

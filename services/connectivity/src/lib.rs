@@ -4,27 +4,31 @@
 //! may report for; each is checked (ranges, clock skew, age), classified against the
 //! benchmark of the site's country and stored; refused ones are kept in quarantine with their
 //! reason (`hubdir connectivity quarantine`). `GetStatus` reads the latest status, UNKNOWN
-//! once older than its time to live. `SummarizeConnectivity` answers UNIMPLEMENTED until the
-//! metrics land.
+//! once older than its time to live. `SummarizeConnectivity` computes metrics over a scope and
+//! a window (`metrics`). Raw measurements older than the retention period are rolled up into
+//! daily rows by a background task.
 
+mod metrics;
 mod report;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
 use hubdir_auth::{Scope, principal};
 use hubdir_core::SiteName;
 use hubdir_core::connectivity::{Class, Measurement, Source, State, Technology};
-use hubdir_core::{ViolationReason, Violations};
+use hubdir_core::{CountryCode, ViolationReason, Violations};
 use hubdir_node::config::ConnectivityConfig;
 use hubdir_node::{Mount, NodeContext, status};
 use hubdir_proto::convert;
 use hubdir_proto::v1::connectivity_service_server::{ConnectivityService, ConnectivityServiceServer, SERVICE_NAME};
+use hubdir_proto::v1::summarize_connectivity_request;
 use hubdir_proto::v1::{
     self as pb, ConnectivityStatus, GetStatusRequest, ReportStatusRequest, ReportStatusResponse,
     SummarizeConnectivityRequest, SummarizeConnectivityResponse,
 };
-use hubdir_store::Store;
+use hubdir_store::{SiteQuery, Store, StoreError};
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
@@ -44,9 +48,32 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
         config: Arc::new(ctx.config.connectivity.clone()),
         store: ctx.store.clone(),
     };
+    tokio::spawn(roll_up_forever(ctx.store.clone(), service.config.clone()));
     let server = ConnectivityServiceServer::new(service).max_decoding_message_size(max).max_encoding_message_size(max);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
+
+/// Rolls raw measurements past the retention period up into daily rows, every
+/// `roll_up_interval_secs`. The roll-up itself takes its cutoff as an argument
+/// (`Store::roll_up`), which is how it is tested with a clock of the test's choosing.
+async fn roll_up_forever(store: Arc<Store>, config: Arc<ConnectivityConfig>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(config.roll_up_interval_secs.max(1)));
+    loop {
+        every.tick().await;
+        match store.roll_up(Utc::now() - config.retention()).await {
+            Ok(done) if done.measurements > 0 => {
+                tracing::info!(days = done.days, measurements = done.measurements, "connectivity history rolled up")
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "rolling up connectivity history failed; next time"),
+        }
+    }
+}
+
+/// Most sites one summary may cover.
+pub const MAX_SUMMARY_SITES: usize = 200_000;
+/// Longest summary window, in days.
+pub const MAX_SUMMARY_DAYS: i64 = 366;
 
 /// The ConnectivityService implementation.
 #[derive(Debug, Clone)]
@@ -112,6 +139,100 @@ pub fn measurement_to_proto(m: Measurement) -> pb::Measurement {
     }
 }
 
+/// Which sites a summary covers.
+enum ScopeQuery {
+    Site(SiteName),
+    Sites(SiteQuery),
+}
+
+impl Connectivity {
+    fn scope_query(
+        &self,
+        scope: Option<summarize_connectivity_request::Scope>,
+        out: &mut Violations,
+    ) -> Option<ScopeQuery> {
+        use summarize_connectivity_request::Scope as S;
+        match scope {
+            None => {
+                out.push("scope", ViolationReason::Required, "give a site, an operator, a country_code or an h3_cell");
+                None
+            }
+            Some(S::Site(name)) => match name.parse() {
+                Ok(site) => Some(ScopeQuery::Site(site)),
+                Err(_) => {
+                    out.push("site", ViolationReason::InvalidFormat, "expected sites/{origin}/{site_id}");
+                    None
+                }
+            },
+            Some(S::Operator(operator)) if !operator.is_empty() => {
+                Some(ScopeQuery::Sites(SiteQuery { operator: Some(operator), ..SiteQuery::default() }))
+            }
+            Some(S::Operator(_)) => {
+                out.push("operator", ViolationReason::Required, "an operator's name");
+                None
+            }
+            Some(S::CountryCode(code)) => match CountryCode::parse(&code) {
+                Some(country) => Some(ScopeQuery::Sites(SiteQuery {
+                    country_code: Some(country.to_string()),
+                    ..SiteQuery::default()
+                })),
+                None => {
+                    out.push("country_code", ViolationReason::InvalidFormat, "an ISO 3166-1 alpha-2 code");
+                    None
+                }
+            },
+            Some(S::H3Cell(text)) => match text.parse::<hubdir_geo::CellIndex>() {
+                Ok(cell) if cell.resolution() >= hubdir_geo::MIN_LIST_RESOLUTION => {
+                    Some(ScopeQuery::Sites(SiteQuery {
+                        h3_range: Some(hubdir_geo::descendant_range(cell)),
+                        ..SiteQuery::default()
+                    }))
+                }
+                _ => {
+                    out.push(
+                        "h3_cell",
+                        ViolationReason::InvalidFormat,
+                        "an H3 cell in hexadecimal, resolution 3 or finer",
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    /// The sites of a scope, by name, with their country.
+    async fn sites_in(&self, scope: ScopeQuery) -> Result<HashMap<String, String>, Status> {
+        let mut sites = HashMap::new();
+        match scope {
+            ScopeQuery::Site(name) => {
+                let record = self.store.get_site(&name).await.map_err(status::from_store)?;
+                let record = record.ok_or_else(|| status::from_store(StoreError::NotFound(name.to_string())))?;
+                sites.insert(name.to_string(), record.site.country.to_string());
+            }
+            ScopeQuery::Sites(mut query) => {
+                query.limit = 5000;
+                loop {
+                    let page = self.store.list_sites(&query).await.map_err(status::from_store)?;
+                    let Some(last) = page.last() else { break };
+                    query.after_name = Some(last.site.name.to_string());
+                    for record in page {
+                        sites.insert(record.site.name.to_string(), record.site.country.to_string());
+                    }
+                    if sites.len() > MAX_SUMMARY_SITES {
+                        return Err(status::with_reason(
+                            tonic::Code::FailedPrecondition,
+                            "SCOPE_TOO_LARGE",
+                            format!("the scope holds more than {MAX_SUMMARY_SITES} sites: summarise a smaller one"),
+                            Default::default(),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(sites)
+    }
+}
+
 #[tonic::async_trait]
 impl ConnectivityService for Connectivity {
     async fn report_status(
@@ -158,7 +279,7 @@ impl ConnectivityService for Connectivity {
             status::invalid_argument(&out)
         })?;
         if self.store.get_site(&site).await.map_err(status::from_store)?.is_none() {
-            return Err(status::from_store(hubdir_store::StoreError::NotFound(site.to_string())));
+            return Err(status::from_store(StoreError::NotFound(site.to_string())));
         }
         let latest = self.store.latest_status(&site).await.map_err(status::from_store)?;
         let (state, class, latest) = match latest {
@@ -181,9 +302,32 @@ impl ConnectivityService for Connectivity {
         request: Request<SummarizeConnectivityRequest>,
     ) -> Result<Response<SummarizeConnectivityResponse>, Status> {
         principal(&request).require_any(&[Scope::SitesRead, Scope::SitesWrite]).map_err(status::from_denied)?;
-        Err(status::not_yet(
-            "hubdir.v1.ConnectivityService/SummarizeConnectivity",
-            "the rest of the connectivity issue (history roll-ups and metrics)",
-        ))
+        let SummarizeConnectivityRequest { scope, start_time, end_time } = request.into_inner();
+        let mut out = Violations::default();
+        let start = start_time.as_ref().and_then(convert::from_timestamp);
+        let end = end_time.as_ref().and_then(convert::from_timestamp);
+        if start.is_none() {
+            out.push("start_time", ViolationReason::Required, "the window's start is required");
+        }
+        if end.is_none() {
+            out.push("end_time", ViolationReason::Required, "the window's end is required");
+        }
+        if let (Some(start), Some(end)) = (start, end)
+            && (end <= start || end - start > chrono::Duration::days(MAX_SUMMARY_DAYS))
+        {
+            out.push(
+                "end_time",
+                ViolationReason::OutOfRange,
+                format!("must be after start_time, at most {MAX_SUMMARY_DAYS} days later"),
+            );
+        }
+        let query = self.scope_query(scope, &mut out);
+        let (Some(start), Some(end), Some(query)) = (start, end, query.filter(|_| out.is_empty())) else {
+            return Err(status::invalid_argument(&out));
+        };
+        let sites = self.sites_in(query).await?;
+        let summary =
+            metrics::summarize(&self.store, &self.config, &sites, start, end).await.map_err(status::from_store)?;
+        Ok(Response::new(summary))
     }
 }

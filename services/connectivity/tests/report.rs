@@ -82,25 +82,31 @@ async fn start() -> Node {
 }
 
 impl Node {
-    /// A ReportStatus call from an agent whose token covers `sites`.
-    async fn report(&mut self, sites: &[&str], messages: Vec<Vec<pb::Measurement>>) -> pb::ReportStatusResponse {
+    /// A request carrying a token with `scope` (and, for agents, the `sites` it covers).
+    fn with_token<T>(&self, scope: &str, sites: &[&str], message: T) -> tonic::Request<T> {
         let now = chrono::Utc::now().timestamp();
         let claims = TokenClaims {
             iss: "test".into(),
             aud: "hubdir".into(),
-            sub: "agent".into(),
+            sub: "tester".into(),
             iat: now,
             exp: now + 300,
-            scope: "connectivity.report".into(),
+            scope: scope.into(),
             origin: None,
             operator: None,
             sites: sites.iter().map(|s| s.to_string()).collect(),
         };
         let token = issue(self.private_key.as_bytes(), "k1", &claims).unwrap();
-        let stream = tokio_stream::iter(messages.into_iter().map(|measurements| ReportStatusRequest { measurements }));
-        let mut request = tonic::Request::new(stream);
+        let mut request = tonic::Request::new(message);
         let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
         request.metadata_mut().insert("authorization", value);
+        request
+    }
+
+    /// A ReportStatus call from an agent whose token covers `sites`.
+    async fn report(&mut self, sites: &[&str], messages: Vec<Vec<pb::Measurement>>) -> pb::ReportStatusResponse {
+        let stream = tokio_stream::iter(messages.into_iter().map(|measurements| ReportStatusRequest { measurements }));
+        let request = self.with_token("connectivity.report", sites, stream);
         self.connectivity.report_status(request).await.unwrap().into_inner()
     }
 
@@ -235,4 +241,54 @@ async fn an_online_only_search_follows_reports_and_their_time_to_live() {
         SiteFilter { connectivity_states: vec![pb::ConnectivityState::Unknown.into()], ..SiteFilter::default() };
     node.nearest_becomes(unknown, &["sites/zw/b", "sites/zw/c"]).await;
     assert_eq!(node.nearest(online).await, ["sites/zw/a"]);
+}
+
+/// The hand-computed example of `metrics`, end to end: reported over gRPC, summarised for the
+/// country over the last hour.
+#[tokio::test]
+async fn a_country_summary_matches_the_hand_computed_example() {
+    let mut node = start().await;
+    let mut a: Vec<pb::Measurement> = [10.0, 20.0, 30.0, 40.0]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| pb::Measurement {
+            upload_mbps: Some(d / 10.0),
+            latency_ms: [Some(30.0), None, Some(50.0), None][i],
+            ..measurement("sites/zw/a", &format!("a{i}"), 600 - i as i64 * 60, true, Some(*d))
+        })
+        .collect();
+    a.push(measurement("sites/zw/a", "a-down", 100, false, None));
+    let b = pb::Measurement {
+        upload_mbps: Some(10.0),
+        latency_ms: Some(10.0),
+        ..measurement("sites/zw/b", "b0", 300, true, Some(100.0))
+    };
+    let response = node.report(&["sites/zw/a", "sites/zw/b"], vec![a, vec![b]]).await;
+    assert_eq!(response.accepted_count, 6);
+    let now = chrono::Utc::now();
+    let request = pb::SummarizeConnectivityRequest {
+        scope: Some(pb::summarize_connectivity_request::Scope::CountryCode("ZW".into())),
+        start_time: Some(convert::timestamp(now - chrono::Duration::hours(1))),
+        end_time: Some(convert::timestamp(now + chrono::Duration::seconds(1))),
+    };
+    let summary = node
+        .connectivity
+        .summarize_connectivity(node.with_token("sites.read", &[], request))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((summary.site_count, summary.sites_without_data_count), (3, 1));
+    assert!((summary.uptime_ratio - 5.0 / 6.0).abs() < 1e-12);
+    assert_eq!((summary.median_download_mbps, summary.p10_download_mbps), (30.0, 10.0));
+    assert_eq!((summary.median_upload_mbps, summary.p10_upload_mbps), (3.0, 1.0));
+    assert_eq!(summary.median_latency_ms, 30.0);
+    assert_eq!(summary.meeting_benchmark_ratio, 1.0);
+
+    // No window: INVALID_ARGUMENT naming the field.
+    let bad = pb::SummarizeConnectivityRequest {
+        scope: Some(pb::summarize_connectivity_request::Scope::CountryCode("ZW".into())),
+        ..Default::default()
+    };
+    let status = node.connectivity.summarize_connectivity(node.with_token("sites.read", &[], bad)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
 }

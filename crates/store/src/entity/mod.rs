@@ -3,6 +3,7 @@
 //! backends so the two cannot drift apart.
 
 pub mod change_log;
+pub mod connectivity_daily;
 pub mod connectivity_history;
 pub mod connectivity_latest;
 pub mod connectivity_quarantine;
