@@ -110,3 +110,57 @@ fn anonymous_discovery_can_be_switched_off() {
     let (status, _) = node.terminate(Duration::from_secs(30));
     assert!(status.success());
 }
+
+/// A one-shot HTTP server on loopback for the agent's probe: answers 200 with 1 MB.
+fn one_shot_http() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let body = vec![b'x'; 1_000_000];
+        let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+        stream.write_all(reply.as_bytes()).unwrap();
+        stream.write_all(&body).unwrap();
+    });
+    format!("http://{address}/speedtest")
+}
+
+#[test]
+fn hubdir_agent_reports_given_and_probed_measurements_for_its_site_only() {
+    let node = NodeProcess::start("hubdir", &["serve", "--demo"], "");
+    let site = "sites/local/demo-zw-00000";
+    let token = node.token("connectivity.report", None, None, &[site]);
+    let agent = |site: &str, extra: &[&str]| {
+        Command::new(binary("hubdir"))
+            .args(["agent", "--node", &format!("http://{}", node.address), "--token", &token, "--site", site])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let given = agent(site, &["--download-mbps", "25", "--latency-ms", "40", "--technology", "fibre"]);
+    assert!(given.status.success(), "{}", String::from_utf8_lossy(&given.stderr));
+    assert_eq!(String::from_utf8_lossy(&given.stdout).trim(), "accepted 1, duplicate 0");
+
+    let probed = agent(site, &["--probe-url", &one_shot_http()]);
+    let stdout = String::from_utf8_lossy(&probed.stdout);
+    assert!(probed.status.success(), "{}", String::from_utf8_lossy(&probed.stderr));
+    assert!(stdout.starts_with("probe: online") && stdout.contains("accepted 1"), "{stdout}");
+
+    // A site the token does not list: refused, with the reason, and a failing exit for cron.
+    let other = agent("sites/local/demo-zw-00009", &["--online", "false"]);
+    assert!(!other.status.success());
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("NOT_PERMITTED"),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+
+    let (status, logs) = node.terminate(Duration::from_secs(30));
+    assert!(status.success(), "exit status {status}; logs:\n{}", logs.join("\n"));
+}

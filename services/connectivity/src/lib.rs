@@ -33,8 +33,6 @@ use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 
-pub use report::measurement_from_proto;
-
 /// How `hubdir serve` and `hubdir-connectivity` mount this service.
 pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 

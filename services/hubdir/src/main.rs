@@ -1,5 +1,6 @@
 //! `hubdir`: the command line and the all-in-one node.
 
+mod agent;
 mod demo;
 mod export;
 mod import;
@@ -44,6 +45,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Export every site of a node's database as HSDS 3.0, GeoJSON or CSV.
     Export(export::ExportArgs),
+    /// Report a site's connectivity to a node: given values, or a probe of an http:// URL.
+    Agent(agent::AgentArgs),
     /// Connectivity measurements this node refused, newest first, with the reason.
     Quarantine(quarantine::QuarantineArgs),
     /// Development keys and tokens.
@@ -71,6 +74,12 @@ async fn main() -> anyhow::Result<()> {
             hubdir_node::cli::run(prepared, &ALL_SERVICES).await
         }
         Command::Token(command) => token::run(command),
+        Command::Agent(args) => {
+            let line = agent::run(&args).await?;
+            use std::io::Write as _;
+            writeln!(std::io::stdout(), "{line}")?;
+            Ok(())
+        }
         Command::Quarantine(args) => {
             let count = quarantine::run(&args, &mut std::io::stdout().lock()).await?;
             use std::io::Write as _;
