@@ -1,5 +1,6 @@
 //! ReportStatus over real gRPC, and what discovery makes of it: a server on 127.0.0.1:0 with
-//! the connectivity and discovery services, agents with real tokens.
+//! the connectivity and discovery services (here, where the node composes services), agents
+//! with real tokens.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
