@@ -39,6 +39,7 @@ def expected(closed_discovery):
         discover = row(*[OK] * 8)
     ministry = row(UNAUTH, OK, OK, OK, OK, DENIED, DENIED, DENIED)
     peer = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, DENIED, LATER, DENIED)
+    node_info = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, DENIED, OK, DENIED)
     agent = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, OK, DENIED, DENIED)
     return {
         "RegistryService/GetSite": read,
@@ -53,7 +54,7 @@ def expected(closed_discovery):
         "ConnectivityService/ReportStatus": agent,
         "ConnectivityService/GetStatus": discover,
         "ConnectivityService/SummarizeConnectivity": ministry,
-        "FederationService/GetNodeInfo": peer,
+        "FederationService/GetNodeInfo": node_info,
         "FederationService/Subscribe": peer,
         "FederationService/GetDigest": peer,
     }

@@ -164,3 +164,28 @@ fn hubdir_agent_reports_given_and_probed_measurements_for_its_site_only() {
     let (status, logs) = node.terminate(Duration::from_secs(30));
     assert!(status.success(), "exit status {status}; logs:\n{}", logs.join("\n"));
 }
+
+#[test]
+fn the_node_key_is_created_private_published_and_never_logged() {
+    let node = NodeProcess::start("hubdir", &["serve", "--node-id", "zw"], "");
+    let key_file = node.file("node.key");
+    let pem = std::fs::read_to_string(&key_file).expect("the node created its key on first start");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the node key must be readable by its owner only");
+    }
+    let token = node.token("federation.sync", None, None, &[]);
+    let info = python("node_info.py", &node.address, &[], &[("HUBDIR_TOKEN", &token)]);
+    let key_id = info.lines().find_map(|l| l.strip_prefix("key ")).unwrap().split(' ').next().unwrap().to_owned();
+    assert!(info.contains("node_id zw\n") && info.contains("32 bytes current"), "{info}");
+    assert!(info.contains("origins_served zw\n"), "{info}");
+    let (status, logs) = node.terminate(Duration::from_secs(30));
+    assert!(status.success(), "exit status {status}");
+    let logs = logs.join("\n");
+    assert!(logs.contains(&key_id), "the key id is logged at start:\n{logs}");
+    for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!logs.contains(line), "the private key reached the logs");
+    }
+}

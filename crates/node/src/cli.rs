@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use hubdir_federation_core::NodeIdentity;
 use hubdir_store::Store;
 use tokio::net::TcpListener;
 
@@ -87,6 +88,9 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     hubdir_telemetry::init(&config.log.filter, config.log.format.parse()?)?;
     // Check the token keys before touching the network or the database.
     hubdir_auth::Verifier::from_config(&config.auth)?;
+    // The node key: created on first start, its public id logged, the key itself never.
+    let identity = NodeIdentity::load_or_create(&config.node.id, &config.federation.key_file)?;
+    tracing::info!(key_id = identity.key_id(), "node key loaded");
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -94,7 +98,7 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     let store = Store::connect(&config.store.url)
         .await
         .with_context(|| format!("cannot open the store at {}", redact_url(&config.store.url)))?;
-    let ctx = NodeContext::new(config, Arc::new(store))?;
+    let ctx = NodeContext::new(config, Arc::new(store))?.with_identity(identity);
     Ok(Some(Prepared { ctx, listener }))
 }
 

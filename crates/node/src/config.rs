@@ -24,6 +24,16 @@ pub struct Config {
     pub auth: hubdir_auth::AuthConfig,
     /// How connectivity measurements are judged.
     pub connectivity: ConnectivityConfig,
+    /// This node's place in the federation.
+    pub federation: FederationConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// The node's Ed25519 signing key (PKCS#8 PEM), created on first start, readable by its
+    /// owner only; in Kubernetes, a Secret mounted as this file. Never in the database.
+    pub key_file: std::path::PathBuf,
 }
 
 /// How connectivity measurements are accepted and judged.
@@ -162,6 +172,7 @@ impl Default for Config {
             log: LogConfig { filter: hubdir_telemetry::DEFAULT_FILTER.into(), format: "text".into() },
             auth: hubdir_auth::AuthConfig::default(),
             connectivity: ConnectivityConfig::default(),
+            federation: FederationConfig { key_file: "hubdir-node.key".into() },
         }
     }
 }

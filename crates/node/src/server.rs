@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hubdir_auth::{Authenticator, Verifier};
+use hubdir_federation_core::NodeIdentity;
 use hubdir_store::Store;
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
@@ -23,13 +24,25 @@ pub struct NodeContext {
     pub store: Arc<Store>,
     /// Verifies bearer tokens; services wrap themselves in it.
     pub authenticator: Authenticator,
+    /// The node's id and signing key, once loaded (`hubdir serve` loads it at start).
+    pub identity: Option<Arc<NodeIdentity>>,
 }
 
 impl NodeContext {
     /// Loads the configured issuers' keys; fails naming the bad key.
     pub fn new(config: Config, store: Arc<Store>) -> Result<NodeContext, hubdir_auth::ConfigError> {
         let verifier = Verifier::from_config(&config.auth)?;
-        Ok(NodeContext { config: Arc::new(config), store, authenticator: Authenticator::new(Arc::new(verifier)) })
+        Ok(NodeContext {
+            config: Arc::new(config),
+            store,
+            authenticator: Authenticator::new(Arc::new(verifier)),
+            identity: None,
+        })
+    }
+
+    /// The same context, signing as `identity`.
+    pub fn with_identity(self, identity: NodeIdentity) -> NodeContext {
+        NodeContext { identity: Some(Arc::new(identity)), ..self }
     }
 }
 

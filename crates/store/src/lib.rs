@@ -10,6 +10,7 @@
 mod connectivity;
 pub mod entity;
 mod error;
+mod keys;
 mod migration;
 mod reads;
 mod writes;
@@ -22,6 +23,7 @@ use sea_orm_migration::MigratorTrait;
 
 pub use connectivity::{Latest, Quarantined, Recorded, RollUp, Sample};
 pub use error::StoreError;
+pub use keys::PublishedKey;
 pub use reads::{ChangeEvent, ChangeOp, SiteQuery, TextMatch};
 pub use writes::{Applied, Change, Precondition, Write};
 

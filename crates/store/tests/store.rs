@@ -101,6 +101,7 @@ on_both_backends!(
     text_and_cell_queries_match_words_and_ranges,
     measurements_keep_the_newest_as_latest_and_log_only_changes,
     old_measurements_roll_up_into_days_at_the_clock_given,
+    a_published_key_keeps_its_start_and_its_id_names_one_key,
 );
 
 fn site(name: &str, country: &str, kind: Kind, lat: f64, lng: f64) -> Site {
@@ -645,6 +646,17 @@ async fn old_measurements_roll_up_into_days_at_the_clock_given(store: Arc<Store>
     assert_eq!(store.roll_up(day(11, 12)).await.unwrap(), RollUp::default());
     // A window that only partly covers the 10th does not count its roll-up.
     assert!(store.daily_rollups(&["sites/zw/1".into()], day(10, 6), day(20, 0)).await.unwrap().is_empty());
+}
+
+async fn a_published_key_keeps_its_start_and_its_id_names_one_key(store: Arc<Store>) {
+    let first = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    store.publish_key("zw-0011223344556677", &[7; 32], first).await.unwrap();
+    store.publish_key("zw-0011223344556677", &[7; 32], first + chrono::Duration::days(3)).await.unwrap();
+    let keys = store.published_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!((keys[0].valid_from, keys[0].valid_until), (first, None));
+    let reused = store.publish_key("zw-0011223344556677", &[8; 32], first).await.unwrap_err();
+    assert!(matches!(reused, StoreError::Corrupt(_)), "{reused}");
 }
 
 #[tokio::test]

@@ -72,7 +72,12 @@ impl NodeProcess {
         assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
         let config = dir.path().join("hubdir.toml");
         let issuers = String::from_utf8(keygen.stdout).unwrap();
-        std::fs::write(&config, format!("{extra_config}\n{issuers}")).unwrap();
+        let key_file = dir.path().join("node.key");
+        std::fs::write(
+            &config,
+            format!("{extra_config}\n{issuers}\n[federation]\nkey_file = {:?}\n", key_file.display().to_string()),
+        )
+        .unwrap();
         let mut command = Command::new(binary(binary_name));
         command
             .args(args)
@@ -111,6 +116,11 @@ impl NodeProcess {
             }
         };
         NodeProcess { child, address, logs, reader, dir }
+    }
+
+    /// A file in the node's own directory (its config, database and node key live there).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
     }
 
     /// A token signed by the key this node trusts, via `hubdir token issue`.

@@ -1,28 +1,42 @@
 //! FederationService: signed change feeds between national nodes.
 //!
-//! The contract (signed event envelope, per-origin cursors with epochs, digests) and the
-//! change log it reads are in place; node keys, signing and the pull/apply loop arrive with
-//! the federation issue. Until then every RPC answers UNIMPLEMENTED.
+//! `GetNodeInfo` publishes the node's id, its public keys (recorded in the store the first
+//! time the node runs with each) and the origins it serves. Signing events, `Subscribe` and
+//! `GetDigest` arrive with the rest of the federation issue and answer UNIMPLEMENTED.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use hubdir_auth::{Scope, principal};
+use hubdir_federation_core::NodeIdentity;
 use hubdir_node::{Mount, NodeContext, status};
+use hubdir_proto::convert;
 use hubdir_proto::v1::federation_service_server::{FederationService, FederationServiceServer, SERVICE_NAME};
 use hubdir_proto::v1::{
-    GetDigestRequest, GetDigestResponse, GetNodeInfoRequest, NodeInfo, SubscribeRequest, SubscribeResponse,
+    GetDigestRequest, GetDigestResponse, GetNodeInfoRequest, NodeInfo, NodeKey, SubscribeRequest, SubscribeResponse,
 };
+use hubdir_store::{Store, StoreError};
 use tokio_stream::Stream;
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 /// How `hubdir serve` and `hubdir-federation` mount this service.
 pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 
 fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
     let max = ctx.config.server.max_message_bytes;
-    let server = FederationServiceServer::new(Federation).max_decoding_message_size(max).max_encoding_message_size(max);
+    let federation = Federation { identity: ctx.identity.clone(), store: ctx.store.clone() };
+    if let Some(identity) = ctx.identity.clone() {
+        // Recorded at start, so a key's validity begins when the node first ran with it.
+        let store = ctx.store.clone();
+        tokio::spawn(async move {
+            if let Err(err) = publish(&store, &identity).await {
+                tracing::warn!(error = %err, "recording the node key failed; GetNodeInfo retries");
+            }
+        });
+    }
+    let server = FederationServiceServer::new(federation).max_decoding_message_size(max).max_encoding_message_size(max);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 
@@ -31,11 +45,18 @@ fn peer_only<T>(request: &Request<T>) -> Result<(), Status> {
     principal(request).require_any(&[Scope::FederationSync]).map_err(status::from_denied)
 }
 
-const ARRIVES_WITH: &str = "the federation issue (node keys, signed events, Subscribe)";
+const ARRIVES_WITH: &str = "the federation issue (signed events, Subscribe, digests)";
 
 /// The FederationService implementation.
-#[derive(Debug, Clone, Copy)]
-pub struct Federation;
+#[derive(Debug, Clone)]
+pub struct Federation {
+    identity: Option<Arc<NodeIdentity>>,
+    store: Arc<Store>,
+}
+
+async fn publish(store: &Store, identity: &NodeIdentity) -> Result<(), StoreError> {
+    store.publish_key(identity.key_id(), identity.public_key().as_bytes(), chrono::Utc::now()).await
+}
 
 #[tonic::async_trait]
 impl FederationService for Federation {
@@ -43,7 +64,32 @@ impl FederationService for Federation {
 
     async fn get_node_info(&self, request: Request<GetNodeInfoRequest>) -> Result<Response<NodeInfo>, Status> {
         peer_only(&request)?;
-        Err(status::not_yet("hubdir.v1.FederationService/GetNodeInfo", ARRIVES_WITH))
+        let Some(identity) = &self.identity else {
+            return Err(status::with_reason(
+                Code::FailedPrecondition,
+                "NO_NODE_KEY",
+                "this process runs without a node key",
+                Default::default(),
+            ));
+        };
+        publish(&self.store, identity).await.map_err(status::from_store)?;
+        let keys = self.store.published_keys().await.map_err(status::from_store)?;
+        Ok(Response::new(NodeInfo {
+            node_id: identity.node_id().to_owned(),
+            keys: keys
+                .into_iter()
+                .map(|k| NodeKey {
+                    key_id: k.key_id,
+                    public_key: k.public_key,
+                    valid_from: Some(convert::timestamp(k.valid_from)),
+                    valid_until: k.valid_until.map(convert::timestamp),
+                })
+                .collect(),
+            // A node signs the events of its own origin; relaying arrives with peers.
+            origins_served: vec![identity.node_id().to_owned()],
+            origins_relayed: vec![],
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }))
     }
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
