@@ -1,6 +1,9 @@
-//! Federation's foundations: the node's identity and signing key. Signed change events, peer
-//! trust and the pull/apply loop build on it.
+//! Federation's foundations: the node's identity and signing key, and signed change events
+//! (signing as the store writes them, verifying against trusted keys). Peer trust
+//! configuration and the pull/apply loop build on these.
 
+mod events;
 mod identity;
 
+pub use events::{OriginSigner, Rejection, TrustedKey, encode, verify};
 pub use identity::{IdentityError, NodeIdentity, key_id};

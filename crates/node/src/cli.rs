@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use hubdir_federation_core::NodeIdentity;
+use hubdir_federation_core::{NodeIdentity, OriginSigner};
 use hubdir_store::Store;
 use tokio::net::TcpListener;
 
@@ -89,7 +89,7 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     // Check the token keys before touching the network or the database.
     hubdir_auth::Verifier::from_config(&config.auth)?;
     // The node key: created on first start, its public id logged, the key itself never.
-    let identity = NodeIdentity::load_or_create(&config.node.id, &config.federation.key_file)?;
+    let identity = Arc::new(NodeIdentity::load_or_create(&config.node.id, &config.federation.key_file)?);
     tracing::info!(key_id = identity.key_id(), "node key loaded");
     let listener = TcpListener::bind(config.server.listen)
         .await
@@ -98,6 +98,8 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     let store = Store::connect(&config.store.url)
         .await
         .with_context(|| format!("cannot open the store at {}", redact_url(&config.store.url)))?;
+    // Every event this node writes is signed with its key, in the write's transaction.
+    let store = store.with_signer(Arc::new(OriginSigner::new(identity.clone())));
     let ctx = NodeContext::new(config, Arc::new(store))?.with_identity(identity);
     Ok(Some(Prepared { ctx, listener }))
 }

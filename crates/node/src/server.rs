@@ -40,9 +40,10 @@ impl NodeContext {
         })
     }
 
-    /// The same context, signing as `identity`.
-    pub fn with_identity(self, identity: NodeIdentity) -> NodeContext {
-        NodeContext { identity: Some(Arc::new(identity)), ..self }
+    /// The same context, with the node's identity (its store should sign with it too:
+    /// `Store::with_signer`).
+    pub fn with_identity(self, identity: Arc<NodeIdentity>) -> NodeContext {
+        NodeContext { identity: Some(identity), ..self }
     }
 }
 

@@ -17,6 +17,7 @@ use crate::entity::{
     origin_sequences,
 };
 use crate::reads::sites_by_name;
+use crate::signing::{EventBody, EventToSign, event_row};
 use crate::writes::lock_origin;
 use crate::{Store, StoreError, from_micros, to_micros};
 
@@ -105,13 +106,14 @@ impl Store {
         let names: Vec<String> = items.iter().map(|(m, _)| m.site.to_string()).collect();
         let existing = sites_by_name(&txn, names.clone()).await?;
         // Origins in a fixed order, locked before anything is appended to their logs.
-        let mut seqs: BTreeMap<Origin, (u64, u64)> = BTreeMap::new();
+        // Per origin: (last seq when the transaction began, last handed out, epoch).
+        let mut seqs: BTreeMap<Origin, (u64, u64, String)> = BTreeMap::new();
         for (m, _) in items.iter().filter(|(m, _)| existing.contains_key(&m.site.to_string())) {
             seqs.entry(m.site.origin().clone()).or_default();
         }
         for (origin, seq) in &mut seqs {
-            let last = lock_origin(&txn, origin).await?;
-            *seq = (last, last);
+            let (last, epoch) = lock_origin(&txn, origin).await?;
+            *seq = (last, last, epoch);
         }
         let now_us = to_micros(Utc::now());
 
@@ -192,16 +194,15 @@ impl Store {
                 let seq =
                     seqs.get_mut(m.site.origin()).ok_or_else(|| StoreError::Corrupt("origin not locked".into()))?;
                 seq.1 += 1;
-                events.push(change_log::ActiveModel {
-                    origin: Set(m.site.origin().to_string()),
-                    seq: Set(seq.1 as i64),
-                    site_name: Set(site.clone()),
-                    op: Set("STATUS".into()),
-                    payload: Set(Some(json(&summary).into_bytes())),
-                    event_time_us: Set(now_us),
-                    key_id: Set(None),
-                    signature: Set(None),
-                });
+                let event = EventToSign {
+                    origin: m.site.origin().as_str(),
+                    epoch: &seq.2,
+                    seq: seq.1,
+                    site_name: &site,
+                    body: EventBody::Status(&summary),
+                    time: from_micros(now_us),
+                };
+                events.push(event_row(self.signer.as_deref(), event, Some(json(&summary).into_bytes())));
                 if let Some(Recorded::Accepted { logged, .. }) = outcomes.get_mut(i) {
                     *logged = true;
                 }
@@ -260,7 +261,7 @@ impl Store {
                 .exec_without_returning(&txn)
                 .await?;
         }
-        for (origin, (last, next)) in seqs {
+        for (origin, (last, next, _)) in seqs {
             if next != last {
                 origin_sequences::Entity::update_many()
                     .col_expr(origin_sequences::Column::LastSeq, (next as i64).into())

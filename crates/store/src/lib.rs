@@ -13,6 +13,7 @@ mod error;
 mod keys;
 mod migration;
 mod reads;
+mod signing;
 mod writes;
 
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub use connectivity::{Latest, Quarantined, Recorded, RollUp, Sample};
 pub use error::StoreError;
 pub use keys::PublishedKey;
 pub use reads::{ChangeEvent, ChangeOp, SiteQuery, TextMatch};
+pub use signing::{EventBody, EventSigner, EventToSign, SignedBytes};
 pub use writes::{Applied, Change, Precondition, Write};
 
 /// How long a SQLite writer waits for another process's write lock before giving up.
@@ -37,6 +39,8 @@ pub struct Store {
     /// SQLite allows one writer at a time: writers of this process queue here instead of
     /// polling the file lock.
     sqlite_writer: Option<tokio::sync::Mutex<()>>,
+    /// Signs every change-log event as it is written; without one, events stay unsigned.
+    signer: Option<std::sync::Arc<dyn EventSigner>>,
 }
 
 /// The PostgreSQL advisory lock that serialises migrations between processes.
@@ -84,7 +88,12 @@ impl Store {
         let db = Database::connect(options).await.map_err(StoreError::from_connect)?;
         migrate(&db).await?;
         let sqlite_writer = (db.get_database_backend() == DbBackend::Sqlite).then(|| tokio::sync::Mutex::new(()));
-        Ok(Store { db, sqlite_writer })
+        Ok(Store { db, sqlite_writer, signer: None })
+    }
+
+    /// The same store, signing every event it writes from now on.
+    pub fn with_signer(self, signer: std::sync::Arc<dyn EventSigner>) -> Store {
+        Store { signer: Some(signer), ..self }
     }
 
     /// Which database this store talks to: `"sqlite"` or `"postgres"`.

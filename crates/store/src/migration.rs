@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_search_keys::Migration),
             Box::new(m0003_connectivity_status::Migration),
+            Box::new(m0004_signed_events::Migration),
         ]
     }
 }
@@ -489,6 +490,41 @@ mod m0003_connectivity_status {
                     .table(ConnectivityQuarantine::Table)
                     .col(ConnectivityQuarantine::SiteName)
                     .to_owned(),
+            )
+            .await
+        }
+    }
+}
+
+/// The exact bytes each change-log event was signed over.
+mod m0004_signed_events {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    #[derive(Debug)]
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m0004_signed_events"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum ChangeLog {
+        Table,
+        EventBytes,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        fn use_transaction(&self) -> Option<bool> {
+            Some(true)
+        }
+
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.alter_table(
+                Table::alter().table(ChangeLog::Table).add_column(blob_null(ChangeLog::EventBytes)).to_owned(),
             )
             .await
         }

@@ -66,6 +66,8 @@ pub struct ChangeEvent {
     /// The site after the change (JSON of `hubdir_core::Site`); `None` for a tombstone.
     pub payload: Option<Vec<u8>>,
     pub time: chrono::DateTime<chrono::Utc>,
+    /// The event as its origin signed it; `None` if written without a signer.
+    pub signed: Option<crate::SignedBytes>,
 }
 
 pub(crate) fn record_from_row(row: sites::Model) -> Result<SiteRecord, StoreError> {
@@ -185,6 +187,12 @@ impl Store {
                     op,
                     payload: row.payload,
                     time: from_micros(row.event_time_us),
+                    signed: match (row.event_bytes, row.key_id, row.signature) {
+                        (Some(bytes), Some(key_id), Some(signature)) => {
+                            Some(crate::SignedBytes { bytes, key_id, signature })
+                        }
+                        _ => None,
+                    },
                 })
             })
             .collect()

@@ -11,6 +11,7 @@ use sea_orm::{
 
 use crate::entity::{change_log, origin_sequences, site_services, sites};
 use crate::reads::sites_by_name;
+use crate::signing::{EventBody, EventSigner, EventToSign, event_row};
 use crate::{Store, StoreError, to_micros};
 
 /// One change asked of the store.
@@ -87,15 +88,15 @@ impl Store {
             seqs.entry(write.change.name().origin().clone()).or_default();
         }
         for (origin, seq) in &mut seqs {
-            let last = lock_origin(&txn, origin).await?;
-            *seq = OriginSeq { last, next: last };
+            let (last, epoch) = lock_origin(&txn, origin).await?;
+            *seq = OriginSeq { epoch, last, next: last };
         }
         // Read the clock only once the origins are ours: a writer that waited for the lock
         // gets a later update_time as well as a later seq.
         let now_us = to_micros(chrono::Utc::now());
 
         let initial = load_current(&txn, &writes).await?;
-        let plan = plan(writes, &initial, &mut seqs, now_us)?;
+        let plan = plan(writes, &initial, &mut seqs, now_us, self.signer.as_deref())?;
         let applied = plan.execute(&txn).await?;
 
         for (origin, seq) in seqs {
@@ -112,16 +113,18 @@ impl Store {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct OriginSeq {
+    /// The origin log's epoch.
+    epoch: String,
     /// The origin's last sequence number when the transaction began.
     last: u64,
     /// The last number handed out in this transaction.
     next: u64,
 }
 
-/// Creates the origin's sequence row if needed and locks it; returns its last seq.
-pub(crate) async fn lock_origin(txn: &DatabaseTransaction, origin: &Origin) -> Result<u64, StoreError> {
+/// Creates the origin's sequence row if needed and locks it; returns its last seq and epoch.
+pub(crate) async fn lock_origin(txn: &DatabaseTransaction, origin: &Origin) -> Result<(u64, String), StoreError> {
     let row = origin_sequences::ActiveModel {
         origin: Set(origin.to_string()),
         last_seq: Set(0),
@@ -141,7 +144,9 @@ pub(crate) async fn lock_origin(txn: &DatabaseTransaction, origin: &Origin) -> R
         .one(txn)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("sequence row of origin {origin} vanished")))?;
-    u64::try_from(locked.last_seq).map_err(|_| StoreError::Corrupt(format!("negative seq for origin {origin}")))
+    let last =
+        u64::try_from(locked.last_seq).map_err(|_| StoreError::Corrupt(format!("negative seq for origin {origin}")))?;
+    Ok((last, locked.epoch))
 }
 
 /// Rows per multi-row statement: under SQLite's 32,766 and PostgreSQL's 65,535 bound
@@ -171,6 +176,7 @@ fn plan(
     initial: &HashMap<String, SiteRecord>,
     seqs: &mut BTreeMap<Origin, OriginSeq>,
     now_us: i64,
+    signer: Option<&dyn EventSigner>,
 ) -> Result<Plan, StoreError> {
     let mut plan = Plan::default();
     // The state each name has reached so far in this batch.
@@ -204,7 +210,15 @@ fn plan(
                     origin_seq: seq.next,
                     site: *site,
                 };
-                plan.events.push(event(&record.site.name, seq.next, "UPSERT", Some(body.clone().into_bytes()), now_us));
+                let event = EventToSign {
+                    origin: record.site.name.origin().as_str(),
+                    epoch: &seq.epoch,
+                    seq: seq.next,
+                    site_name: &name,
+                    body: EventBody::Upsert(&record.site),
+                    time: record.update_time,
+                };
+                plan.events.push(event_row(signer, event, Some(body.clone().into_bytes())));
                 if initial.contains_key(&name) {
                     plan.remove.insert(name.clone());
                 }
@@ -218,7 +232,15 @@ fn plan(
                     continue;
                 }
                 seq.next += 1;
-                plan.events.push(event(&site_name, seq.next, "DELETE", None, now_us));
+                let event = EventToSign {
+                    origin: site_name.origin().as_str(),
+                    epoch: &seq.epoch,
+                    seq: seq.next,
+                    site_name: &name,
+                    body: EventBody::Delete,
+                    time: crate::from_micros(now_us),
+                };
+                plan.events.push(event_row(signer, event, None));
                 if initial.contains_key(&name) {
                     plan.remove.insert(name.clone());
                 }
@@ -298,18 +320,5 @@ fn site_row(record: SiteRecord, body: String) -> sites::ActiveModel {
         origin_seq: Set(origin_seq as i64),
         search_name: Set(search_name),
         search_text: Set(search_text),
-    }
-}
-
-fn event(name: &SiteName, seq: u64, op: &str, payload: Option<Vec<u8>>, now_us: i64) -> change_log::ActiveModel {
-    change_log::ActiveModel {
-        origin: Set(name.origin().to_string()),
-        seq: Set(seq as i64),
-        site_name: Set(name.to_string()),
-        op: Set(op.to_owned()),
-        payload: Set(payload),
-        event_time_us: Set(now_us),
-        key_id: Set(None),
-        signature: Set(None),
     }
 }

@@ -10,7 +10,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub seq: i64,
     pub site_name: String,
-    /// `UPSERT` or `DELETE`.
+    /// `UPSERT`, `DELETE` or `STATUS`.
     pub op: String,
     /// The site after the change as JSON; `None` for a delete (a tombstone).
     pub payload: Option<Vec<u8>>,
@@ -18,6 +18,8 @@ pub struct Model {
     /// Set once the origin signs the event (federation).
     pub key_id: Option<String>,
     pub signature: Option<Vec<u8>>,
+    /// The exact bytes signed (a serialised `hubdir.v1.ChangeEvent`), forwarded unchanged.
+    pub event_bytes: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
