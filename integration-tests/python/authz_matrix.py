@@ -19,7 +19,6 @@ from hubdir_client import bearer, fail, load_stubs
 OK = "OK"
 UNAUTH = "UNAUTHENTICATED"
 DENIED = "PERMISSION_DENIED"
-LATER = "UNIMPLEMENTED"  # past authorisation, capability not served yet
 
 ROLES = ["anonymous", "reader", "publisher", "other_operator", "other_origin", "agent", "peer", "no_scope"]
 
@@ -38,8 +37,7 @@ def expected(closed_discovery):
     else:
         discover = row(*[OK] * 8)
     ministry = row(UNAUTH, OK, OK, OK, OK, DENIED, DENIED, DENIED)
-    peer = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, DENIED, LATER, DENIED)
-    node_info = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, DENIED, OK, DENIED)
+    peer = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, DENIED, OK, DENIED)
     agent = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, OK, DENIED, DENIED)
     return {
         "RegistryService/GetSite": read,
@@ -54,7 +52,7 @@ def expected(closed_discovery):
         "ConnectivityService/ReportStatus": agent,
         "ConnectivityService/GetStatus": discover,
         "ConnectivityService/SummarizeConnectivity": ministry,
-        "FederationService/GetNodeInfo": node_info,
+        "FederationService/GetNodeInfo": peer,
         "FederationService/Subscribe": peer,
         "FederationService/GetDigest": peer,
     }

@@ -80,18 +80,6 @@ pub fn from_denied(denied: hubdir_auth::Denied) -> Status {
     }
 }
 
-/// UNIMPLEMENTED for an RPC of the contract whose capability has not landed yet.
-pub fn not_yet(rpc: &str, capability: &str) -> Status {
-    with_reason(
-        Code::Unimplemented,
-        "NOT_IMPLEMENTED_YET",
-        format!(
-            "{rpc} is part of the hubdir.v1 contract but this node does not serve it yet: it arrives with {capability}"
-        ),
-        HashMap::from([("rpc".to_owned(), rpc.to_owned())]),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,12 +124,5 @@ mod tests {
         let bad = status.get_details_bad_request().unwrap();
         let fields: Vec<_> = bad.field_violations.iter().map(|f| (f.field.as_str(), f.reason.as_str())).collect();
         assert_eq!(fields, vec![("location.latitude", "OUT_OF_RANGE"), ("name", "INVALID_FORMAT")]);
-    }
-
-    #[test]
-    fn unimplemented_names_the_rpc() {
-        let status = not_yet("hubdir.v1.DiscoveryService/FindNearest", "the discovery issue");
-        assert_eq!(status.code(), Code::Unimplemented);
-        assert!(status.message().contains("FindNearest"));
     }
 }

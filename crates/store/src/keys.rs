@@ -59,3 +59,21 @@ impl Store {
             .collect())
     }
 }
+
+impl Store {
+    /// Every live site of `origin` with the seq of its last change, in byte-wise name order.
+    pub async fn site_versions(&self, origin: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+        let mut rows: Vec<(String, i64)> = crate::entity::sites::Entity::find()
+            .select_only()
+            .column(crate::entity::sites::Column::Name)
+            .column(crate::entity::sites::Column::OriginSeq)
+            .filter(crate::entity::sites::Column::Origin.eq(origin))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        // Byte-wise, whatever the database's collation.
+        rows.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        Ok(rows.into_iter().map(|(name, seq)| (name, seq as u64)).collect())
+    }
+}

@@ -198,6 +198,20 @@ impl Store {
             .collect()
     }
 
+    /// Every origin's log: its last sequence number and its epoch.
+    pub async fn origin_logs(&self) -> Result<Vec<(Origin, u64, String)>, StoreError> {
+        origin_sequences::Entity::find()
+            .order_by_asc(origin_sequences::Column::Origin)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| {
+                let origin = row.origin.parse().map_err(|_| StoreError::Corrupt(format!("origin {:?}", row.origin)))?;
+                Ok((origin, row.last_seq as u64, row.epoch))
+            })
+            .collect()
+    }
+
     /// Every origin this store holds events of, with its last sequence number.
     pub async fn origin_seqs(&self) -> Result<Vec<(Origin, u64)>, StoreError> {
         origin_sequences::Entity::find()

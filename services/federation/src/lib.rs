@@ -1,19 +1,23 @@
 //! FederationService: signed change feeds between national nodes.
 //!
 //! `GetNodeInfo` publishes the node's id, its public keys (recorded in the store the first
-//! time the node runs with each) and the origins it serves. Signing events, `Subscribe` and
-//! `GetDigest` arrive with the rest of the federation issue and answer UNIMPLEMENTED.
+//! time the node runs with each) and the origins it serves. `Subscribe` streams the signed
+//! change log after a follower's cursors, then live (`feed`). `GetDigest` gives each origin's
+//! max seq, live site count and the contract's hash over (name, seq).
+
+mod feed;
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use hubdir_auth::{Scope, principal};
-use hubdir_federation_core::NodeIdentity;
+use hubdir_federation_core::{NodeIdentity, sites_hash};
 use hubdir_node::{Mount, NodeContext, status};
 use hubdir_proto::convert;
 use hubdir_proto::v1::federation_service_server::{FederationService, FederationServiceServer, SERVICE_NAME};
 use hubdir_proto::v1::{
-    GetDigestRequest, GetDigestResponse, GetNodeInfoRequest, NodeInfo, NodeKey, SubscribeRequest, SubscribeResponse,
+    GetDigestRequest, GetDigestResponse, GetNodeInfoRequest, NodeInfo, NodeKey, OriginDigest, SubscribeRequest,
+    SubscribeResponse,
 };
 use hubdir_store::{Store, StoreError};
 use tokio_stream::Stream;
@@ -44,8 +48,6 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
 fn peer_only<T>(request: &Request<T>) -> Result<(), Status> {
     principal(request).require_any(&[Scope::FederationSync]).map_err(status::from_denied)
 }
-
-const ARRIVES_WITH: &str = "the federation issue (signed events, Subscribe, digests)";
 
 /// The FederationService implementation.
 #[derive(Debug, Clone)]
@@ -94,11 +96,28 @@ impl FederationService for Federation {
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
         peer_only(&request)?;
-        Err(status::not_yet("hubdir.v1.FederationService/Subscribe", ARRIVES_WITH))
+        let (tx, rx) = tokio::sync::mpsc::channel(feed::STREAM_BUFFER);
+        tokio::spawn(feed::run(self.store.clone(), request.into_inner(), tx));
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
     async fn get_digest(&self, request: Request<GetDigestRequest>) -> Result<Response<GetDigestResponse>, Status> {
         peer_only(&request)?;
-        Err(status::not_yet("hubdir.v1.FederationService/GetDigest", ARRIVES_WITH))
+        let wanted = request.into_inner().origins;
+        let held = self.store.origin_seqs().await.map_err(status::from_store)?;
+        let mut digests = Vec::new();
+        for (origin, max_seq) in held {
+            if !wanted.is_empty() && !wanted.iter().any(|w| w == origin.as_str()) {
+                continue;
+            }
+            let versions = self.store.site_versions(origin.as_str()).await.map_err(status::from_store)?;
+            digests.push(OriginDigest {
+                origin: origin.to_string(),
+                max_seq,
+                live_site_count: versions.len() as i64,
+                hash: sites_hash(&versions),
+            });
+        }
+        Ok(Response::new(GetDigestResponse { digests }))
     }
 }

@@ -1,0 +1,127 @@
+//! The leader side of `Subscribe`: every signed event after the follower's cursors, origin by
+//! origin in sequence order, then a caught-up marker, then live events as they are written,
+//! with heartbeats while nothing happens. The stream's buffer is bounded: a slow follower
+//! slows the reader, it does not grow the leader's memory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hubdir_proto::convert;
+use hubdir_proto::v1::subscribe_response::Message;
+use hubdir_proto::v1::{CaughtUp, Cursor, Heartbeat, SignedEvent, SubscribeRequest, SubscribeResponse};
+use hubdir_store::{Store, StoreError};
+use tokio::sync::mpsc;
+use tonic::Status;
+
+/// Messages buffered per stream.
+pub const STREAM_BUFFER: usize = 256;
+/// Events read from the log at a time.
+const EVENTS_PER_READ: u64 = 1000;
+/// How often the log is polled for new events once caught up.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// A heartbeat after this long without an event.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+
+type Sender = mpsc::Sender<Result<SubscribeResponse, Status>>;
+
+/// Where the follower is in each origin it wants.
+struct Position {
+    seq: u64,
+    epoch: String,
+}
+
+/// Sends everything after the positions that exists now; false once the follower is gone.
+async fn send_new(
+    store: &Store,
+    wanted: &[String],
+    positions: &mut HashMap<String, Position>,
+    tx: &Sender,
+) -> Result<bool, StoreError> {
+    for (origin, last, epoch) in store.origin_logs().await? {
+        let name = origin.to_string();
+        if !wanted.is_empty() && !wanted.contains(&name) {
+            continue;
+        }
+        let position = positions.entry(name.clone()).or_insert(Position { seq: 0, epoch: epoch.clone() });
+        if position.epoch != epoch {
+            // The follower's cursor belongs to another incarnation of this log: start over.
+            tracing::info!(origin = %name, "follower cursor from another epoch; resending the log");
+            *position = Position { seq: 0, epoch: epoch.clone() };
+        }
+        while position.seq < last {
+            let events = store.changes_after(&origin, position.seq, EVENTS_PER_READ).await?;
+            let Some(end) = events.last().map(|e| e.seq) else { break };
+            for event in events {
+                match event.signed {
+                    Some(signed) => {
+                        let message = Message::Event(SignedEvent {
+                            event: signed.bytes,
+                            key_id: signed.key_id,
+                            signature: signed.signature,
+                        });
+                        if tx.send(Ok(SubscribeResponse { message: Some(message) })).await.is_err() {
+                            return Ok(false);
+                        }
+                    }
+                    // Written without the node key (by a tool opening the database directly):
+                    // no peer could verify it, so it is not sent.
+                    None => tracing::warn!(origin = %name, seq = event.seq, "unsigned event not sent to peers"),
+                }
+            }
+            position.seq = end;
+        }
+    }
+    Ok(true)
+}
+
+fn cursors(positions: &HashMap<String, Position>) -> Vec<Cursor> {
+    let mut cursors: Vec<Cursor> = positions
+        .iter()
+        .map(|(origin, p)| Cursor { origin: origin.clone(), seq: p.seq, epoch: p.epoch.clone() })
+        .collect();
+    cursors.sort_by(|a, b| a.origin.cmp(&b.origin));
+    cursors
+}
+
+/// Runs one follower's stream until it goes away.
+pub async fn run(store: Arc<Store>, request: SubscribeRequest, tx: Sender) {
+    let SubscribeRequest { cursors: from, origins: wanted } = request;
+    let mut positions: HashMap<String, Position> =
+        from.into_iter().map(|c| (c.origin, Position { seq: c.seq, epoch: c.epoch })).collect();
+    let fail = |err: StoreError| Status::unavailable(format!("reading the change log failed: {err}"));
+    match send_new(&store, &wanted, &mut positions, &tx).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(err) => {
+            let _ = tx.send(Err(fail(err))).await;
+            return;
+        }
+    }
+    let caught_up = Message::CaughtUp(CaughtUp { cursors: cursors(&positions) });
+    if tx.send(Ok(SubscribeResponse { message: Some(caught_up) })).await.is_err() {
+        return;
+    }
+    let mut quiet = Duration::ZERO;
+    loop {
+        tokio::time::sleep(POLL_INTERVAL).await;
+        let before: Vec<u64> = positions.values().map(|p| p.seq).collect();
+        match send_new(&store, &wanted, &mut positions, &tx).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(err) => {
+                let _ = tx.send(Err(fail(err))).await;
+                return;
+            }
+        }
+        let moved = positions.values().map(|p| p.seq).collect::<Vec<_>>() != before;
+        quiet = if moved { Duration::ZERO } else { quiet + POLL_INTERVAL };
+        if quiet >= HEARTBEAT_INTERVAL {
+            quiet = Duration::ZERO;
+            let beat = Message::Heartbeat(Heartbeat { time: Some(convert::timestamp(chrono::Utc::now())) });
+            if tx.send(Ok(SubscribeResponse { message: Some(beat) })).await.is_err() {
+                return;
+            }
+        }
+    }
+}

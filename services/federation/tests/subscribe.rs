@@ -1,0 +1,161 @@
+//! Subscribe and GetDigest over real gRPC: a leader on 127.0.0.1:0 whose store signs its
+//! events, a follower with a federation.sync token that verifies every event it receives.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use hubdir_auth::dev::{TokenClaims, generate_ed25519, issue};
+use hubdir_auth::{AuthConfig, IssuerConfig, KeyConfig};
+use hubdir_core::{Kind, SiteInput};
+use hubdir_federation_core::{NodeIdentity, OriginSigner, TrustedKey, sites_hash, verify};
+use hubdir_node::{Config, NodeContext};
+use hubdir_proto::v1::federation_service_client::FederationServiceClient;
+use hubdir_proto::v1::subscribe_response::Message;
+use hubdir_proto::v1::{Cursor, GetDigestRequest, SubscribeRequest};
+use hubdir_store::{Change, Precondition, Store, Write};
+use tokio::net::TcpListener;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+fn site(id: &str) -> Write {
+    let site = SiteInput {
+        name: format!("sites/zw/{id}"),
+        display_name: format!("Site {id}"),
+        kind: Some(Kind::Telecentre),
+        country_code: "ZW".into(),
+        location: Some((-17.8, 31.0)),
+        time_zone: "Africa/Harare".into(),
+        ..SiteInput::default()
+    }
+    .validate()
+    .unwrap();
+    Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::None }
+}
+
+struct Leader {
+    client: FederationServiceClient<Channel>,
+    store: Arc<Store>,
+    identity: Arc<NodeIdentity>,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn leader() -> Leader {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = Arc::new(NodeIdentity::load_or_create("zw", &dir.path().join("node.key")).unwrap());
+    let store = Store::connect(&format!("sqlite://{}", dir.path().join("zw.db").display()))
+        .await
+        .unwrap()
+        .with_signer(Arc::new(OriginSigner::new(identity.clone())));
+    let store = Arc::new(store);
+    store.write(vec![site("1"), site("2")]).await.unwrap();
+    let (private_key, public_key) = generate_ed25519().unwrap();
+    let public_key_file = dir.path().join("peer.pub.pem");
+    std::fs::write(&public_key_file, public_key).unwrap();
+    let config = Config {
+        auth: AuthConfig {
+            issuers: vec![IssuerConfig {
+                issuer: "peers".into(),
+                audience: "hubdir".into(),
+                origins: vec![],
+                keys: vec![KeyConfig { kid: "fr-peer".into(), algorithm: "EdDSA".into(), public_key_file }],
+            }],
+            ..AuthConfig::default()
+        },
+        ..Config::default()
+    };
+    let now = Utc::now().timestamp();
+    let claims = TokenClaims {
+        iss: "peers".into(),
+        aud: "hubdir".into(),
+        sub: "fr".into(),
+        iat: now,
+        exp: now + 300,
+        scope: "federation.sync".into(),
+        origin: None,
+        operator: None,
+        sites: vec![],
+    };
+    let token = issue(private_key.as_bytes(), "fr-peer", &claims).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let ctx = NodeContext::new(config, store.clone()).unwrap().with_identity(identity.clone());
+    tokio::spawn(async move {
+        hubdir_node::server::serve(ctx, &[hubdir_federation::MOUNT], listener, std::future::pending()).await
+    });
+    let client = FederationServiceClient::connect(format!("http://{address}")).await.unwrap();
+    Leader { client, store, identity, token, _dir: dir }
+}
+
+impl Leader {
+    fn req<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        let value: MetadataValue<_> = format!("Bearer {}", self.token).parse().unwrap();
+        request.metadata_mut().insert("authorization", value);
+        request
+    }
+
+    fn keys(&self) -> HashMap<String, TrustedKey> {
+        let key = TrustedKey {
+            origin: "zw".into(),
+            key: self.identity.public_key(),
+            valid_from: Utc::now() - Duration::days(1),
+            valid_until: None,
+        };
+        [(self.identity.key_id().to_owned(), key)].into_iter().collect()
+    }
+}
+
+#[tokio::test]
+async fn a_follower_gets_what_it_lacks_then_a_marker_then_live_events() {
+    let mut leader = leader().await;
+    let epoch = leader.store.origin_logs().await.unwrap()[0].2.clone();
+    let keys = leader.keys();
+    let from = SubscribeRequest {
+        cursors: vec![Cursor { origin: "zw".into(), seq: 1, epoch: epoch.clone() }],
+        origins: vec![],
+    };
+    let mut stream = leader.client.subscribe(leader.req(from)).await.unwrap().into_inner();
+    let mut next = async || stream.message().await.unwrap().unwrap().message.unwrap();
+    let Message::Event(event) = next().await else { panic!("an event first") };
+    let decoded = verify(&event.event, &event.key_id, &event.signature, &keys).unwrap();
+    assert_eq!((decoded.seq, decoded.site_name.as_str()), (2, "sites/zw/2"));
+    let Message::CaughtUp(marker) = next().await else { panic!("then the caught-up marker") };
+    assert_eq!((marker.cursors[0].seq, &marker.cursors[0].epoch), (2, &epoch));
+
+    leader.store.write(vec![site("3")]).await.unwrap();
+    let Message::Event(live) = next().await else { panic!("a live event") };
+    assert_eq!(verify(&live.event, &live.key_id, &live.signature, &keys).unwrap().seq, 3);
+
+    let digests = leader.client.get_digest(leader.req(GetDigestRequest::default())).await.unwrap().into_inner();
+    let zw = &digests.digests[0];
+    assert_eq!((zw.origin.as_str(), zw.max_seq, zw.live_site_count), ("zw", 3, 3));
+    assert_eq!(zw.hash, sites_hash(&leader.store.site_versions("zw").await.unwrap()));
+}
+
+#[tokio::test]
+async fn a_cursor_from_another_epoch_gets_the_whole_log_again() {
+    let mut leader = leader().await;
+    let from = SubscribeRequest {
+        cursors: vec![Cursor { origin: "zw".into(), seq: 2, epoch: "an-old-incarnation".into() }],
+        origins: vec![],
+    };
+    let mut stream = leader.client.subscribe(leader.req(from)).await.unwrap().into_inner();
+    let mut seqs = Vec::new();
+    loop {
+        match stream.message().await.unwrap().unwrap().message.unwrap() {
+            Message::Event(e) => seqs.push(verify(&e.event, &e.key_id, &e.signature, &leader.keys()).unwrap().seq),
+            Message::CaughtUp(_) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seqs, [1, 2]);
+}
+
+#[tokio::test]
+async fn without_the_federation_scope_nothing_is_served() {
+    let mut leader = leader().await;
+    let status = leader.client.subscribe(SubscribeRequest::default()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+}
