@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use hubdir_core::SiteName;
+use hubdir_core::connectivity::{Class, State, StatusSummary};
 use hubdir_proto::convert;
 use hubdir_proto::v1::{self as pb, ChangeType};
-use hubdir_store::{EventBody, EventSigner, EventToSign, SignedBytes};
+use hubdir_store::{EventBody, EventSigner, EventToSign, RemoteChange, RemoteEvent, SignedBytes};
 use prost::Message;
 use std::sync::Arc;
 
@@ -90,6 +91,10 @@ pub enum Rejection {
     OutsideNamespace { site: String, origin: String },
     #[error("key {0} was not valid when the event was written")]
     KeyNotValid(String),
+    #[error("the event's content is invalid: {0}")]
+    InvalidContent(String),
+    #[error("peer {peer} may not supply origin {origin}")]
+    UntrustedOrigin { peer: String, origin: String },
 }
 
 impl Rejection {
@@ -101,6 +106,8 @@ impl Rejection {
             Rejection::WrongOrigin { .. } => "WRONG_ORIGIN",
             Rejection::OutsideNamespace { .. } => "OUTSIDE_NAMESPACE",
             Rejection::KeyNotValid(_) => "KEY_NOT_VALID",
+            Rejection::InvalidContent(_) => "INVALID_CONTENT",
+            Rejection::UntrustedOrigin { .. } => "UNTRUSTED_ORIGIN",
         }
     }
 }
@@ -134,4 +141,47 @@ pub fn verify(
         return Err(Rejection::KeyNotValid(key_id.to_owned()));
     }
     Ok(event)
+}
+
+/// A verified event in the store's terms, keeping the signed bytes for relaying.
+pub fn to_remote(event: pb::ChangeEvent, signed: SignedBytes) -> Result<RemoteEvent, Rejection> {
+    let invalid = |what: &str| Rejection::InvalidContent(what.to_owned());
+    let origin = event.origin.parse().map_err(|_| invalid("origin"))?;
+    let time = event.time.as_ref().and_then(convert::from_timestamp).ok_or_else(|| invalid("time"))?;
+    let change = match ChangeType::try_from(event.r#type).map_err(|_| invalid("type"))? {
+        ChangeType::Upsert => {
+            let site = event.site.ok_or_else(|| invalid("site"))?;
+            let (site, _) = convert::site_from_proto(site).map_err(|v| Rejection::InvalidContent(v.to_string()))?;
+            if site.name.to_string() != event.site_name {
+                return Err(invalid("site.name differs from site_name"));
+            }
+            RemoteChange::Upsert(Box::new(site))
+        }
+        ChangeType::Delete => RemoteChange::Delete,
+        ChangeType::Status => {
+            let s = event.status.ok_or_else(|| invalid("status"))?;
+            let state = match pb::ConnectivityState::try_from(s.state).map_err(|_| invalid("status.state"))? {
+                pb::ConnectivityState::Online => State::Online,
+                pb::ConnectivityState::Degraded => State::Degraded,
+                pb::ConnectivityState::Offline => State::Offline,
+                _ => State::Unknown,
+            };
+            let class = match pb::ConnectivityClass::try_from(s.class).map_err(|_| invalid("status.class"))? {
+                pb::ConnectivityClass::Good => Class::Good,
+                pb::ConnectivityClass::Moderate => Class::Moderate,
+                pb::ConnectivityClass::Poor => Class::Poor,
+                _ => Class::Unknown,
+            };
+            let at = |t: &Option<prost_types::Timestamp>| t.as_ref().and_then(convert::from_timestamp);
+            RemoteChange::Status(StatusSummary {
+                state,
+                class,
+                download_mbps: s.download_mbps,
+                observed_at: at(&s.observe_time).ok_or_else(|| invalid("status.observe_time"))?,
+                expires_at: at(&s.expire_time).ok_or_else(|| invalid("status.expire_time"))?,
+            })
+        }
+        ChangeType::Unspecified => return Err(invalid("type")),
+    };
+    Ok(RemoteEvent { origin, seq: event.seq, epoch: event.epoch, site_name: event.site_name, change, time, signed })
 }

@@ -7,5 +7,5 @@ mod events;
 mod identity;
 
 pub use digest::sites_hash;
-pub use events::{OriginSigner, Rejection, TrustedKey, encode, verify};
+pub use events::{OriginSigner, Rejection, TrustedKey, encode, to_remote, verify};
 pub use identity::{IdentityError, NodeIdentity, key_id};

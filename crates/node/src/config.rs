@@ -34,6 +34,25 @@ pub struct FederationConfig {
     /// The node's Ed25519 signing key (PKCS#8 PEM), created on first start, readable by its
     /// owner only; in Kubernetes, a Secret mounted as this file. Never in the database.
     pub key_file: std::path::PathBuf,
+    /// The peers this node follows: `[[federation.peers]]`.
+    pub peers: Vec<PeerConfig>,
+}
+
+/// A peer node this node follows, and how far it is trusted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// The peer's node id (the origin it signs for).
+    pub node_id: String,
+    /// Its gRPC endpoint, `http://host:port`.
+    pub endpoint: String,
+    /// Its Ed25519 public key, pinned (SPKI PEM, as its GetNodeInfo publishes it).
+    pub public_key_file: std::path::PathBuf,
+    /// The origins it may supply; empty means only its own.
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// A file holding the bearer token (scope federation.sync) this node presents to it.
+    pub token_file: std::path::PathBuf,
 }
 
 /// How connectivity measurements are accepted and judged.
@@ -172,7 +191,7 @@ impl Default for Config {
             log: LogConfig { filter: hubdir_telemetry::DEFAULT_FILTER.into(), format: "text".into() },
             auth: hubdir_auth::AuthConfig::default(),
             connectivity: ConnectivityConfig::default(),
-            federation: FederationConfig { key_file: "hubdir-node.key".into() },
+            federation: FederationConfig { key_file: "hubdir-node.key".into(), peers: Vec::new() },
         }
     }
 }

@@ -13,6 +13,7 @@ mod error;
 mod keys;
 mod migration;
 mod reads;
+mod remote;
 mod signing;
 mod writes;
 
@@ -26,6 +27,7 @@ pub use connectivity::{Latest, Quarantined, Recorded, RollUp, Sample};
 pub use error::StoreError;
 pub use keys::PublishedKey;
 pub use reads::{ChangeEvent, ChangeOp, SiteQuery, TextMatch};
+pub use remote::{RemoteApplied, RemoteChange, RemoteEvent};
 pub use signing::{EventBody, EventSigner, EventToSign, SignedBytes};
 pub use writes::{Applied, Change, Precondition, Write};
 

@@ -298,7 +298,7 @@ impl Plan {
     }
 }
 
-fn site_row(record: SiteRecord, body: String) -> sites::ActiveModel {
+pub(crate) fn site_row(record: SiteRecord, body: String) -> sites::ActiveModel {
     let SiteRecord { site, h3_cell, etag, update_time, origin_seq } = record;
     let (search_name, search_text) = hubdir_core::search::site_keys(&site);
     sites::ActiveModel {

@@ -10,8 +10,8 @@ use hubdir_core::connectivity::{Benchmark, Measurement, Source, StatusSummary, T
 use hubdir_core::{Kind, ServiceType, Site, SiteInput, SiteName, SiteStatus};
 use hubdir_store::entity::{connectivity_history, connectivity_latest, node_keys, peer_cursors, peers, site_services};
 use hubdir_store::{
-    Applied, Change, ChangeOp, Precondition, Quarantined, Recorded, RollUp, SiteQuery, Store, StoreError, TextMatch,
-    Write,
+    Applied, Change, ChangeOp, Precondition, Quarantined, Recorded, RemoteApplied, RemoteChange, RemoteEvent, RollUp,
+    SignedBytes, SiteQuery, Store, StoreError, TextMatch, Write,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
@@ -102,6 +102,7 @@ on_both_backends!(
     measurements_keep_the_newest_as_latest_and_log_only_changes,
     old_measurements_roll_up_into_days_at_the_clock_given,
     a_published_key_keeps_its_start_and_its_id_names_one_key,
+    remote_events_apply_once_in_order_with_the_cursor,
 );
 
 fn site(name: &str, country: &str, kind: Kind, lat: f64, lng: f64) -> Site {
@@ -657,6 +658,32 @@ async fn a_published_key_keeps_its_start_and_its_id_names_one_key(store: Arc<Sto
     assert_eq!((keys[0].valid_from, keys[0].valid_until), (first, None));
     let reused = store.publish_key("zw-0011223344556677", &[8; 32], first).await.unwrap_err();
     assert!(matches!(reused, StoreError::Corrupt(_)), "{reused}");
+}
+
+async fn remote_events_apply_once_in_order_with_the_cursor(store: Arc<Store>) {
+    let remote = |seq: u64, change: RemoteChange| RemoteEvent {
+        origin: "fr".parse().unwrap(),
+        seq,
+        epoch: "e1".into(),
+        site_name: "sites/fr/1".into(),
+        change,
+        time: chrono::Utc::now(),
+        signed: SignedBytes { bytes: vec![seq as u8], key_id: "fr-00".into(), signature: vec![0; 64] },
+    };
+    let upsert = || RemoteChange::Upsert(Box::new(site("sites/fr/1", "FR", Kind::PostOffice, 48.85, 2.35)));
+    assert_eq!(store.apply_remote("fr", remote(1, upsert())).await.unwrap(), RemoteApplied::Applied);
+    // A replay changes nothing; a skipped seq and another epoch are refused.
+    assert_eq!(store.apply_remote("fr", remote(1, upsert())).await.unwrap(), RemoteApplied::Duplicate);
+    assert!(matches!(store.apply_remote("fr", remote(3, RemoteChange::Delete)).await, Err(StoreError::Gap(_))));
+    let other_epoch = RemoteEvent { epoch: "e2".into(), ..remote(2, RemoteChange::Delete) };
+    assert!(matches!(store.apply_remote("fr", other_epoch).await, Err(StoreError::Gap(_))));
+    assert!(store.get_site(&name("sites/fr/1")).await.unwrap().is_some());
+    assert_eq!(store.apply_remote("fr", remote(2, RemoteChange::Delete)).await.unwrap(), RemoteApplied::Applied);
+    assert!(store.get_site(&name("sites/fr/1")).await.unwrap().is_none());
+    assert_eq!(store.peer_cursors("fr").await.unwrap(), [("fr".to_string(), 2, "e1".to_string())]);
+    // The events keep the bytes they came with, for relaying.
+    let log = store.changes_after(&"fr".parse().unwrap(), 0, 10).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.signed.as_ref().unwrap().bytes.clone()).collect::<Vec<_>>(), [vec![1], vec![2]]);
 }
 
 #[tokio::test]

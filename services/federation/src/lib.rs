@@ -6,6 +6,7 @@
 //! max seq, live site count and the contract's hash over (name, seq).
 
 mod feed;
+pub mod follower;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -39,6 +40,9 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
                 tracing::warn!(error = %err, "recording the node key failed; GetNodeInfo retries");
             }
         });
+    }
+    for peer in &ctx.config.federation.peers {
+        tokio::spawn(follower::follow(ctx.store.clone(), peer.clone(), follower::FollowerStats::default()));
     }
     let server = FederationServiceServer::new(federation).max_decoding_message_size(max).max_encoding_message_size(max);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));

@@ -35,6 +35,7 @@ fn site(id: &str) -> Write {
 
 struct Leader {
     client: FederationServiceClient<Channel>,
+    address: std::net::SocketAddr,
     store: Arc<Store>,
     identity: Arc<NodeIdentity>,
     token: String,
@@ -85,7 +86,7 @@ async fn leader() -> Leader {
         hubdir_node::server::serve(ctx, &[hubdir_federation::MOUNT], listener, std::future::pending()).await
     });
     let client = FederationServiceClient::connect(format!("http://{address}")).await.unwrap();
-    Leader { client, store, identity, token, _dir: dir }
+    Leader { client, address, store, identity, token, _dir: dir }
 }
 
 impl Leader {
@@ -158,4 +159,80 @@ async fn without_the_federation_scope_nothing_is_served() {
     let mut leader = leader().await;
     let status = leader.client.subscribe(SubscribeRequest::default()).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
+}
+
+/// A follower of `leader` trusting `pinned` as zw's key, with its own store.
+async fn follower(
+    leader: &Leader,
+    pinned: &NodeIdentity,
+    dir: &std::path::Path,
+) -> (Arc<Store>, hubdir_federation::follower::FollowerStats) {
+    use ed25519_dalek::pkcs8::EncodePublicKey;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    let key_file = dir.join("zw.pub.pem");
+    std::fs::write(&key_file, pinned.public_key().to_public_key_pem(LineEnding::LF).unwrap()).unwrap();
+    let token_file = dir.join("zw.token");
+    std::fs::write(&token_file, &leader.token).unwrap();
+    let peer = hubdir_node::config::PeerConfig {
+        node_id: "zw".into(),
+        endpoint: format!("http://{}", leader.address),
+        public_key_file: key_file,
+        origins: vec![],
+        token_file,
+    };
+    let store = Arc::new(Store::connect(&format!("sqlite://{}", dir.join("fr.db").display())).await.unwrap());
+    let stats = hubdir_federation::follower::FollowerStats::default();
+    tokio::spawn(hubdir_federation::follower::follow(store.clone(), peer, stats.clone()));
+    (store, stats)
+}
+
+/// Polls until the follower holds exactly the leader's live sites of zw at the same seqs.
+async fn converged(leader: &Store, follower: &Store) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let want = leader.site_versions("zw").await.unwrap();
+        if follower.site_versions("zw").await.unwrap() == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the follower did not converge");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_follower_applies_verified_events_and_converges_deletes_included() {
+    let leader = leader().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, stats) = follower(&leader, &leader.identity, dir.path()).await;
+    converged(&leader.store, &store).await;
+    leader.store.write(vec![site("3")]).await.unwrap();
+    let delete = Write { change: Change::Delete("sites/zw/1".parse().unwrap()), precondition: Precondition::Exists };
+    leader.store.write(vec![delete]).await.unwrap();
+    converged(&leader.store, &store).await;
+    // Same digest inputs, same log length; each event applied once, none rejected.
+    assert_eq!(store.last_seq(&"zw".parse().unwrap()).await.unwrap(), 4);
+    assert_eq!(stats.get("applied"), 4);
+    assert_eq!(stats.get("UNKNOWN_KEY") + stats.get("BAD_SIGNATURE"), 0);
+    // The follower keeps the origin's signed bytes, so it can relay them as they are.
+    let theirs = leader.store.changes_after(&"zw".parse().unwrap(), 0, 10).await.unwrap();
+    let ours = store.changes_after(&"zw".parse().unwrap(), 0, 10).await.unwrap();
+    assert_eq!(
+        theirs.iter().map(|e| e.signed.clone()).collect::<Vec<_>>(),
+        ours.iter().map(|e| e.signed.clone()).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_follower_pinned_to_another_key_applies_nothing_and_counts_why() {
+    let leader = leader().await;
+    let dir = tempfile::tempdir().unwrap();
+    let impostor = NodeIdentity::load_or_create("zw", &dir.path().join("impostor.key")).unwrap();
+    let (store, stats) = follower(&leader, &impostor, dir.path()).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stats.get("UNKNOWN_KEY") < 2 {
+        assert!(std::time::Instant::now() < deadline, "the follower never rejected the events");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(stats.get("applied"), 0);
+    assert!(store.site_versions("zw").await.unwrap().is_empty());
 }
