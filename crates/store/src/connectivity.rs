@@ -7,10 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use hubdir_core::connectivity::{Measurement, StatusSummary};
 use hubdir_core::{Origin, SiteName};
 use sea_orm::sea_query::{ExprTrait, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entity::{
     change_log, connectivity_daily, connectivity_history, connectivity_latest, connectivity_quarantine,
@@ -92,17 +89,7 @@ impl Store {
         items: Vec<(Measurement, StatusSummary)>,
         refresh: Duration,
     ) -> Result<Vec<Recorded>, StoreError> {
-        let _sqlite_turn = match &self.sqlite_writer {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await?;
+        let (_sqlite_turn, txn) = self.begin_write().await?;
         let names: Vec<String> = items.iter().map(|(m, _)| m.site.to_string()).collect();
         let existing = sites_by_name(&txn, names.clone()).await?;
         // Origins in a fixed order, locked before anything is appended to their logs.
@@ -423,17 +410,7 @@ impl Store {
             if sites.is_empty() {
                 return Ok(done);
             }
-            let _sqlite_turn = match &self.sqlite_writer {
-                Some(lock) => Some(lock.lock().await),
-                None => None,
-            };
-            let txn = self
-                .db
-                .begin_with_options(TransactionOptions {
-                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                    ..TransactionOptions::default()
-                })
-                .await?;
+            let (_sqlite_turn, txn) = self.begin_write().await?;
             let rows = connectivity_history::Entity::find()
                 .filter(connectivity_history::Column::SiteName.is_in(sites.iter().cloned()))
                 .filter(connectivity_history::Column::ObservedAtUs.lt(cutoff_us))

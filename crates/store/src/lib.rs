@@ -93,6 +93,26 @@ impl Store {
         Ok(Store { db, sqlite_writer, signer: None })
     }
 
+    /// A write transaction: on SQLite, this process's writers take turns (the guard) and the
+    /// transaction takes the database's write lock at once (`BEGIN IMMEDIATE`), so it never
+    /// fails half-way for a lock it could have waited for.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<(Option<tokio::sync::MutexGuard<'_, ()>>, sea_orm::DatabaseTransaction), StoreError> {
+        let turn = match &self.sqlite_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let txn = self
+            .db
+            .begin_with_options(sea_orm::TransactionOptions {
+                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                ..sea_orm::TransactionOptions::default()
+            })
+            .await?;
+        Ok((turn, txn))
+    }
+
     /// The same store, signing every event it writes from now on.
     pub fn with_signer(self, signer: std::sync::Arc<dyn EventSigner>) -> Store {
         Store { signer: Some(signer), ..self }

@@ -6,10 +6,7 @@ use chrono::{DateTime, Utc};
 use hubdir_core::connectivity::StatusSummary;
 use hubdir_core::{Origin, Site, SiteRecord};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::entity::{change_log, origin_sequences, peer_cursors, site_services, sites};
 use crate::signing::SignedBytes;
@@ -72,17 +69,7 @@ impl Store {
     /// transaction. An event at or below the held seq is a replay (no-op); one that skips a
     /// seq, or belongs to another epoch than the one held, is refused (`StoreError::Gap`).
     pub async fn apply_remote(&self, peer: &str, event: RemoteEvent) -> Result<RemoteApplied, StoreError> {
-        let _sqlite_turn = match &self.sqlite_writer {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await?;
+        let (_sqlite_turn, txn) = self.begin_write().await?;
         let (last, epoch) = lock_remote_origin(&txn, &event.origin, &event.epoch).await?;
         if epoch != event.epoch {
             return Err(StoreError::Gap(format!(

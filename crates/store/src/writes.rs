@@ -4,10 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use hubdir_core::{Origin, Site, SiteName, SiteRecord};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::entity::{change_log, origin_sequences, site_services, sites};
 use crate::reads::sites_by_name;
@@ -70,17 +67,7 @@ impl Change {
 impl Store {
     /// Applies every write in one transaction: all of them, or (on the first error) none.
     pub async fn write(&self, writes: Vec<Write>) -> Result<Vec<Applied>, StoreError> {
-        let _sqlite_turn = match &self.sqlite_writer {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await?;
+        let (_sqlite_turn, txn) = self.begin_write().await?;
 
         // Lock each origin's sequence row, in a fixed order so writers never deadlock.
         let mut seqs: BTreeMap<Origin, OriginSeq> = BTreeMap::new();
