@@ -189,3 +189,53 @@ fn the_node_key_is_created_private_published_and_never_logged() {
         assert!(!logs.contains(line), "the private key reached the logs");
     }
 }
+
+/// Two real nodes: `fr` follows `zw`, pinning the key `hubdir federation key` prints and
+/// presenting a token zw's issuer signed; `hubdir federation status` shows it catch up.
+#[test]
+fn a_node_follows_a_peer_and_federation_status_shows_it_caught_up() {
+    let zw = NodeProcess::start("hubdir", &["serve", "--node-id", "zw", "--demo", "--demo-sites", "300"], "");
+    let key = Command::new(binary("hubdir"))
+        .args(["federation", "key", "--node-id", "zw", "--config"])
+        .arg(zw.file("hubdir.toml"))
+        .output()
+        .unwrap();
+    assert!(key.status.success(), "{}", String::from_utf8_lossy(&key.stderr));
+    let key = String::from_utf8(key.stdout).unwrap();
+    assert!(key.starts_with("# node zw key zw-") && key.contains("BEGIN PUBLIC KEY"), "{key}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let pinned = dir.path().join("zw.pub.pem");
+    std::fs::write(&pinned, &key).unwrap();
+    let token = dir.path().join("zw.token");
+    std::fs::write(&token, zw.token("federation.sync", None, None, &[])).unwrap();
+    let peers = format!(
+        "[[federation.peers]]\nnode_id = \"zw\"\nendpoint = \"http://{}\"\npublic_key_file = {:?}\ntoken_file = {:?}\n",
+        zw.address,
+        pinned.display().to_string(),
+        token.display().to_string()
+    );
+    let fr = NodeProcess::start("hubdir", &["serve", "--node-id", "fr"], &peers);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = Command::new(binary("hubdir"))
+            .args(["federation", "status", "--node-id", "fr", "--db"])
+            .arg(format!("sqlite://{}", fr.file("node.db").display()))
+            .arg("--config")
+            .arg(fr.file("hubdir.toml"))
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        let shown = String::from_utf8(status.stdout).unwrap();
+        if shown.lines().any(|l| l == "zw\tzw\t300\t300\t0\tmatch") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "fr never caught up with zw:\n{shown}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for node in [fr, zw] {
+        let (status, logs) = node.terminate(Duration::from_secs(30));
+        assert!(status.success(), "exit status {status}; logs:\n{}", logs.join("\n"));
+    }
+}

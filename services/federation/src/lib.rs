@@ -7,6 +7,7 @@
 
 mod feed;
 pub mod follower;
+pub mod peer_status;
 
 use std::pin::Pin;
 use std::sync::Arc;

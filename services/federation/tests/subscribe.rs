@@ -166,7 +166,7 @@ async fn follower(
     leader: &Leader,
     pinned: &NodeIdentity,
     dir: &std::path::Path,
-) -> (Arc<Store>, hubdir_federation::follower::FollowerStats) {
+) -> (Arc<Store>, hubdir_federation::follower::FollowerStats, hubdir_node::config::PeerConfig) {
     use ed25519_dalek::pkcs8::EncodePublicKey;
     use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
     let key_file = dir.join("zw.pub.pem");
@@ -182,8 +182,8 @@ async fn follower(
     };
     let store = Arc::new(Store::connect(&format!("sqlite://{}", dir.join("fr.db").display())).await.unwrap());
     let stats = hubdir_federation::follower::FollowerStats::default();
-    tokio::spawn(hubdir_federation::follower::follow(store.clone(), peer, stats.clone()));
-    (store, stats)
+    tokio::spawn(hubdir_federation::follower::follow(store.clone(), peer.clone(), stats.clone()));
+    (store, stats, peer)
 }
 
 /// Polls until the follower holds exactly the leader's live sites of zw at the same seqs.
@@ -203,7 +203,7 @@ async fn converged(leader: &Store, follower: &Store) {
 async fn a_follower_applies_verified_events_and_converges_deletes_included() {
     let leader = leader().await;
     let dir = tempfile::tempdir().unwrap();
-    let (store, stats) = follower(&leader, &leader.identity, dir.path()).await;
+    let (store, stats, peer) = follower(&leader, &leader.identity, dir.path()).await;
     converged(&leader.store, &store).await;
     leader.store.write(vec![site("3")]).await.unwrap();
     let delete = Write { change: Change::Delete("sites/zw/1".parse().unwrap()), precondition: Precondition::Exists };
@@ -220,6 +220,11 @@ async fn a_follower_applies_verified_events_and_converges_deletes_included() {
         theirs.iter().map(|e| e.signed.clone()).collect::<Vec<_>>(),
         ours.iter().map(|e| e.signed.clone()).collect::<Vec<_>>()
     );
+    // What `hubdir federation status` shows: caught up, digests equal.
+    let status = hubdir_federation::peer_status::peer_status(&store, &peer).await.unwrap();
+    assert_eq!(status.len(), 1);
+    assert_eq!((status[0].origin.as_str(), status[0].cursor, status[0].lag()), ("zw", 4, 0));
+    assert!(status[0].digests_match);
 }
 
 #[tokio::test]
@@ -227,7 +232,7 @@ async fn a_follower_pinned_to_another_key_applies_nothing_and_counts_why() {
     let leader = leader().await;
     let dir = tempfile::tempdir().unwrap();
     let impostor = NodeIdentity::load_or_create("zw", &dir.path().join("impostor.key")).unwrap();
-    let (store, stats) = follower(&leader, &impostor, dir.path()).await;
+    let (store, stats, peer) = follower(&leader, &impostor, dir.path()).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while stats.get("UNKNOWN_KEY") < 2 {
         assert!(std::time::Instant::now() < deadline, "the follower never rejected the events");
@@ -235,4 +240,7 @@ async fn a_follower_pinned_to_another_key_applies_nothing_and_counts_why() {
     }
     assert_eq!(stats.get("applied"), 0);
     assert!(store.site_versions("zw").await.unwrap().is_empty());
+    let status = hubdir_federation::peer_status::peer_status(&store, &peer).await.unwrap();
+    assert_eq!((status[0].cursor, status[0].lag()), (0, 2));
+    assert!(!status[0].digests_match);
 }

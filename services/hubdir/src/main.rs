@@ -3,6 +3,7 @@
 mod agent;
 mod demo;
 mod export;
+mod federation;
 mod import;
 mod quarantine;
 mod rng;
@@ -47,6 +48,9 @@ enum Command {
     Export(export::ExportArgs),
     /// Report a site's connectivity to a node: given values, or a probe of an http:// URL.
     Agent(agent::AgentArgs),
+    /// The node's key for peers to pin, and how far this node is behind each peer.
+    #[command(subcommand)]
+    Federation(federation::FederationCommand),
     /// Connectivity measurements this node refused, newest first, with the reason.
     Quarantine(quarantine::QuarantineArgs),
     /// Development keys and tokens.
@@ -74,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
             hubdir_node::cli::run(prepared, &ALL_SERVICES).await
         }
         Command::Token(command) => token::run(command),
+        Command::Federation(command) => federation::run(command, &mut std::io::stdout().lock()).await,
         Command::Agent(args) => {
             let line = agent::run(&args).await?;
             use std::io::Write as _;
