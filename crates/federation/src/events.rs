@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use hubdir_core::SiteName;
-use hubdir_core::connectivity::{Class, State, StatusSummary};
 use hubdir_proto::convert;
 use hubdir_proto::v1::{self as pb, ChangeType};
 use hubdir_store::{EventBody, EventSigner, EventToSign, RemoteChange, RemoteEvent, SignedBytes};
@@ -33,17 +32,7 @@ pub fn encode(event: &EventToSign<'_>) -> Vec<u8> {
     let (change_type, site, status) = match event.body {
         EventBody::Upsert(site) => (ChangeType::Upsert, Some(convert::site_to_proto(site.clone())), None),
         EventBody::Delete => (ChangeType::Delete, None, None),
-        EventBody::Status(s) => (
-            ChangeType::Status,
-            None,
-            Some(pb::StatusChange {
-                state: convert::state_to_proto(s.state).into(),
-                class: convert::class_to_proto(s.class).into(),
-                download_mbps: s.download_mbps,
-                observe_time: Some(convert::timestamp(s.observed_at)),
-                expire_time: Some(convert::timestamp(s.expires_at)),
-            }),
-        ),
+        EventBody::Status(s) => (ChangeType::Status, None, Some(convert::status_change_to_proto(s))),
     };
     pb::ChangeEvent {
         origin: event.origin.to_owned(),
@@ -159,27 +148,8 @@ pub fn to_remote(event: pb::ChangeEvent, signed: SignedBytes) -> Result<RemoteEv
         }
         ChangeType::Delete => RemoteChange::Delete,
         ChangeType::Status => {
-            let s = event.status.ok_or_else(|| invalid("status"))?;
-            let state = match pb::ConnectivityState::try_from(s.state).map_err(|_| invalid("status.state"))? {
-                pb::ConnectivityState::Online => State::Online,
-                pb::ConnectivityState::Degraded => State::Degraded,
-                pb::ConnectivityState::Offline => State::Offline,
-                _ => State::Unknown,
-            };
-            let class = match pb::ConnectivityClass::try_from(s.class).map_err(|_| invalid("status.class"))? {
-                pb::ConnectivityClass::Good => Class::Good,
-                pb::ConnectivityClass::Moderate => Class::Moderate,
-                pb::ConnectivityClass::Poor => Class::Poor,
-                _ => Class::Unknown,
-            };
-            let at = |t: &Option<prost_types::Timestamp>| t.as_ref().and_then(convert::from_timestamp);
-            RemoteChange::Status(StatusSummary {
-                state,
-                class,
-                download_mbps: s.download_mbps,
-                observed_at: at(&s.observe_time).ok_or_else(|| invalid("status.observe_time"))?,
-                expires_at: at(&s.expire_time).ok_or_else(|| invalid("status.expire_time"))?,
-            })
+            let status = event.status.as_ref().ok_or_else(|| invalid("status"))?;
+            RemoteChange::Status(convert::status_change_from_proto(status).map_err(invalid)?)
         }
         ChangeType::Unspecified => return Err(invalid("type")),
     };

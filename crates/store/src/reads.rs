@@ -214,16 +214,7 @@ impl Store {
 
     /// Every origin this store holds events of, with its last sequence number.
     pub async fn origin_seqs(&self) -> Result<Vec<(Origin, u64)>, StoreError> {
-        origin_sequences::Entity::find()
-            .order_by_asc(origin_sequences::Column::Origin)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|row| {
-                let origin = row.origin.parse().map_err(|_| StoreError::Corrupt(format!("origin {:?}", row.origin)))?;
-                Ok((origin, row.last_seq as u64))
-            })
-            .collect()
+        Ok(self.origin_logs().await?.into_iter().map(|(origin, seq, _)| (origin, seq)).collect())
     }
 
     /// The last sequence number handed out for `origin`; 0 if it never wrote.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use hubdir_auth::{Scope, principal};
 use hubdir_core::SiteName;
-use hubdir_core::connectivity::{Class, Measurement, Source, State, Technology};
+use hubdir_core::connectivity::{Class, State};
 use hubdir_core::{CountryCode, ViolationReason, Violations};
 use hubdir_node::config::ConnectivityConfig;
 use hubdir_node::{Mount, NodeContext, status};
@@ -25,8 +25,8 @@ use hubdir_proto::convert;
 use hubdir_proto::v1::connectivity_service_server::{ConnectivityService, ConnectivityServiceServer, SERVICE_NAME};
 use hubdir_proto::v1::summarize_connectivity_request;
 use hubdir_proto::v1::{
-    self as pb, ConnectivityStatus, GetStatusRequest, ReportStatusRequest, ReportStatusResponse,
-    SummarizeConnectivityRequest, SummarizeConnectivityResponse,
+    ConnectivityStatus, GetStatusRequest, ReportStatusRequest, ReportStatusResponse, SummarizeConnectivityRequest,
+    SummarizeConnectivityResponse,
 };
 use hubdir_store::{SiteQuery, Store, StoreError};
 use tonic::service::RoutesBuilder;
@@ -80,61 +80,6 @@ pub struct Connectivity {
     anonymous_status: bool,
     config: Arc<ConnectivityConfig>,
     store: Arc<Store>,
-}
-
-fn technology_to_proto(t: Technology) -> pb::AccessTechnology {
-    match t {
-        Technology::Unspecified => pb::AccessTechnology::Unspecified,
-        Technology::Fibre => pb::AccessTechnology::Fibre,
-        Technology::Dsl => pb::AccessTechnology::Dsl,
-        Technology::Cable => pb::AccessTechnology::Cable,
-        Technology::Cellular => pb::AccessTechnology::Cellular,
-        Technology::Satellite => pb::AccessTechnology::Satellite,
-        Technology::FixedWireless => pb::AccessTechnology::FixedWireless,
-        Technology::Other => pb::AccessTechnology::Other,
-    }
-}
-
-/// A stored measurement as the API carries it.
-pub fn measurement_to_proto(m: Measurement) -> pb::Measurement {
-    let Measurement {
-        site,
-        observed_at,
-        online,
-        download_mbps,
-        upload_mbps,
-        latency_ms,
-        jitter_ms,
-        packet_loss_ratio,
-        technology,
-        public_wifi_access_points,
-        public_computers,
-        power_backup,
-        source,
-        idempotency_key,
-    } = m;
-    let count = |n: Option<u32>| n.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
-    pb::Measurement {
-        site: site.to_string(),
-        observe_time: Some(convert::timestamp(observed_at)),
-        online,
-        download_mbps,
-        upload_mbps,
-        latency_ms,
-        jitter_ms,
-        packet_loss_ratio,
-        technology: technology_to_proto(technology).into(),
-        public_wifi_access_points: count(public_wifi_access_points),
-        public_computers: count(public_computers),
-        power_backup,
-        source: match source {
-            Source::Agent => pb::MeasurementSource::Agent,
-            Source::OperatorReport => pb::MeasurementSource::OperatorReport,
-            Source::Manual => pb::MeasurementSource::Manual,
-        }
-        .into(),
-        idempotency_key,
-    }
 }
 
 /// Which sites a summary covers.
@@ -284,7 +229,7 @@ impl ConnectivityService for Connectivity {
             None => (State::Unknown, Class::Unknown, None),
             Some(l) => {
                 let (state, class) = l.summary.at(Utc::now());
-                (state, class, Some(measurement_to_proto(l.measurement)))
+                (state, class, Some(convert::measurement_to_proto(l.measurement)))
             }
         };
         Ok(Response::new(ConnectivityStatus {

@@ -18,28 +18,36 @@ use hubdir_proto::v1::SummarizeConnectivityResponse;
 use hubdir_store::entity::connectivity_daily;
 use hubdir_store::{Sample, Store, StoreError};
 
-/// Values of one metric: raw values, and (value, weight) from daily rows.
+/// Values of one metric: raw values, and from daily rows their median and 10th percentile,
+/// each weighted by the day's number of values.
 #[derive(Default)]
 struct Values {
     raw: Vec<f64>,
-    weighted: Vec<(f64, i64)>,
+    daily_medians: Vec<(f64, i64)>,
+    daily_p10s: Vec<(f64, i64)>,
+}
+
+/// The raw values with each daily figure repeated as often as the values it stands for.
+fn expand(raw: &[f64], weighted: &[(f64, i64)]) -> Vec<f64> {
+    let mut all = raw.to_vec();
+    for (value, weight) in weighted {
+        all.extend(std::iter::repeat_n(*value, usize::try_from(*weight).unwrap_or(0)));
+    }
+    all
 }
 
 impl Values {
-    fn all(&self) -> Vec<f64> {
-        let mut all = self.raw.clone();
-        for (value, weight) in &self.weighted {
-            all.extend(std::iter::repeat_n(*value, usize::try_from(*weight).unwrap_or(0)));
-        }
-        all
+    fn add_day(&mut self, median: Option<f64>, p10: Option<f64>, count: i64) {
+        self.daily_medians.extend(median.map(|v| (v, count)));
+        self.daily_p10s.extend(p10.map(|v| (v, count)));
     }
 
     fn median(&self) -> Option<f64> {
-        median(&mut self.all())
+        median(&mut expand(&self.raw, &self.daily_medians))
     }
 
     fn p10(&self) -> Option<f64> {
-        percentile(&mut self.all(), 0.1)
+        percentile(&mut expand(&self.raw, &self.daily_p10s), 0.1)
     }
 }
 
@@ -80,17 +88,11 @@ fn compute(
         measurements += d.measurements;
         online += d.online_count;
         with_data.insert(&d.site_name);
-        download.weighted.extend(d.download_median.map(|v| (v, d.download_count)));
-        upload.weighted.extend(d.upload_median.map(|v| (v, d.upload_count)));
-        latency.weighted.extend(d.latency_median.map(|v| (v, d.latency_count)));
-        per_site.entry(&d.site_name).or_default().weighted.extend(d.download_median.map(|v| (v, d.download_count)));
+        download.add_day(d.download_median, d.download_p10, d.download_count);
+        upload.add_day(d.upload_median, d.upload_p10, d.upload_count);
+        latency.add_day(d.latency_median, None, d.latency_count);
+        per_site.entry(&d.site_name).or_default().add_day(d.download_median, None, d.download_count);
     }
-    // p10 of rolled-up days comes from their own p10s.
-    let p10_of = |raw: &Values, pick: fn(&connectivity_daily::Model) -> (Option<f64>, i64)| {
-        let mut values = Values { raw: raw.raw.clone(), weighted: Vec::new() };
-        values.weighted = daily.iter().filter_map(|d| pick(d).0.map(|v| (v, pick(d).1))).collect();
-        values.p10()
-    };
     let meeting = per_site
         .iter()
         .filter(|(site, values)| {
@@ -104,9 +106,9 @@ fn compute(
         sites_without_data_count: (sites.len() - with_data.len().min(sites.len())) as i64,
         uptime_ratio: ratio(online as f64, measurements as f64),
         median_download_mbps: download.median().unwrap_or(0.0),
-        p10_download_mbps: p10_of(&download, |d| (d.download_p10, d.download_count)).unwrap_or(0.0),
+        p10_download_mbps: download.p10().unwrap_or(0.0),
         median_upload_mbps: upload.median().unwrap_or(0.0),
-        p10_upload_mbps: p10_of(&upload, |d| (d.upload_p10, d.upload_count)).unwrap_or(0.0),
+        p10_upload_mbps: upload.p10().unwrap_or(0.0),
         median_latency_ms: latency.median().unwrap_or(0.0),
         meeting_benchmark_ratio: ratio(meeting as f64, with_data.len() as f64),
     }
@@ -164,5 +166,32 @@ mod tests {
             .countries
             .insert("ZW".into(), hubdir_core::connectivity::Benchmark { good_mbps: 50.0, moderate_mbps: 5.0 });
         assert_eq!(compute(&strict, &sites, &samples, &[]).meeting_benchmark_ratio, 0.5);
+    }
+
+    /// A rolled-up day counts as its median (or 10th percentile) once per value it stands for:
+    /// one raw report of 40 Mbit/s and a day of three reports with median 20 and 10th
+    /// percentile 10 give a median of 20 (40, 20, 20, 20) and a 10th percentile of 10.
+    #[test]
+    fn rolled_up_days_count_by_their_weight() {
+        let sites: HashMap<String, String> = [("A".to_string(), "ZW".to_string())].into_iter().collect();
+        let day = connectivity_daily::Model {
+            site_name: "A".into(),
+            day: 20_000,
+            measurements: 3,
+            online_count: 2,
+            download_count: 3,
+            download_median: Some(20.0),
+            download_p10: Some(10.0),
+            upload_count: 0,
+            upload_median: None,
+            upload_p10: None,
+            latency_count: 0,
+            latency_median: None,
+        };
+        let summary = compute(&ConnectivityConfig::default(), &sites, &[sample("A", true, Some(40.0), None)], &[day]);
+        assert_eq!(summary.uptime_ratio, 0.75);
+        assert_eq!((summary.median_download_mbps, summary.p10_download_mbps), (20.0, 10.0));
+        assert_eq!(summary.meeting_benchmark_ratio, 1.0);
+        assert_eq!(summary.sites_without_data_count, 0);
     }
 }

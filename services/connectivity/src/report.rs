@@ -6,57 +6,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use hubdir_auth::Principal;
 use hubdir_core::SiteName;
-use hubdir_core::connectivity::{Measurement, Refusal, Source, StatusSummary, Technology, Window};
+use hubdir_core::connectivity::{Measurement, Refusal, StatusSummary, Window};
 use hubdir_node::config::ConnectivityConfig;
 use hubdir_proto::convert;
-use hubdir_proto::v1::{self as pb, AccessTechnology, MeasurementSource, RefusedMeasurement};
+use hubdir_proto::v1::{self as pb, RefusedMeasurement};
 use hubdir_store::{Quarantined, Recorded, Store, StoreError};
-
-/// A measurement from the wire, or why it cannot be one.
-pub fn measurement_from_proto(m: &pb::Measurement) -> Result<Measurement, Refusal> {
-    let invalid = |field: &str, what: &str| Refusal::Invalid(field.into(), what.into());
-    let site: SiteName = m.site.parse().map_err(|_| invalid("site", "not a site name sites/{origin}/{site_id}"))?;
-    let observed_at = m
-        .observe_time
-        .as_ref()
-        .and_then(convert::from_timestamp)
-        .ok_or_else(|| invalid("observe_time", "required, a valid instant"))?;
-    let technology = match AccessTechnology::try_from(m.technology).map_err(|_| invalid("technology", "unknown"))? {
-        AccessTechnology::Unspecified => Technology::Unspecified,
-        AccessTechnology::Fibre => Technology::Fibre,
-        AccessTechnology::Dsl => Technology::Dsl,
-        AccessTechnology::Cable => Technology::Cable,
-        AccessTechnology::Cellular => Technology::Cellular,
-        AccessTechnology::Satellite => Technology::Satellite,
-        AccessTechnology::FixedWireless => Technology::FixedWireless,
-        AccessTechnology::Other => Technology::Other,
-    };
-    let source = match MeasurementSource::try_from(m.source).map_err(|_| invalid("source", "unknown"))? {
-        // An agent that does not say is an agent.
-        MeasurementSource::Unspecified | MeasurementSource::Agent => Source::Agent,
-        MeasurementSource::OperatorReport => Source::OperatorReport,
-        MeasurementSource::Manual => Source::Manual,
-    };
-    let count = |field: &str, v: Option<i32>| {
-        v.map(|n| u32::try_from(n).map_err(|_| invalid(field, "must be 0 or more"))).transpose()
-    };
-    Ok(Measurement {
-        site,
-        observed_at,
-        online: m.online,
-        download_mbps: m.download_mbps,
-        upload_mbps: m.upload_mbps,
-        latency_ms: m.latency_ms,
-        jitter_ms: m.jitter_ms,
-        packet_loss_ratio: m.packet_loss_ratio,
-        technology,
-        public_wifi_access_points: count("public_wifi_access_points", m.public_wifi_access_points)?,
-        public_computers: count("public_computers", m.public_computers)?,
-        power_backup: m.power_backup,
-        source,
-        idempotency_key: m.idempotency_key.clone(),
-    })
-}
 
 /// The accepted part of a batch, in order, with each item's index in the stream.
 pub struct Checked {
@@ -75,7 +29,7 @@ pub fn check(
     let mut checked = Checked { accepted: Vec::new(), refused: Vec::new() };
     for (i, raw) in batch.iter().enumerate() {
         let index = first_index + i as i64;
-        let outcome = measurement_from_proto(raw).and_then(|m| {
+        let outcome = convert::measurement_from_proto(raw).and_then(|m| {
             principal.require_agent_for(&m.site).map_err(|_| Refusal::NotPermitted)?;
             m.check(now, window)?;
             Ok(m)

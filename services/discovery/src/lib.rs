@@ -122,9 +122,8 @@ pub(crate) fn filter_from(filter: SiteFilter, out: &mut Violations) -> Filter {
     let services = enum_list(out, "filter.services", &services, convert::service_from_proto);
     let accessibility = enum_list(out, "filter.accessibility", &accessibility, convert::accessibility_from_proto);
     let statuses = enum_list(out, "filter.statuses", &statuses, |v| convert::status_from_proto(v).flatten());
-    let states = enum_list(out, "filter.connectivity_states", &connectivity_states, |v| {
-        pb::ConnectivityState::try_from(v).ok().filter(|s| *s != pb::ConnectivityState::Unspecified)
-    });
+    let connectivity_states =
+        enum_list(out, "filter.connectivity_states", &connectivity_states, |v| convert::state_from_proto(v).flatten());
     let languages = languages
         .iter()
         .enumerate()
@@ -143,15 +142,6 @@ pub(crate) fn filter_from(filter: SiteFilter, out: &mut Violations) -> Filter {
     if !min_download_mbps.is_finite() || min_download_mbps < 0.0 {
         out.push("filter.min_download_mbps", ViolationReason::OutOfRange, "must be a number of Mbit/s, 0 or more");
     }
-    let connectivity_states = states
-        .into_iter()
-        .map(|s| match s {
-            pb::ConnectivityState::Online => State::Online,
-            pb::ConnectivityState::Degraded => State::Degraded,
-            pb::ConnectivityState::Offline => State::Offline,
-            pb::ConnectivityState::Unspecified | pb::ConnectivityState::Unknown => State::Unknown,
-        })
-        .collect();
     Filter {
         kinds,
         services,

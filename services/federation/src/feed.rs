@@ -10,7 +10,7 @@ use std::time::Duration;
 use hubdir_proto::convert;
 use hubdir_proto::v1::subscribe_response::Message;
 use hubdir_proto::v1::{CaughtUp, Cursor, Heartbeat, SignedEvent, SubscribeRequest, SubscribeResponse};
-use hubdir_store::{Store, StoreError};
+use hubdir_store::{SignedBytes, Store, StoreError};
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -31,13 +31,32 @@ struct Position {
     epoch: String,
 }
 
-/// Sends everything after the positions that exists now; false once the follower is gone.
+/// Why a stream ended.
+enum Ended {
+    /// The follower went away: nothing to say.
+    FollowerGone,
+    /// The change log could not be read: the follower is told.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Ended {
+    fn from(err: StoreError) -> Ended {
+        Ended::Store(err)
+    }
+}
+
+async fn send(tx: &Sender, message: Message) -> Result<(), Ended> {
+    tx.send(Ok(SubscribeResponse { message: Some(message) })).await.map_err(|_| Ended::FollowerGone)
+}
+
+/// Sends everything after the positions that exists now; whether anything was sent.
 async fn send_new(
     store: &Store,
     wanted: &[String],
     positions: &mut HashMap<String, Position>,
     tx: &Sender,
-) -> Result<bool, StoreError> {
+) -> Result<bool, Ended> {
+    let mut sent = false;
     for (origin, last, epoch) in store.origin_logs().await? {
         let name = origin.to_string();
         if !wanted.is_empty() && !wanted.contains(&name) {
@@ -55,14 +74,9 @@ async fn send_new(
             for event in events {
                 match event.signed {
                     Some(signed) => {
-                        let message = Message::Event(SignedEvent {
-                            event: signed.bytes,
-                            key_id: signed.key_id,
-                            signature: signed.signature,
-                        });
-                        if tx.send(Ok(SubscribeResponse { message: Some(message) })).await.is_err() {
-                            return Ok(false);
-                        }
+                        let SignedBytes { bytes, key_id, signature } = signed;
+                        send(tx, Message::Event(SignedEvent { event: bytes, key_id, signature })).await?;
+                        sent = true;
                     }
                     // Written without the node key (by a tool opening the database directly):
                     // no peer could verify it, so it is not sent.
@@ -72,7 +86,7 @@ async fn send_new(
             position.seq = end;
         }
     }
-    Ok(true)
+    Ok(sent)
 }
 
 fn cursors(positions: &HashMap<String, Position>) -> Vec<Cursor> {
@@ -86,42 +100,25 @@ fn cursors(positions: &HashMap<String, Position>) -> Vec<Cursor> {
 
 /// Runs one follower's stream until it goes away.
 pub async fn run(store: Arc<Store>, request: SubscribeRequest, tx: Sender) {
+    if let Err(Ended::Store(err)) = stream(&store, request, &tx).await {
+        let _ = tx.send(Err(Status::unavailable(format!("reading the change log failed: {err}")))).await;
+    }
+}
+
+async fn stream(store: &Store, request: SubscribeRequest, tx: &Sender) -> Result<(), Ended> {
     let SubscribeRequest { cursors: from, origins: wanted } = request;
     let mut positions: HashMap<String, Position> =
         from.into_iter().map(|c| (c.origin, Position { seq: c.seq, epoch: c.epoch })).collect();
-    let fail = |err: StoreError| Status::unavailable(format!("reading the change log failed: {err}"));
-    match send_new(&store, &wanted, &mut positions, &tx).await {
-        Ok(true) => {}
-        Ok(false) => return,
-        Err(err) => {
-            let _ = tx.send(Err(fail(err))).await;
-            return;
-        }
-    }
-    let caught_up = Message::CaughtUp(CaughtUp { cursors: cursors(&positions) });
-    if tx.send(Ok(SubscribeResponse { message: Some(caught_up) })).await.is_err() {
-        return;
-    }
+    send_new(store, &wanted, &mut positions, tx).await?;
+    send(tx, Message::CaughtUp(CaughtUp { cursors: cursors(&positions) })).await?;
     let mut quiet = Duration::ZERO;
     loop {
         tokio::time::sleep(POLL_INTERVAL).await;
-        let before: Vec<u64> = positions.values().map(|p| p.seq).collect();
-        match send_new(&store, &wanted, &mut positions, &tx).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(err) => {
-                let _ = tx.send(Err(fail(err))).await;
-                return;
-            }
-        }
-        let moved = positions.values().map(|p| p.seq).collect::<Vec<_>>() != before;
-        quiet = if moved { Duration::ZERO } else { quiet + POLL_INTERVAL };
+        let sent = send_new(store, &wanted, &mut positions, tx).await?;
+        quiet = if sent { Duration::ZERO } else { quiet + POLL_INTERVAL };
         if quiet >= HEARTBEAT_INTERVAL {
             quiet = Duration::ZERO;
-            let beat = Message::Heartbeat(Heartbeat { time: Some(convert::timestamp(chrono::Utc::now())) });
-            if tx.send(Ok(SubscribeResponse { message: Some(beat) })).await.is_err() {
-                return;
-            }
+            send(tx, Message::Heartbeat(Heartbeat { time: Some(convert::timestamp(chrono::Utc::now())) })).await?;
         }
     }
 }

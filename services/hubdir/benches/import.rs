@@ -15,6 +15,8 @@ use hubdir_core::Site;
 use hubdir_store::{Change, Precondition, Store, Write};
 use sea_orm::sqlx::{self, Connection as _};
 
+mod baseline;
+
 const CHUNK: usize = 1000;
 
 /// The allocator the `hubdir` binary uses.
@@ -84,14 +86,7 @@ const RAW_TABLE: &str = "CREATE TABLE raw_sites (name TEXT PRIMARY KEY, origin T
     status TEXT, body TEXT, etag TEXT, update_time_us BIGINT, origin_seq BIGINT)";
 
 async fn raw_sqlite(path: &std::path::Path, sites: &[Site]) -> f64 {
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full);
-    let mut conn = sqlx::SqliteConnection::connect_with(&options).await.expect("sqlite");
-    sqlx::query(RAW_TABLE).execute(&mut conn).await.expect("table");
+    let mut conn = baseline::sqlite(path, RAW_TABLE).await;
     let rows: Vec<[String; 15]> = sites.iter().map(row).collect();
     let started = Instant::now();
     let mut tx = conn.begin().await.expect("begin");
@@ -107,8 +102,7 @@ async fn raw_sqlite(path: &std::path::Path, sites: &[Site]) -> f64 {
 }
 
 async fn raw_copy(url: &str, sites: &[Site]) -> f64 {
-    let mut conn = sqlx::PgConnection::connect(url).await.expect("postgres");
-    sqlx::query(RAW_TABLE).execute(&mut conn).await.expect("table");
+    let mut conn = baseline::postgres(url, RAW_TABLE).await;
     let escape = |v: &str| v.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r");
     let rows: Vec<[String; 15]> = sites.iter().map(row).collect();
     let started = Instant::now();
@@ -124,18 +118,6 @@ async fn raw_copy(url: &str, sites: &[Site]) -> f64 {
     }
     copy.finish().await.expect("finish");
     rows.len() as f64 / started.elapsed().as_secs_f64()
-}
-
-/// A fresh schema on the PostgreSQL server, and a URL that uses it. `name` is a constant.
-async fn fresh_schema(base: &str, name: &str) -> String {
-    let mut conn = sqlx::PgConnection::connect(base).await.expect("postgres");
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE")))
-        .execute(&mut conn)
-        .await
-        .expect("drop");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&mut conn).await.expect("create");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{name}")
 }
 
 #[tokio::main]
@@ -161,8 +143,8 @@ async fn main() {
     match std::env::var("HUBDIR_BENCH_POSTGRES_URL") {
         Err(_) => say("SKIPPED PostgreSQL import benchmark: HUBDIR_BENCH_POSTGRES_URL is unset".into()),
         Ok(base) => {
-            let hubdir = through_store(&fresh_schema(&base, "hubdir_bench_store").await, &sites).await;
-            let copy = raw_copy(&fresh_schema(&base, "hubdir_bench_copy").await, &sites).await;
+            let hubdir = through_store(&baseline::fresh_schema(&base, "hubdir_bench_store").await, &sites).await;
+            let copy = raw_copy(&baseline::fresh_schema(&base, "hubdir_bench_copy").await, &sites).await;
             say(format!("postgres: hubdir {hubdir:.0} rows/s, raw COPY {copy:.0} rows/s, ratio {:.2}", hubdir / copy));
         }
     }

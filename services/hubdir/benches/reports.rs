@@ -17,6 +17,8 @@ use hubdir_core::{Kind, SiteInput};
 use hubdir_store::{Change, Precondition, Store, Write};
 use sea_orm::sqlx::{self, Connection as _};
 
+mod baseline;
+
 const SITES: usize = 2_000;
 const MEASUREMENTS: usize = 100_000;
 const PER_MESSAGE: usize = 500;
@@ -94,14 +96,7 @@ fn row(m: &Measurement) -> [String; 11] {
 }
 
 async fn raw_sqlite(path: &std::path::Path, all: &[Measurement]) -> f64 {
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full);
-    let mut conn = sqlx::SqliteConnection::connect_with(&options).await.expect("sqlite");
-    sqlx::query(RAW_TABLE).execute(&mut conn).await.expect("table");
+    let mut conn = baseline::sqlite(path, RAW_TABLE).await;
     let rows: Vec<[String; 11]> = all.iter().map(row).collect();
     let started = Instant::now();
     for message in rows.chunks(PER_MESSAGE) {
@@ -119,8 +114,7 @@ async fn raw_sqlite(path: &std::path::Path, all: &[Measurement]) -> f64 {
 }
 
 async fn raw_copy(url: &str, all: &[Measurement]) -> f64 {
-    let mut conn = sqlx::PgConnection::connect(url).await.expect("postgres");
-    sqlx::query(RAW_TABLE).execute(&mut conn).await.expect("table");
+    let mut conn = baseline::postgres(url, RAW_TABLE).await;
     let rows: Vec<[String; 11]> = all.iter().map(row).collect();
     let started = Instant::now();
     for message in rows.chunks(PER_MESSAGE) {
@@ -138,17 +132,6 @@ async fn raw_copy(url: &str, all: &[Measurement]) -> f64 {
     rows.len() as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn fresh_schema(base: &str, name: &str) -> String {
-    let mut conn = sqlx::PgConnection::connect(base).await.expect("postgres");
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE")))
-        .execute(&mut conn)
-        .await
-        .expect("drop");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&mut conn).await.expect("create");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{name}")
-}
-
 #[tokio::main]
 async fn main() {
     let all = measurements();
@@ -162,8 +145,8 @@ async fn main() {
     match std::env::var("HUBDIR_BENCH_POSTGRES_URL") {
         Err(_) => println!("SKIPPED PostgreSQL: HUBDIR_BENCH_POSTGRES_URL is unset"),
         Ok(base) => {
-            let hubdir = through_store(&fresh_schema(&base, "hubdir_bench_reports").await, &all).await;
-            let copy = raw_copy(&fresh_schema(&base, "hubdir_bench_reports_copy").await, &all).await;
+            let hubdir = through_store(&baseline::fresh_schema(&base, "hubdir_bench_reports").await, &all).await;
+            let copy = raw_copy(&baseline::fresh_schema(&base, "hubdir_bench_reports_copy").await, &all).await;
             println!(
                 "postgres: hubdir {hubdir:.0} measurements/s, raw COPY (one per message) {copy:.0}/s, ratio {:.2}",
                 hubdir / copy

@@ -38,9 +38,9 @@ pub struct AgentArgs {
     /// Measured round-trip latency, milliseconds.
     #[arg(long)]
     latency_ms: Option<f64>,
-    /// How the site is connected.
-    #[arg(long, value_enum, default_value = "unspecified")]
-    technology: TechnologyArg,
+    /// How the site is connected: fibre, dsl, cable, cellular, satellite, fixed-wireless, other.
+    #[arg(long, value_parser = technology, default_value = "unspecified")]
+    technology: pb::AccessTechnology,
     /// Public wifi access points in service.
     #[arg(long)]
     public_wifi_access_points: Option<i32>,
@@ -56,31 +56,10 @@ pub struct AgentArgs {
     probe_timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum TechnologyArg {
-    Unspecified,
-    Fibre,
-    Dsl,
-    Cable,
-    Cellular,
-    Satellite,
-    FixedWireless,
-    Other,
-}
-
-impl From<TechnologyArg> for pb::AccessTechnology {
-    fn from(t: TechnologyArg) -> Self {
-        match t {
-            TechnologyArg::Unspecified => pb::AccessTechnology::Unspecified,
-            TechnologyArg::Fibre => pb::AccessTechnology::Fibre,
-            TechnologyArg::Dsl => pb::AccessTechnology::Dsl,
-            TechnologyArg::Cable => pb::AccessTechnology::Cable,
-            TechnologyArg::Cellular => pb::AccessTechnology::Cellular,
-            TechnologyArg::Satellite => pb::AccessTechnology::Satellite,
-            TechnologyArg::FixedWireless => pb::AccessTechnology::FixedWireless,
-            TechnologyArg::Other => pb::AccessTechnology::Other,
-        }
-    }
+/// A technology by the contract's name, without its prefix (`fixed-wireless`).
+fn technology(name: &str) -> Result<pb::AccessTechnology, String> {
+    let wire = format!("ACCESS_TECHNOLOGY_{}", name.to_ascii_uppercase().replace('-', "_"));
+    pb::AccessTechnology::from_str_name(&wire).ok_or_else(|| format!("unknown technology {name:?}"))
 }
 
 /// What the probe measured.
@@ -127,7 +106,7 @@ pub async fn run(args: &AgentArgs) -> anyhow::Result<String> {
         download_mbps: args.download_mbps,
         upload_mbps: args.upload_mbps,
         latency_ms: args.latency_ms,
-        technology: pb::AccessTechnology::from(args.technology).into(),
+        technology: args.technology.into(),
         public_wifi_access_points: args.public_wifi_access_points,
         public_computers: args.public_computers,
         source: pb::MeasurementSource::Agent.into(),

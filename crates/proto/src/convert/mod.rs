@@ -7,6 +7,13 @@ use hubdir_core::{
 };
 use prost_types::Timestamp;
 
+mod connectivity;
+
+pub use connectivity::{
+    class_from_proto, class_to_proto, measurement_from_proto, measurement_to_proto, state_from_proto, state_to_proto,
+    status_change_from_proto, status_change_to_proto,
+};
+
 use crate::v1 as pb;
 
 /// Maps a wire enum value onto a domain value, recording unknown values as violations.
@@ -261,28 +268,6 @@ pub fn site_to_proto(site: Site) -> pb::Site {
 pub fn record_to_proto(record: SiteRecord, h3_cell: String) -> pb::Site {
     let SiteRecord { site, h3_cell: _, etag, update_time, origin_seq } = record;
     pb::Site { h3_cell, etag, update_time: Some(timestamp(update_time)), origin_seq, ..site_to_proto(site) }
-}
-
-/// A connectivity state as the API carries it.
-pub fn state_to_proto(state: hubdir_core::connectivity::State) -> pb::ConnectivityState {
-    use hubdir_core::connectivity::State;
-    match state {
-        State::Online => pb::ConnectivityState::Online,
-        State::Degraded => pb::ConnectivityState::Degraded,
-        State::Offline => pb::ConnectivityState::Offline,
-        State::Unknown => pb::ConnectivityState::Unknown,
-    }
-}
-
-/// A connectivity class as the API carries it.
-pub fn class_to_proto(class: hubdir_core::connectivity::Class) -> pb::ConnectivityClass {
-    use hubdir_core::connectivity::Class;
-    match class {
-        Class::Good => pb::ConnectivityClass::Good,
-        Class::Moderate => pb::ConnectivityClass::Moderate,
-        Class::Poor => pb::ConnectivityClass::Poor,
-        Class::Unknown => pb::ConnectivityClass::Unknown,
-    }
 }
 
 #[cfg(test)]
