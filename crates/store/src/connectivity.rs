@@ -7,13 +7,14 @@ use chrono::{DateTime, Duration, Utc};
 use hubdir_core::connectivity::{Measurement, StatusSummary};
 use hubdir_core::{Origin, SiteName};
 use sea_orm::sea_query::{ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use crate::entity::{
     change_log, connectivity_daily, connectivity_history, connectivity_latest, connectivity_quarantine,
-    origin_sequences,
+    origin_sequences, sites,
 };
-use crate::reads::sites_by_name;
 use crate::signing::{EventBody, EventToSign, event_row};
 use crate::writes::lock_origin;
 use crate::{Store, StoreError, from_micros, to_micros};
@@ -47,6 +48,22 @@ pub struct Quarantined {
 pub struct Latest {
     pub measurement: Measurement,
     pub summary: StatusSummary,
+}
+
+/// Which of `names` are stored sites (names only: no site is read).
+async fn existing_sites(txn: &DatabaseTransaction, names: &[String]) -> Result<HashSet<String>, StoreError> {
+    let mut found = HashSet::new();
+    for chunk in names.chunks(1000) {
+        let rows: Vec<String> = sites::Entity::find()
+            .select_only()
+            .column(sites::Column::Name)
+            .filter(sites::Column::Name.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        found.extend(rows);
+    }
+    Ok(found)
 }
 
 /// History rows per statement: 12 columns, far under both databases' parameter limits.
@@ -91,11 +108,11 @@ impl Store {
     ) -> Result<Vec<Recorded>, StoreError> {
         let (_sqlite_turn, txn) = self.begin_write().await?;
         let names: Vec<String> = items.iter().map(|(m, _)| m.site.to_string()).collect();
-        let existing = sites_by_name(&txn, names.clone()).await?;
+        let existing = existing_sites(&txn, &names).await?;
         // Origins in a fixed order, locked before anything is appended to their logs.
         // Per origin: (last seq when the transaction began, last handed out, epoch).
         let mut seqs: BTreeMap<Origin, (u64, u64, String)> = BTreeMap::new();
-        for (m, _) in items.iter().filter(|(m, _)| existing.contains_key(&m.site.to_string())) {
+        for (m, _) in items.iter().filter(|(m, _)| existing.contains(&m.site.to_string())) {
             seqs.entry(m.site.origin().clone()).or_default();
         }
         for (origin, seq) in &mut seqs {
@@ -118,7 +135,7 @@ impl Store {
         // History rows in multi-row statements; the database says which were new.
         let rows: Vec<connectivity_history::ActiveModel> = items
             .iter()
-            .filter(|(m, _)| existing.contains_key(&m.site.to_string()))
+            .filter(|(m, _)| existing.contains(&m.site.to_string()))
             .map(|(m, _)| history_row(m, now_us))
             .collect();
         let mut inserted: HashSet<(String, String)> = HashSet::new();
@@ -147,7 +164,7 @@ impl Store {
         let mut changed: BTreeMap<String, (usize, Measurement, StatusSummary)> = BTreeMap::new();
         for (i, (m, summary)) in items.into_iter().enumerate() {
             let site = m.site.to_string();
-            if !existing.contains_key(&site) {
+            if !existing.contains(&site) {
                 outcomes.push(Recorded::UnknownSite);
                 continue;
             }
@@ -259,6 +276,23 @@ impl Store {
         }
         txn.commit().await?;
         Ok(outcomes)
+    }
+
+    /// The country of each stored site among `names` (without reading the sites).
+    pub async fn site_countries(&self, names: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in names.chunks(1000) {
+            let rows: Vec<(String, String)> = sites::Entity::find()
+                .select_only()
+                .column(sites::Column::Name)
+                .column(sites::Column::CountryCode)
+                .filter(sites::Column::Name.is_in(chunk.iter().cloned()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            found.extend(rows);
+        }
+        Ok(found)
     }
 
     /// The latest status of a site, if it ever reported.

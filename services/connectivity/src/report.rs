@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use hubdir_auth::Principal;
-use hubdir_core::SiteName;
 use hubdir_core::connectivity::{Measurement, Refusal, StatusSummary, Window};
 use hubdir_node::config::ConnectivityConfig;
 use hubdir_proto::convert;
@@ -54,13 +53,13 @@ pub async fn record(
     let window = config.window();
     let Checked { accepted, mut refused } = check(batch, first_index, principal, now, &window);
     // The benchmark in force for each site's country, from the stored site.
-    let names: Vec<SiteName> = accepted.iter().map(|(_, m)| m.site.clone()).collect();
-    let sites = store.get_sites(&names).await?;
+    let names: Vec<String> = accepted.iter().map(|(_, m)| m.site.to_string()).collect();
+    let countries = store.site_countries(&names).await?;
     let items: Vec<_> = accepted
         .iter()
         .map(|(_, m)| {
-            let country = sites.get(&m.site.to_string()).map(|r| r.site.country.to_string()).unwrap_or_default();
-            let summary = StatusSummary::of(m, &config.benchmark_for(&country), config.ttl());
+            let country = countries.get(&m.site.to_string()).map(String::as_str).unwrap_or_default();
+            let summary = StatusSummary::of(m, &config.benchmark_for(country), config.ttl());
             (m.clone(), summary)
         })
         .collect();
