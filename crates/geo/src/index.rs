@@ -98,6 +98,7 @@ fn language_bit(primary: &str) -> u64 {
 /// A filter compiled to masks: `any` groups need at least one common bit (0: no
 /// constraint), `all` bits must all be present. Checked the same way on a subtree's OR-mask
 /// (could anything below match?) and on a site's own mask.
+#[derive(Debug)]
 struct Compiled<'f> {
     any: [u64; 4],
     all: u64,
@@ -123,7 +124,7 @@ impl Compiled<'_> {
 
 impl Filter {
     fn compile(&self) -> Compiled<'_> {
-        let statuses = if self.statuses.is_empty() { vec![SiteStatus::Open] } else { self.statuses.clone() };
+        let statuses = self.statuses_or_open();
         let mut all = group(ServiceType::ALL, self.services.iter().copied(), bits::SERVICE)
             | group(Accessibility::ALL, self.accessibility.iter().copied(), bits::ACCESSIBILITY);
         if self.free_access {
@@ -239,14 +240,31 @@ fn connectivity_matches(status: Option<&StatusSummary>, f: &Compiled<'_>) -> boo
         && f.min_download_mbps.is_none_or(|min| fresh.and_then(|s| s.download_mbps).is_some_and(|d| d >= min))
 }
 
+/// A filter ready to check sites one by one, for callers that read sites from the store
+/// rather than the index (text search, cell listings): the same rules as
+/// [`SiteIndex::nearest`], compiled once, with parsed opening hours kept across sites.
+#[derive(Debug)]
+pub struct Matcher<'f> {
+    compiled: Compiled<'f>,
+    hours: HoursCache,
+}
+
+impl Matcher<'_> {
+    /// Whether one site, with its latest connectivity status if any, matches.
+    pub fn matches(&mut self, site: &Site, status: Option<&StatusSummary>) -> bool {
+        let traits = Traits::of(site, &mut self.hours);
+        self.compiled.admits(traits.mask | state_bit(status)) && traits.matches_exactly(status, &self.compiled)
+    }
+}
+
 impl Filter {
-    /// Whether one site, with its latest connectivity status if any, matches: for callers
-    /// that read sites from the store rather than the index (text search, cell listings).
-    /// The same rules as [`SiteIndex::nearest`].
-    pub fn matches(&self, site: &Site, status: Option<&StatusSummary>) -> bool {
-        let traits = Traits::of(site, &mut HoursCache::default());
-        let compiled = self.compile();
-        compiled.admits(traits.mask | state_bit(status)) && traits.matches_exactly(status, &compiled)
+    pub fn matcher(&self) -> Matcher<'_> {
+        Matcher { compiled: self.compile(), hours: HoursCache::default() }
+    }
+
+    /// The site statuses the filter accepts: those asked for, or OPEN.
+    pub fn statuses_or_open(&self) -> Vec<SiteStatus> {
+        if self.statuses.is_empty() { vec![SiteStatus::Open] } else { self.statuses.clone() }
     }
 }
 

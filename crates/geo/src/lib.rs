@@ -4,7 +4,7 @@ mod index;
 mod masked;
 
 pub use h3o::{CellIndex, Resolution};
-pub use index::{EARTH_RADIUS_M, Filter, Nearby, SiteIndex, great_circle_m, unit_vector};
+pub use index::{EARTH_RADIUS_M, Filter, Matcher, Nearby, SiteIndex, great_circle_m, unit_vector};
 
 use h3o::LatLng as H3LatLng;
 use hubdir_core::LatLng;

@@ -7,7 +7,7 @@
 //! allows, rather than scanning a whole country in one request.
 
 use hubdir_core::search::{MAX_QUERY_WORDS, query_words};
-use hubdir_core::{CountryCode, SiteRecord, SiteStatus, ViolationReason, Violations};
+use hubdir_core::{CountryCode, SiteRecord, ViolationReason, Violations};
 use hubdir_geo::{CellIndex, Filter, MIN_LIST_RESOLUTION};
 use hubdir_node::{page_token, status};
 use hubdir_proto::convert;
@@ -78,6 +78,7 @@ async fn scan(
     budget: &mut usize,
 ) -> Result<Scanned, Status> {
     let mut records = Vec::new();
+    let mut matcher = filter.matcher();
     loop {
         query.limit = ROWS_PER_READ.min(*budget as u64).max(1);
         let rows = store.list_sites(&query).await.map_err(status::from_store)?;
@@ -86,7 +87,7 @@ async fn scan(
         let statuses = store.latest_summaries_of(&names).await.map_err(status::from_store)?;
         for (record, name) in rows.into_iter().zip(names) {
             *budget = budget.saturating_sub(1);
-            let matches = filter.matches(&record.site, statuses.get(&name));
+            let matches = matcher.matches(&record.site, statuses.get(&name));
             query.after_name = Some(name);
             if matches {
                 records.push(record);
@@ -102,11 +103,6 @@ async fn scan(
             return Ok(Scanned { records, resume_after: None });
         }
     }
-}
-
-/// The statuses the filter accepts, for the store to narrow by (empty means OPEN).
-fn statuses(filter: &Filter) -> Vec<SiteStatus> {
-    if filter.statuses.is_empty() { vec![SiteStatus::Open] } else { filter.statuses.clone() }
 }
 
 fn to_proto(record: SiteRecord) -> pb::Site {
@@ -137,7 +133,7 @@ pub async fn in_cell(store: &Store, request: ListSitesInCellRequest) -> Result<L
     let Some(cell) = cell.filter(|_| out.is_empty()) else { return Err(status::invalid_argument(&out)) };
     let query = SiteQuery {
         h3_range: Some(hubdir_geo::descendant_range(cell)),
-        statuses: statuses(&filter),
+        statuses: filter.statuses_or_open(),
         after_name: after,
         ..SiteQuery::default()
     };
@@ -208,7 +204,7 @@ pub async fn search(store: &Store, request: SearchSitesRequest) -> Result<Search
             country_code: country.clone().flatten().map(|c| c.to_string()),
             h3_range: cell.map(hubdir_geo::descendant_range),
             text: Some(text_match(group, &words)),
-            statuses: statuses(&filter),
+            statuses: filter.statuses_or_open(),
             after_name: after.take(),
             ..SiteQuery::default()
         };
