@@ -36,6 +36,20 @@ pub struct FederationConfig {
     pub key_file: std::path::PathBuf,
     /// The peers this node follows: `[[federation.peers]]`.
     pub peers: Vec<PeerConfig>,
+    /// Pinned keys of origins whose events arrive through a relay rather than from the origin
+    /// itself, and further keys of a peer (the new key during a rotation's overlap):
+    /// `[[federation.origin_keys]]`. A peer's own key is pinned in its `[[federation.peers]]`.
+    pub origin_keys: Vec<OriginKeyConfig>,
+}
+
+/// A pinned public key of an origin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginKeyConfig {
+    /// The origin whose events the key signs.
+    pub origin: String,
+    /// The Ed25519 public key (SPKI PEM, as `hubdir federation key` prints it).
+    pub public_key_file: std::path::PathBuf,
 }
 
 /// A peer node this node follows, and how far it is trusted.
@@ -191,7 +205,11 @@ impl Default for Config {
             log: LogConfig { filter: hubdir_telemetry::DEFAULT_FILTER.into(), format: "text".into() },
             auth: hubdir_auth::AuthConfig::default(),
             connectivity: ConnectivityConfig::default(),
-            federation: FederationConfig { key_file: "hubdir-node.key".into(), peers: Vec::new() },
+            federation: FederationConfig {
+                key_file: "hubdir-node.key".into(),
+                peers: Vec::new(),
+                origin_keys: Vec::new(),
+            },
         }
     }
 }

@@ -65,7 +65,6 @@ pub fn from_store(err: StoreError) -> Status {
             tracing::error!(what = %what, "corrupt stored data");
             with_reason(Code::Internal, "INTERNAL", "internal error", HashMap::new())
         }
-        StoreError::Gap(ref what) => with_reason(Code::FailedPrecondition, "FEED_GAP", what.clone(), HashMap::new()),
     }
 }
 
@@ -103,7 +102,6 @@ mod tests {
             (StoreError::Unavailable(db_err()), Code::Unavailable, "STORE_UNAVAILABLE"),
             (StoreError::Database(db_err()), Code::Internal, "INTERNAL"),
             (StoreError::Corrupt("bad json at sites/zw/1".into()), Code::Internal, "INTERNAL"),
-            (StoreError::Gap("seq 7 after 5".into()), Code::FailedPrecondition, "FEED_GAP"),
         ];
         for (err, code, reason) in cases {
             let status = from_store(err);

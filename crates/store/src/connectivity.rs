@@ -275,6 +275,7 @@ impl Store {
             }
         }
         txn.commit().await?;
+        self.notify_change();
         Ok(outcomes)
     }
 

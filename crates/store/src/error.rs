@@ -16,9 +16,6 @@ pub enum StoreError {
     Database(#[source] DbErr),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    /// A peer's event does not follow the held log (a skipped seq, another epoch).
-    #[error("the event does not follow the held log: {0}")]
-    Gap(String),
 }
 
 impl From<DbErr> for StoreError {

@@ -11,6 +11,7 @@ mod connectivity;
 pub mod entity;
 mod error;
 mod keys;
+mod log;
 mod migration;
 mod reads;
 mod remote;
@@ -26,8 +27,9 @@ use sea_orm_migration::MigratorTrait;
 pub use connectivity::{Latest, Quarantined, Recorded, RollUp, Sample};
 pub use error::StoreError;
 pub use keys::PublishedKey;
-pub use reads::{ChangeEvent, ChangeOp, SiteQuery, TextMatch};
-pub use remote::{RemoteApplied, RemoteChange, RemoteEvent};
+pub use log::{ChangeEvent, ChangeOp, OriginLog};
+pub use reads::{SiteQuery, TextMatch};
+pub use remote::{Delivery, RemoteApplied, RemoteChange, RemoteEvent, epoch_is_newer};
 pub use signing::{EventBody, EventSigner, EventToSign, SignedBytes};
 pub use writes::{Applied, Change, Precondition, Write};
 
@@ -43,6 +45,9 @@ pub struct Store {
     sqlite_writer: Option<tokio::sync::Mutex<()>>,
     /// Signs every change-log event as it is written; without one, events stay unsigned.
     signer: Option<std::sync::Arc<dyn EventSigner>>,
+    /// Counts commits that appended to the change log, so this process's readers of the log
+    /// (the discovery index, peers' feeds) wake at once instead of at their next poll.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// The PostgreSQL advisory lock that serialises migrations between processes.
@@ -90,7 +95,7 @@ impl Store {
         let db = Database::connect(options).await.map_err(StoreError::from_connect)?;
         migrate(&db).await?;
         let sqlite_writer = (db.get_database_backend() == DbBackend::Sqlite).then(|| tokio::sync::Mutex::new(()));
-        Ok(Store { db, sqlite_writer, signer: None })
+        Ok(Store { db, sqlite_writer, signer: None, changes: tokio::sync::watch::Sender::new(0) })
     }
 
     /// A write transaction: on SQLite, this process's writers take turns (the guard) and the
@@ -116,6 +121,16 @@ impl Store {
     /// The same store, signing every event it writes from now on.
     pub fn with_signer(self, signer: std::sync::Arc<dyn EventSigner>) -> Store {
         Store { signer: Some(signer), ..self }
+    }
+
+    /// Wakes when this process commits to the change log. Other processes writing the same
+    /// database are not seen here: readers still poll, less often.
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    pub(crate) fn notify_change(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Which database this store talks to: `"sqlite"` or `"postgres"`.

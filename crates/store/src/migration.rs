@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_search_keys::Migration),
             Box::new(m0003_connectivity_status::Migration),
             Box::new(m0004_signed_events::Migration),
+            Box::new(m0005_log_horizon::Migration),
         ]
     }
 }
@@ -525,6 +526,63 @@ mod m0004_signed_events {
         async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
             m.alter_table(
                 Table::alter().table(ChangeLog::Table).add_column(blob_null(ChangeLog::EventBytes)).to_owned(),
+            )
+            .await
+        }
+    }
+}
+
+/// Snapshots and compaction: each origin's log records the seq up to which it may have holes
+/// (events superseded by later ones, removed by compaction or never received because a
+/// snapshot skipped them), and events are found by site in sequence order.
+mod m0005_log_horizon {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    #[derive(Debug)]
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m0005_log_horizon"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum OriginSequences {
+        Table,
+        CompactedThrough,
+    }
+
+    #[derive(DeriveIden)]
+    enum ChangeLog {
+        Table,
+        SiteName,
+        Seq,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        fn use_transaction(&self) -> Option<bool> {
+            Some(true)
+        }
+
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.alter_table(
+                Table::alter()
+                    .table(OriginSequences::Table)
+                    .add_column(big_integer(OriginSequences::CompactedThrough).default(0))
+                    .to_owned(),
+            )
+            .await?;
+            m.drop_index(Index::drop().name("idx_change_log_site").table(ChangeLog::Table).to_owned()).await?;
+            m.create_index(
+                Index::create()
+                    .name("idx_change_log_site_seq")
+                    .table(ChangeLog::Table)
+                    .col(ChangeLog::SiteName)
+                    .col(ChangeLog::Seq)
+                    .to_owned(),
             )
             .await
         }

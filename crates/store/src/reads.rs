@@ -1,4 +1,4 @@
-//! Reads: sites by name, filtered pages of sites, and the change log.
+//! Reads: sites by name and filtered pages of sites.
 
 use hubdir_core::{Kind, Origin, Site, SiteName, SiteRecord, SiteStatus};
 use std::collections::HashMap;
@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::entity::{change_log, origin_sequences, sites};
+use crate::entity::sites;
 use crate::{Store, StoreError, from_micros};
 
 /// Which sites to list; every set field must match. Results come in name order.
@@ -45,29 +45,6 @@ fn all_words(column: sites::Column, words: &[String]) -> Condition {
         let escaped = word.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         all.add(Expr::col(column).like(LikeExpr::new(format!("% {escaped}%")).escape('\\')))
     })
-}
-
-/// Whether an event wrote or deleted a site.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeOp {
-    Upsert,
-    Delete,
-    /// A site's connectivity state or class changed (payload: `StatusSummary` JSON).
-    Status,
-}
-
-/// One event of an origin's change log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChangeEvent {
-    pub origin: String,
-    pub seq: u64,
-    pub site_name: String,
-    pub op: ChangeOp,
-    /// The site after the change (JSON of `hubdir_core::Site`); `None` for a tombstone.
-    pub payload: Option<Vec<u8>>,
-    pub time: chrono::DateTime<chrono::Utc>,
-    /// The event as its origin signed it; `None` if written without a signer.
-    pub signed: Option<crate::SignedBytes>,
 }
 
 pub(crate) fn record_from_row(row: sites::Model) -> Result<SiteRecord, StoreError> {
@@ -156,72 +133,5 @@ impl Store {
             .into_iter()
             .map(record_from_row)
             .collect()
-    }
-
-    /// Up to `limit` events of `origin` after `after_seq`, in sequence order.
-    pub async fn changes_after(
-        &self,
-        origin: &Origin,
-        after_seq: u64,
-        limit: u64,
-    ) -> Result<Vec<ChangeEvent>, StoreError> {
-        change_log::Entity::find()
-            .filter(change_log::Column::Origin.eq(origin.as_str()))
-            .filter(change_log::Column::Seq.gt(after_seq as i64))
-            .order_by_asc(change_log::Column::Seq)
-            .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|row| {
-                let op = match row.op.as_str() {
-                    "UPSERT" => ChangeOp::Upsert,
-                    "DELETE" => ChangeOp::Delete,
-                    "STATUS" => ChangeOp::Status,
-                    other => return Err(StoreError::Corrupt(format!("change log op {other:?}"))),
-                };
-                Ok(ChangeEvent {
-                    origin: row.origin,
-                    seq: row.seq as u64,
-                    site_name: row.site_name,
-                    op,
-                    payload: row.payload,
-                    time: from_micros(row.event_time_us),
-                    signed: match (row.event_bytes, row.key_id, row.signature) {
-                        (Some(bytes), Some(key_id), Some(signature)) => {
-                            Some(crate::SignedBytes { bytes, key_id, signature })
-                        }
-                        _ => None,
-                    },
-                })
-            })
-            .collect()
-    }
-
-    /// Every origin's log: its last sequence number and its epoch.
-    pub async fn origin_logs(&self) -> Result<Vec<(Origin, u64, String)>, StoreError> {
-        origin_sequences::Entity::find()
-            .order_by_asc(origin_sequences::Column::Origin)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|row| {
-                let origin = row.origin.parse().map_err(|_| StoreError::Corrupt(format!("origin {:?}", row.origin)))?;
-                Ok((origin, row.last_seq as u64, row.epoch))
-            })
-            .collect()
-    }
-
-    /// Every origin this store holds events of, with its last sequence number.
-    pub async fn origin_seqs(&self) -> Result<Vec<(Origin, u64)>, StoreError> {
-        Ok(self.origin_logs().await?.into_iter().map(|(origin, seq, _)| (origin, seq)).collect())
-    }
-
-    /// The last sequence number handed out for `origin`; 0 if it never wrote.
-    pub async fn last_seq(&self, origin: &Origin) -> Result<u64, StoreError> {
-        Ok(origin_sequences::Entity::find_by_id(origin.to_string())
-            .one(&self.db)
-            .await?
-            .map_or(0, |row| row.last_seq as u64))
     }
 }

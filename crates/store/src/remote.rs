@@ -1,12 +1,15 @@
 //! Applying a peer's verified event: the site change, the event itself (with its origin's seq
 //! and signed bytes, unchanged, so this node can relay it and digests compare) and the
-//! follower's cursor, all in one transaction. Replays are no-ops; a gap is refused.
+//! follower's cursor, all in one transaction. Replays are no-ops; a gap is refused; a newer
+//! epoch of the origin's log replaces what was held of it.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use hubdir_core::connectivity::StatusSummary;
 use hubdir_core::{Origin, Site, SiteRecord};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
 
 use crate::entity::{change_log, origin_sequences, peer_cursors, site_services, sites};
 use crate::signing::SignedBytes;
@@ -33,24 +36,46 @@ pub struct RemoteEvent {
     pub signed: SignedBytes,
 }
 
+/// How an event reached this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// In the log's order: it must be the next seq held (or a replay).
+    Stream,
+    /// Part of a snapshot: the latest events of each site in seq order, with holes between.
+    Snapshot,
+}
+
 /// What applying a remote event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RemoteApplied {
     Applied,
     /// Already held (a replay): nothing changed but the cursor.
     Duplicate,
+    /// Of an older incarnation of the origin's log than the one held: ignored.
+    StaleEpoch,
+    /// Streamed, but not the next seq held: not applied (the stream must be resumed from the
+    /// held cursor).
+    Gap {
+        held: u64,
+    },
+}
+
+/// Whether epoch `a` is of a later incarnation than `b`. Epochs are the hex microsecond time
+/// their log was created, so a replayed stream of an older incarnation never replaces a newer.
+pub fn epoch_is_newer(a: &str, b: &str) -> bool {
+    match (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) {
+        (Ok(a), Ok(b)) => a > b,
+        _ => a > b,
+    }
 }
 
 /// The origin's log position here, creating it with the origin's epoch if new; locked.
-async fn lock_remote_origin(
-    txn: &DatabaseTransaction,
-    origin: &Origin,
-    epoch: &str,
-) -> Result<(u64, String), StoreError> {
+async fn lock_remote_origin(txn: &DatabaseTransaction, origin: &Origin, epoch: &str) -> Result<Held, StoreError> {
     let row = origin_sequences::ActiveModel {
         origin: Set(origin.to_string()),
         last_seq: Set(0),
         epoch: Set(epoch.to_owned()),
+        compacted_through: Set(0),
     };
     let _ = origin_sequences::Entity::insert(row)
         .on_conflict(OnConflict::column(origin_sequences::Column::Origin).do_nothing().to_owned())
@@ -61,59 +86,86 @@ async fn lock_remote_origin(
         .one(txn)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("sequence row of origin {origin} vanished")))?;
-    Ok((locked.last_seq as u64, locked.epoch))
+    Ok(Held { last: locked.last_seq as u64, epoch: locked.epoch, compacted_through: locked.compacted_through as u64 })
+}
+
+/// Where this node holds an origin's log.
+struct Held {
+    last: u64,
+    epoch: String,
+    compacted_through: u64,
 }
 
 impl Store {
-    /// Applies one verified event from `peer` and moves that peer's cursor, in one
-    /// transaction. An event at or below the held seq is a replay (no-op); one that skips a
-    /// seq, or belongs to another epoch than the one held, is refused (`StoreError::Gap`).
-    pub async fn apply_remote(&self, peer: &str, event: RemoteEvent) -> Result<RemoteApplied, StoreError> {
-        let (_sqlite_turn, txn) = self.begin_write().await?;
-        let (last, epoch) = lock_remote_origin(&txn, &event.origin, &event.epoch).await?;
-        if epoch != event.epoch {
-            return Err(StoreError::Gap(format!(
-                "origin {} is held at epoch {epoch}, the event is of epoch {}",
-                event.origin, event.epoch
-            )));
+    /// Applies verified events from `peer` in one transaction, with that peer's cursor for
+    /// each origin moved to the last event it delivered. Replays are no-ops; an event of a
+    /// newer epoch than held replaces everything held of its origin (the origin's database was
+    /// recreated: a resync); one of an older epoch, or a streamed event that skips a seq, is
+    /// not applied. Returns each event's outcome, in order.
+    pub async fn apply_remote(
+        &self,
+        peer: &str,
+        events: Vec<(RemoteEvent, Delivery)>,
+    ) -> Result<Vec<RemoteApplied>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
         }
-        let outcome = if event.seq <= last {
-            RemoteApplied::Duplicate
-        } else if event.seq != last + 1 {
-            return Err(StoreError::Gap(format!(
-                "origin {} is held up to seq {last}, got {}",
-                event.origin, event.seq
-            )));
-        } else {
-            apply(&txn, &event).await?;
+        let (_sqlite_turn, txn) = self.begin_write().await?;
+        let mut held: HashMap<Origin, Held> = HashMap::new();
+        let mut cursors: HashMap<Origin, (u64, String)> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(events.len());
+        for (event, delivery) in events {
+            let origin = event.origin.clone();
+            let position = match held.entry(origin.clone()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(lock_remote_origin(&txn, &origin, &event.epoch).await?)
+                }
+            };
+            if event.epoch != position.epoch {
+                if !epoch_is_newer(&event.epoch, &position.epoch) {
+                    outcomes.push(RemoteApplied::StaleEpoch);
+                    continue;
+                }
+                tracing::info!(%origin, from = %position.epoch, to = %event.epoch, "origin's log has a new epoch: resyncing");
+                forget_origin(&txn, &origin).await?;
+                *position = Held { last: 0, epoch: event.epoch.clone(), compacted_through: 0 };
+                cursors.remove(&origin);
+            }
+            let outcome = if event.seq <= position.last {
+                RemoteApplied::Duplicate
+            } else if delivery == Delivery::Stream && event.seq != position.last + 1 {
+                RemoteApplied::Gap { held: position.last }
+            } else {
+                apply(&txn, &event).await?;
+                position.last = event.seq;
+                if delivery == Delivery::Snapshot {
+                    position.compacted_through = event.seq;
+                }
+                RemoteApplied::Applied
+            };
+            if !matches!(outcome, RemoteApplied::Gap { .. }) {
+                // Everything up to the held seq is here, whoever delivered it.
+                let cursor = cursors.entry(origin).or_insert((0, event.epoch.clone()));
+                cursor.0 = cursor.0.max(position.last);
+            }
+            outcomes.push(outcome);
+        }
+        for (origin, position) in &held {
             origin_sequences::Entity::update_many()
-                .col_expr(origin_sequences::Column::LastSeq, (event.seq as i64).into())
-                .filter(origin_sequences::Column::Origin.eq(event.origin.as_str()))
+                .col_expr(origin_sequences::Column::LastSeq, (position.last as i64).into())
+                .col_expr(origin_sequences::Column::Epoch, position.epoch.clone().into())
+                .col_expr(origin_sequences::Column::CompactedThrough, (position.compacted_through as i64).into())
+                .filter(origin_sequences::Column::Origin.eq(origin.as_str()))
                 .exec(&txn)
                 .await?;
-            RemoteApplied::Applied
-        };
-        let cursor = peer_cursors::ActiveModel {
-            peer_id: Set(peer.to_owned()),
-            origin: Set(event.origin.to_string()),
-            seq: Set(event.seq.max(last) as i64),
-            epoch: Set(event.epoch.clone()),
-            updated_at_us: Set(to_micros(Utc::now())),
-        };
-        peer_cursors::Entity::insert(cursor)
-            .on_conflict(
-                OnConflict::columns([peer_cursors::Column::PeerId, peer_cursors::Column::Origin])
-                    .update_columns([
-                        peer_cursors::Column::Seq,
-                        peer_cursors::Column::Epoch,
-                        peer_cursors::Column::UpdatedAtUs,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
+        }
+        for (origin, (seq, epoch)) in cursors {
+            move_cursor(&txn, peer, &origin, seq, &epoch).await?;
+        }
         txn.commit().await?;
-        Ok(outcome)
+        self.notify_change();
+        Ok(outcomes)
     }
 
     /// This node's cursors for `peer`: (origin, seq, epoch).
@@ -126,6 +178,56 @@ impl Store {
             .map(|row| (row.origin, row.seq as u64, row.epoch))
             .collect())
     }
+}
+
+/// Moves `peer`'s cursor for `origin` forward to `seq` (never back, within an epoch).
+async fn move_cursor(
+    txn: &DatabaseTransaction,
+    peer: &str,
+    origin: &Origin,
+    seq: u64,
+    epoch: &str,
+) -> Result<(), StoreError> {
+    let current = peer_cursors::Entity::find_by_id((peer.to_owned(), origin.to_string())).one(txn).await?;
+    let seq = match current {
+        Some(row) if row.epoch == epoch => seq.max(row.seq as u64),
+        _ => seq,
+    };
+    let cursor = peer_cursors::ActiveModel {
+        peer_id: Set(peer.to_owned()),
+        origin: Set(origin.to_string()),
+        seq: Set(seq as i64),
+        epoch: Set(epoch.to_owned()),
+        updated_at_us: Set(to_micros(Utc::now())),
+    };
+    peer_cursors::Entity::insert(cursor)
+        .on_conflict(
+            OnConflict::columns([peer_cursors::Column::PeerId, peer_cursors::Column::Origin])
+                .update_columns([
+                    peer_cursors::Column::Seq,
+                    peer_cursors::Column::Epoch,
+                    peer_cursors::Column::UpdatedAtUs,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// Drops everything held of an origin whose log was recreated: its sites, its events and every
+/// peer's cursor into the old log.
+async fn forget_origin(txn: &DatabaseTransaction, origin: &Origin) -> Result<(), StoreError> {
+    let names = sites::Entity::find()
+        .select_only()
+        .column(sites::Column::Name)
+        .filter(sites::Column::Origin.eq(origin.as_str()))
+        .into_query();
+    site_services::Entity::delete_many().filter(site_services::Column::SiteName.in_subquery(names)).exec(txn).await?;
+    sites::Entity::delete_many().filter(sites::Column::Origin.eq(origin.as_str())).exec(txn).await?;
+    change_log::Entity::delete_many().filter(change_log::Column::Origin.eq(origin.as_str())).exec(txn).await?;
+    peer_cursors::Entity::delete_many().filter(peer_cursors::Column::Origin.eq(origin.as_str())).exec(txn).await?;
+    Ok(())
 }
 
 async fn apply(txn: &DatabaseTransaction, event: &RemoteEvent) -> Result<(), StoreError> {

@@ -96,6 +96,7 @@ impl Store {
             }
         }
         txn.commit().await?;
+        self.notify_change();
         Ok(applied)
     }
 }
@@ -117,6 +118,7 @@ pub(crate) async fn lock_origin(txn: &DatabaseTransaction, origin: &Origin) -> R
         last_seq: Set(0),
         // A fresh epoch per incarnation of the origin's log: a recreated database gets a new one.
         epoch: Set(format!("{:x}", to_micros(chrono::Utc::now()))),
+        compacted_through: Set(0),
     };
     let inserted = origin_sequences::Entity::insert(row)
         .on_conflict(OnConflict::column(origin_sequences::Column::Origin).do_nothing().to_owned())

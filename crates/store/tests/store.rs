@@ -10,8 +10,8 @@ use hubdir_core::connectivity::{Benchmark, Measurement, Source, StatusSummary, T
 use hubdir_core::{Kind, ServiceType, Site, SiteInput, SiteName, SiteStatus};
 use hubdir_store::entity::{connectivity_history, connectivity_latest, node_keys, peer_cursors, peers, site_services};
 use hubdir_store::{
-    Applied, Change, ChangeOp, Precondition, Quarantined, Recorded, RemoteApplied, RemoteChange, RemoteEvent, RollUp,
-    SignedBytes, SiteQuery, Store, StoreError, TextMatch, Write,
+    Applied, Change, ChangeEvent, ChangeOp, Delivery, Precondition, Quarantined, Recorded, RemoteApplied, RemoteChange,
+    RemoteEvent, RollUp, SignedBytes, SiteQuery, Store, StoreError, TextMatch, Write,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
@@ -103,6 +103,9 @@ on_both_backends!(
     old_measurements_roll_up_into_days_at_the_clock_given,
     a_published_key_keeps_its_start_and_its_id_names_one_key,
     remote_events_apply_once_in_order_with_the_cursor,
+    a_newer_epoch_replaces_the_origin_and_an_older_one_is_ignored,
+    snapshots_hold_the_latest_events_of_each_site_and_compaction_keeps_only_them,
+    a_snapshot_applies_with_holes_and_the_stream_continues_after_it,
 );
 
 fn site(name: &str, country: &str, kind: Kind, lat: f64, lng: f64) -> Site {
@@ -660,30 +663,138 @@ async fn a_published_key_keeps_its_start_and_its_id_names_one_key(store: Arc<Sto
     assert!(matches!(reused, StoreError::Corrupt(_)), "{reused}");
 }
 
-async fn remote_events_apply_once_in_order_with_the_cursor(store: Arc<Store>) {
-    let remote = |seq: u64, change: RemoteChange| RemoteEvent {
+/// A remote event of origin `fr` about site `sites/fr/{site}`.
+fn remote(epoch: &str, seq: u64, site: &str, change: RemoteChange) -> RemoteEvent {
+    RemoteEvent {
         origin: "fr".parse().unwrap(),
         seq,
-        epoch: "e1".into(),
-        site_name: "sites/fr/1".into(),
+        epoch: epoch.into(),
+        site_name: format!("sites/fr/{site}"),
         change,
         time: chrono::Utc::now(),
         signed: SignedBytes { bytes: vec![seq as u8], key_id: "fr-00".into(), signature: vec![0; 64] },
-    };
-    let upsert = || RemoteChange::Upsert(Box::new(site("sites/fr/1", "FR", Kind::PostOffice, 48.85, 2.35)));
-    assert_eq!(store.apply_remote("fr", remote(1, upsert())).await.unwrap(), RemoteApplied::Applied);
-    // A replay changes nothing; a skipped seq and another epoch are refused.
-    assert_eq!(store.apply_remote("fr", remote(1, upsert())).await.unwrap(), RemoteApplied::Duplicate);
-    assert!(matches!(store.apply_remote("fr", remote(3, RemoteChange::Delete)).await, Err(StoreError::Gap(_))));
-    let other_epoch = RemoteEvent { epoch: "e2".into(), ..remote(2, RemoteChange::Delete) };
-    assert!(matches!(store.apply_remote("fr", other_epoch).await, Err(StoreError::Gap(_))));
+    }
+}
+
+fn fr_upsert(site_id: &str) -> RemoteChange {
+    RemoteChange::Upsert(Box::new(site(&format!("sites/fr/{site_id}"), "FR", Kind::PostOffice, 48.85, 2.35)))
+}
+
+fn fr_status(download: f64) -> RemoteChange {
+    RemoteChange::Status(measured("sites/fr/x", "k", 0, true, Some(download)).1)
+}
+
+async fn apply_one(store: &Store, event: RemoteEvent, delivery: Delivery) -> RemoteApplied {
+    let outcomes = store.apply_remote("peer", vec![(event, delivery)]).await.unwrap();
+    assert_eq!(outcomes.len(), 1);
+    outcomes[0]
+}
+
+async fn remote_events_apply_once_in_order_with_the_cursor(store: Arc<Store>) {
+    let stream = |seq, change| (remote("e1", seq, "1", change), Delivery::Stream);
+    // One transaction: the first applies, its replay is a no-op, a skipped seq is a gap.
+    let outcomes = store
+        .apply_remote("fr", vec![stream(1, fr_upsert("1")), stream(1, fr_upsert("1")), stream(3, RemoteChange::Delete)])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [RemoteApplied::Applied, RemoteApplied::Duplicate, RemoteApplied::Gap { held: 1 }]);
     assert!(store.get_site(&name("sites/fr/1")).await.unwrap().is_some());
-    assert_eq!(store.apply_remote("fr", remote(2, RemoteChange::Delete)).await.unwrap(), RemoteApplied::Applied);
+    assert_eq!(store.peer_cursors("fr").await.unwrap(), [("fr".to_string(), 1, "e1".to_string())]);
+    assert_eq!(
+        store.apply_remote("fr", vec![stream(2, RemoteChange::Delete)]).await.unwrap(),
+        [RemoteApplied::Applied]
+    );
     assert!(store.get_site(&name("sites/fr/1")).await.unwrap().is_none());
     assert_eq!(store.peer_cursors("fr").await.unwrap(), [("fr".to_string(), 2, "e1".to_string())]);
     // The events keep the bytes they came with, for relaying.
     let log = store.changes_after(&"fr".parse().unwrap(), 0, 10).await.unwrap();
     assert_eq!(log.iter().map(|e| e.signed.as_ref().unwrap().bytes.clone()).collect::<Vec<_>>(), [vec![1], vec![2]]);
+    // Another peer delivering what is held moves its own cursor to everything held.
+    assert_eq!(
+        apply_one(&store, remote("e1", 1, "1", fr_upsert("1")), Delivery::Stream).await,
+        RemoteApplied::Duplicate
+    );
+    assert_eq!(store.peer_cursors("peer").await.unwrap(), [("fr".to_string(), 2, "e1".to_string())]);
+}
+
+async fn a_newer_epoch_replaces_the_origin_and_an_older_one_is_ignored(store: Arc<Store>) {
+    // Epochs are hex microsecond times: "20" is newer than "1f".
+    let (old, new) = ("1f", "20");
+    for (seq, site_id) in [(1, "a"), (2, "b")] {
+        assert_eq!(
+            apply_one(&store, remote(old, seq, site_id, fr_upsert(site_id)), Delivery::Stream).await,
+            RemoteApplied::Applied
+        );
+    }
+    // The origin's database was recreated: its first event of the new epoch drops the old
+    // sites and log, and starts the new one.
+    assert_eq!(apply_one(&store, remote(new, 1, "c", fr_upsert("c")), Delivery::Stream).await, RemoteApplied::Applied);
+    let fr: hubdir_core::Origin = "fr".parse().unwrap();
+    assert_eq!(store.site_versions("fr").await.unwrap(), [("sites/fr/c".to_string(), 1)]);
+    let logs = store.origin_logs().await.unwrap();
+    assert_eq!((logs[0].last_seq, logs[0].epoch.as_str()), (1, new));
+    assert_eq!(store.changes_after(&fr, 0, 10).await.unwrap().len(), 1);
+    // A replay of the old incarnation is ignored, whatever its seq.
+    for seq in [2, 3] {
+        let stale = remote(old, seq, "a", fr_upsert("a"));
+        assert_eq!(apply_one(&store, stale, Delivery::Stream).await, RemoteApplied::StaleEpoch);
+    }
+    assert_eq!(store.site_versions("fr").await.unwrap(), [("sites/fr/c".to_string(), 1)]);
+    assert_eq!(store.peer_cursors("peer").await.unwrap(), [("fr".to_string(), 1, new.to_string())]);
+}
+
+async fn snapshots_hold_the_latest_events_of_each_site_and_compaction_keeps_only_them(store: Arc<Store>) {
+    let fr: hubdir_core::Origin = "fr".parse().unwrap();
+    let log = [
+        ("a", fr_upsert("a")),
+        ("b", fr_upsert("b")),
+        ("a", fr_status(10.0)),
+        ("a", fr_upsert("a")), // supersedes 1 and 3
+        ("b", fr_status(20.0)),
+        ("b", fr_status(30.0)), // supersedes 5, not 2
+        ("c", fr_upsert("c")),
+        ("c", RemoteChange::Delete), // a tombstone supersedes 7 and stays
+    ];
+    let events = log
+        .into_iter()
+        .enumerate()
+        .map(|(i, (site_id, change))| (remote("e1", i as u64 + 1, site_id, change), Delivery::Stream))
+        .collect();
+    assert!(store.apply_remote("fr", events).await.unwrap().iter().all(|o| *o == RemoteApplied::Applied));
+    let seqs = |events: Vec<ChangeEvent>| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.snapshot_after(&fr, 0, 8, 100).await.unwrap()), [2, 4, 6, 8]);
+    // As of seq 5; from a reader's position; in pages.
+    assert_eq!(seqs(store.snapshot_after(&fr, 0, 5, 100).await.unwrap()), [2, 4, 5]);
+    assert_eq!(seqs(store.snapshot_after(&fr, 4, 8, 100).await.unwrap()), [6, 8]);
+    assert_eq!(seqs(store.snapshot_after(&fr, 0, 8, 2).await.unwrap()), [2, 4]);
+
+    assert_eq!(store.compact(&fr).await.unwrap(), 4);
+    assert_eq!(seqs(store.changes_after(&fr, 0, 100).await.unwrap()), [2, 4, 6, 8]);
+    assert_eq!(store.origin_logs().await.unwrap()[0].compacted_through, 8);
+    assert_eq!(store.compact(&fr).await.unwrap(), 0);
+    assert_eq!(
+        store.site_versions("fr").await.unwrap(),
+        [("sites/fr/a".to_string(), 4), ("sites/fr/b".to_string(), 2)]
+    );
+}
+
+async fn a_snapshot_applies_with_holes_and_the_stream_continues_after_it(store: Arc<Store>) {
+    // Seqs 2, 4 and 6 of a log: the rest was superseded.
+    let snapshot = [(2, "a"), (4, "b"), (6, "a")]
+        .map(|(seq, site_id)| (remote("e1", seq, site_id, fr_upsert(site_id)), Delivery::Snapshot));
+    let outcomes = store.apply_remote("peer", snapshot.to_vec()).await.unwrap();
+    assert_eq!(outcomes, [RemoteApplied::Applied; 3]);
+    let logs = store.origin_logs().await.unwrap();
+    assert_eq!((logs[0].last_seq, logs[0].compacted_through), (6, 6));
+    // A snapshot event already held is a replay; the stream must go on from 7.
+    assert_eq!(apply_one(&store, snapshot[1].0.clone(), Delivery::Snapshot).await, RemoteApplied::Duplicate);
+    assert_eq!(
+        apply_one(&store, remote("e1", 8, "c", fr_upsert("c")), Delivery::Stream).await,
+        RemoteApplied::Gap { held: 6 }
+    );
+    assert_eq!(apply_one(&store, remote("e1", 7, "c", fr_upsert("c")), Delivery::Stream).await, RemoteApplied::Applied);
+    let versions = store.site_versions("fr").await.unwrap();
+    assert_eq!(versions, [("sites/fr/a".into(), 6), ("sites/fr/b".into(), 4), ("sites/fr/c".into(), 7)]);
 }
 
 #[tokio::test]

@@ -9,8 +9,9 @@ use hubdir_core::{Site, SiteRecord};
 use hubdir_geo::SiteIndex;
 use hubdir_store::{ChangeEvent, ChangeOp, SiteQuery, Store, StoreError};
 
-/// How often the change log is polled: a committed write is visible within this (plus the
-/// time to apply it), well under the one-second promise.
+/// How often the change log is polled for writes of other processes (several processes on
+/// one PostgreSQL): such a write is visible within this (plus the time to apply it), well
+/// under the one-second promise. This process's own commits wake the index at once.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 const EVENTS_PER_READ: u64 = 5000;
 
@@ -27,8 +28,16 @@ impl Default for Shared {
     }
 }
 
+/// Where the index is in one origin's log.
+#[derive(Debug, Clone, PartialEq)]
+struct Cursor {
+    seq: u64,
+    epoch: String,
+}
+
 /// Loads the index, marks it ready, then follows the change log forever.
 pub async fn run(store: Arc<Store>, shared: Shared) {
+    let mut changes = store.watch_changes();
     let mut cursors = loop {
         match load(&store, &shared).await {
             Ok(cursors) => break cursors,
@@ -40,18 +49,27 @@ pub async fn run(store: Arc<Store>, shared: Shared) {
     };
     shared.ready.send_replace(true);
     loop {
-        if let Err(err) = catch_up(&store, &shared, &mut cursors).await {
-            tracing::warn!(error = %err, "following the change log failed; retrying");
+        match catch_up(&store, &shared, &mut cursors).await {
+            Ok(Followed::InStep) => {}
+            Ok(Followed::Reload) => match load(&store, &shared).await {
+                Ok(reloaded) => cursors = reloaded,
+                Err(err) => tracing::warn!(error = %err, "reloading the discovery index failed; retrying"),
+            },
+            Err(err) => tracing::warn!(error = %err, "following the change log failed; retrying"),
         }
-        tokio::time::sleep(POLL_INTERVAL).await;
+        let _ = tokio::time::timeout(POLL_INTERVAL, changes.changed()).await;
     }
 }
 
 /// Reads the cursors first, then every site: events after the cursors are replayed on top,
 /// and replaying a change already loaded is harmless.
-async fn load(store: &Store, shared: &Shared) -> Result<HashMap<String, u64>, StoreError> {
-    let cursors: HashMap<String, u64> =
-        store.origin_seqs().await?.into_iter().map(|(o, s)| (o.to_string(), s)).collect();
+async fn load(store: &Store, shared: &Shared) -> Result<HashMap<String, Cursor>, StoreError> {
+    let cursors: HashMap<String, Cursor> = store
+        .origin_logs()
+        .await?
+        .into_iter()
+        .map(|log| (log.origin.to_string(), Cursor { seq: log.last_seq, epoch: log.epoch }))
+        .collect();
     let mut records = Vec::new();
     let mut query = SiteQuery { limit: 5000, ..SiteQuery::default() };
     loop {
@@ -71,20 +89,36 @@ async fn load(store: &Store, shared: &Shared) -> Result<HashMap<String, u64>, St
     Ok(cursors)
 }
 
-async fn catch_up(store: &Store, shared: &Shared, cursors: &mut HashMap<String, u64>) -> Result<(), StoreError> {
-    for (origin, last) in store.origin_seqs().await? {
-        let cursor = cursors.entry(origin.to_string()).or_insert(0);
-        while *cursor < last {
-            let events = store.changes_after(&origin, *cursor, EVENTS_PER_READ).await?;
+/// Whether the index could follow the log, or must be loaded afresh.
+enum Followed {
+    InStep,
+    /// An origin's log was replaced (a peer's recreated database, resynced): its old sites
+    /// must go, so the index is rebuilt.
+    Reload,
+}
+
+async fn catch_up(
+    store: &Store,
+    shared: &Shared,
+    cursors: &mut HashMap<String, Cursor>,
+) -> Result<Followed, StoreError> {
+    for log in store.origin_logs().await? {
+        let cursor =
+            cursors.entry(log.origin.to_string()).or_insert_with(|| Cursor { seq: 0, epoch: log.epoch.clone() });
+        if cursor.epoch != log.epoch || cursor.seq > log.last_seq {
+            return Ok(Followed::Reload);
+        }
+        while cursor.seq < log.last_seq {
+            let events = store.changes_after(&log.origin, cursor.seq, EVENTS_PER_READ).await?;
             let Some(end) = events.last().map(|e| e.seq) else { break };
             let mut index = shared.index.write().unwrap_or_else(|poisoned| poisoned.into_inner());
             for event in events {
                 apply(&mut index, event);
             }
-            *cursor = end;
+            cursor.seq = end;
         }
     }
-    Ok(())
+    Ok(Followed::InStep)
 }
 
 fn apply(index: &mut SiteIndex, event: ChangeEvent) {

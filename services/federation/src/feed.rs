@@ -1,6 +1,8 @@
 //! The leader side of `Subscribe`: every signed event after the follower's cursors, origin by
 //! origin in sequence order, then a caught-up marker, then live events as they are written,
-//! with heartbeats while nothing happens. The stream's buffer is bounded: a slow follower
+//! with heartbeats while nothing happens. A follower starting from nothing, from another epoch
+//! of a log, or from behind a compacted log's holes gets a snapshot first: the latest events
+//! of each site, between `SnapshotStart` and `SnapshotEnd`. The stream's buffer is bounded: a slow follower
 //! slows the reader, it does not grow the leader's memory.
 
 use std::collections::HashMap;
@@ -9,8 +11,10 @@ use std::time::Duration;
 
 use hubdir_proto::convert;
 use hubdir_proto::v1::subscribe_response::Message;
-use hubdir_proto::v1::{CaughtUp, Cursor, Heartbeat, SignedEvent, SubscribeRequest, SubscribeResponse};
-use hubdir_store::{SignedBytes, Store, StoreError};
+use hubdir_proto::v1::{
+    CaughtUp, Cursor, Heartbeat, SignedEvent, SnapshotEnd, SnapshotStart, SubscribeRequest, SubscribeResponse,
+};
+use hubdir_store::{ChangeEvent, OriginLog, SignedBytes, Store, StoreError};
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -57,36 +61,69 @@ async fn send_new(
     tx: &Sender,
 ) -> Result<bool, Ended> {
     let mut sent = false;
-    for (origin, last, epoch) in store.origin_logs().await? {
-        let name = origin.to_string();
+    for log in store.origin_logs().await? {
+        let name = log.origin.to_string();
         if !wanted.is_empty() && !wanted.contains(&name) {
             continue;
         }
-        let position = positions.entry(name.clone()).or_insert(Position { seq: 0, epoch: epoch.clone() });
-        if position.epoch != epoch {
+        let position = positions.entry(name.clone()).or_insert(Position { seq: 0, epoch: log.epoch.clone() });
+        if position.epoch != log.epoch {
             // The follower's cursor belongs to another incarnation of this log: start over.
-            tracing::info!(origin = %name, "follower cursor from another epoch; resending the log");
-            *position = Position { seq: 0, epoch: epoch.clone() };
+            tracing::info!(origin = %name, "follower cursor from another epoch; sending a snapshot");
+            *position = Position { seq: 0, epoch: log.epoch.clone() };
         }
-        while position.seq < last {
-            let events = store.changes_after(&origin, position.seq, EVENTS_PER_READ).await?;
+        if position.seq < log.last_seq && (position.seq == 0 || position.seq < log.compacted_through) {
+            // A follower starting out, or behind the holes of a compacted log: the latest
+            // events of each site say everything, in fewer events.
+            sent |= send_snapshot(store, &log, position, tx).await?;
+        }
+        while position.seq < log.last_seq {
+            let events = store.changes_after(&log.origin, position.seq, EVENTS_PER_READ).await?;
             let Some(end) = events.last().map(|e| e.seq) else { break };
             for event in events {
-                match event.signed {
-                    Some(signed) => {
-                        let SignedBytes { bytes, key_id, signature } = signed;
-                        send(tx, Message::Event(SignedEvent { event: bytes, key_id, signature })).await?;
-                        sent = true;
-                    }
-                    // Written without the node key (by a tool opening the database directly):
-                    // no peer could verify it, so it is not sent.
-                    None => tracing::warn!(origin = %name, seq = event.seq, "unsigned event not sent to peers"),
-                }
+                sent |= send_event(tx, &name, event).await?;
             }
             position.seq = end;
         }
     }
     Ok(sent)
+}
+
+/// A snapshot of the origin at its last seq, from the follower's position on.
+async fn send_snapshot(store: &Store, log: &OriginLog, position: &mut Position, tx: &Sender) -> Result<bool, Ended> {
+    let origin = log.origin.to_string();
+    let through = log.last_seq;
+    tracing::info!(%origin, from = position.seq, through, "sending a snapshot");
+    let start = SnapshotStart { origin: origin.clone(), seq: through, epoch: log.epoch.clone() };
+    send(tx, Message::SnapshotStart(start)).await?;
+    let mut after = position.seq;
+    loop {
+        let events = store.snapshot_after(&log.origin, after, through, EVENTS_PER_READ).await?;
+        let Some(end) = events.last().map(|e| e.seq) else { break };
+        for event in events {
+            send_event(tx, &origin, event).await?;
+        }
+        after = end;
+    }
+    send(tx, Message::SnapshotEnd(SnapshotEnd { origin, seq: through })).await?;
+    position.seq = through;
+    Ok(true)
+}
+
+/// Sends one event as its origin signed it; whether it was sent.
+async fn send_event(tx: &Sender, origin: &str, event: ChangeEvent) -> Result<bool, Ended> {
+    match event.signed {
+        Some(SignedBytes { bytes, key_id, signature }) => {
+            send(tx, Message::Event(SignedEvent { event: bytes, key_id, signature })).await?;
+            Ok(true)
+        }
+        // Written without the node key (by a tool opening the database directly): no peer
+        // could verify it, so it is not sent.
+        None => {
+            tracing::warn!(%origin, seq = event.seq, "unsigned event not sent to peers");
+            Ok(false)
+        }
+    }
 }
 
 fn cursors(positions: &HashMap<String, Position>) -> Vec<Cursor> {
@@ -109,15 +146,19 @@ async fn stream(store: &Store, request: SubscribeRequest, tx: &Sender) -> Result
     let SubscribeRequest { cursors: from, origins: wanted } = request;
     let mut positions: HashMap<String, Position> =
         from.into_iter().map(|c| (c.origin, Position { seq: c.seq, epoch: c.epoch })).collect();
+    let mut changes = store.watch_changes();
     send_new(store, &wanted, &mut positions, tx).await?;
     send(tx, Message::CaughtUp(CaughtUp { cursors: cursors(&positions) })).await?;
-    let mut quiet = Duration::ZERO;
+    let mut last_sent = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(POLL_INTERVAL).await;
+        // This process's commits wake the stream at once; another process's (several
+        // processes on one PostgreSQL) are seen at the next poll.
+        let _ = tokio::time::timeout(POLL_INTERVAL, changes.changed()).await;
         let sent = send_new(store, &wanted, &mut positions, tx).await?;
-        quiet = if sent { Duration::ZERO } else { quiet + POLL_INTERVAL };
-        if quiet >= HEARTBEAT_INTERVAL {
-            quiet = Duration::ZERO;
+        if sent {
+            last_sent = tokio::time::Instant::now();
+        } else if last_sent.elapsed() >= HEARTBEAT_INTERVAL {
+            last_sent = tokio::time::Instant::now();
             send(tx, Message::Heartbeat(Heartbeat { time: Some(convert::timestamp(chrono::Utc::now())) })).await?;
         }
     }

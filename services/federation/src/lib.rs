@@ -32,7 +32,7 @@ pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 
 fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
     let max = ctx.config.server.max_message_bytes;
-    let federation = Federation { identity: ctx.identity.clone(), store: ctx.store.clone() };
+
     if let Some(identity) = ctx.identity.clone() {
         // Recorded at start, so a key's validity begins when the node first ran with it.
         let store = ctx.store.clone();
@@ -42,11 +42,39 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
             }
         });
     }
-    for peer in &ctx.config.federation.peers {
-        tokio::spawn(follower::follow(ctx.store.clone(), peer.clone(), follower::FollowerStats::default()));
+    if !ctx.config.federation.peers.is_empty() {
+        match follower::trusted_keys(&ctx.config.federation) {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                for peer in &ctx.config.federation.peers {
+                    let stats = follower::FollowerStats::default();
+                    tokio::spawn(follower::follow(ctx.store.clone(), peer.clone(), keys.clone(), stats));
+                }
+            }
+            Err(err) => tracing::error!(error = %format!("{err:#}"), "no peer followed: a pinned key is unusable"),
+        }
     }
+    let federation =
+        Federation { identity: ctx.identity.clone(), store: ctx.store.clone(), relayed: relayed_origins(ctx) };
     let server = FederationServiceServer::new(federation).max_decoding_message_size(max).max_encoding_message_size(max);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
+}
+
+/// The origins this node receives from peers, and so forwards: every peer's allowed origins
+/// but its own.
+fn relayed_origins(ctx: &NodeContext) -> Vec<String> {
+    let own = ctx.config.node.id.as_str();
+    let mut origins: Vec<String> = ctx
+        .config
+        .federation
+        .peers
+        .iter()
+        .flat_map(|p| if p.origins.is_empty() { vec![p.node_id.clone()] } else { p.origins.clone() })
+        .filter(|o| o != own)
+        .collect();
+    origins.sort();
+    origins.dedup();
+    origins
 }
 
 /// Every federation RPC is for peer nodes holding a `federation.sync` token.
@@ -59,6 +87,7 @@ fn peer_only<T>(request: &Request<T>) -> Result<(), Status> {
 pub struct Federation {
     identity: Option<Arc<NodeIdentity>>,
     store: Arc<Store>,
+    relayed: Vec<String>,
 }
 
 async fn publish(store: &Store, identity: &NodeIdentity) -> Result<(), StoreError> {
@@ -92,9 +121,8 @@ impl FederationService for Federation {
                     valid_until: k.valid_until.map(convert::timestamp),
                 })
                 .collect(),
-            // A node signs the events of its own origin; relaying arrives with peers.
             origins_served: vec![identity.node_id().to_owned()],
-            origins_relayed: vec![],
+            origins_relayed: self.relayed.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }))
     }

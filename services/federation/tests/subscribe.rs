@@ -111,7 +111,7 @@ impl Leader {
 #[tokio::test]
 async fn a_follower_gets_what_it_lacks_then_a_marker_then_live_events() {
     let mut leader = leader().await;
-    let epoch = leader.store.origin_logs().await.unwrap()[0].2.clone();
+    let epoch = leader.store.origin_logs().await.unwrap()[0].epoch.clone();
     let keys = leader.keys();
     let from = SubscribeRequest {
         cursors: vec![Cursor { origin: "zw".into(), seq: 1, epoch: epoch.clone() }],
@@ -135,23 +135,51 @@ async fn a_follower_gets_what_it_lacks_then_a_marker_then_live_events() {
     assert_eq!(zw.hash, sites_hash(&leader.store.site_versions("zw").await.unwrap()));
 }
 
-#[tokio::test]
-async fn a_cursor_from_another_epoch_gets_the_whole_log_again() {
-    let mut leader = leader().await;
-    let from = SubscribeRequest {
-        cursors: vec![Cursor { origin: "zw".into(), seq: 2, epoch: "an-old-incarnation".into() }],
-        origins: vec![],
-    };
-    let mut stream = leader.client.subscribe(leader.req(from)).await.unwrap().into_inner();
-    let mut seqs = Vec::new();
+/// Subscribes from `cursors` and returns what came before the caught-up marker: events as
+/// their seqs, snapshot bounds as `S<seq>` and `E<seq>`.
+async fn until_caught_up(leader: &mut Leader, cursors: Vec<Cursor>) -> Vec<String> {
+    let keys = leader.keys();
+    let request = leader.req(SubscribeRequest { cursors, origins: vec![] });
+    let mut stream = leader.client.subscribe(request).await.unwrap().into_inner();
+    let mut seen = Vec::new();
     loop {
         match stream.message().await.unwrap().unwrap().message.unwrap() {
-            Message::Event(e) => seqs.push(verify(&e.event, &e.key_id, &e.signature, &leader.keys()).unwrap().seq),
-            Message::CaughtUp(_) => break,
-            other => panic!("unexpected {other:?}"),
+            Message::Event(e) => seen.push(verify(&e.event, &e.key_id, &e.signature, &keys).unwrap().seq.to_string()),
+            Message::SnapshotStart(s) => seen.push(format!("S{}", s.seq)),
+            Message::SnapshotEnd(e) => seen.push(format!("E{}", e.seq)),
+            Message::CaughtUp(_) => return seen,
+            Message::Heartbeat(_) => {}
         }
     }
-    assert_eq!(seqs, [1, 2]);
+}
+
+#[tokio::test]
+async fn a_new_follower_or_one_from_another_epoch_gets_a_snapshot() {
+    let mut leader = leader().await;
+    assert_eq!(until_caught_up(&mut leader, vec![]).await, ["S2", "1", "2", "E2"]);
+    let other = Cursor { origin: "zw".into(), seq: 2, epoch: "an-old-incarnation".into() };
+    assert_eq!(until_caught_up(&mut leader, vec![other]).await, ["S2", "1", "2", "E2"]);
+}
+
+#[tokio::test]
+async fn a_follower_behind_a_compacted_log_gets_only_the_latest_events_after_its_cursor() {
+    let mut leader = leader().await;
+    let epoch = leader.store.origin_logs().await.unwrap()[0].epoch.clone();
+    // Site 1 changes twice more (seqs 3 and 4), site 3 appears (5); compaction drops 1 and 3.
+    let mut renamed = site("1");
+    for name in ["Renamed", "Renamed again"] {
+        if let Change::Upsert(s) = &mut renamed.change {
+            s.display_name = name.into();
+        }
+        leader.store.write(vec![renamed.clone()]).await.unwrap();
+    }
+    leader.store.write(vec![site("3")]).await.unwrap();
+    assert_eq!(leader.store.compact(&"zw".parse().unwrap()).await.unwrap(), 2);
+    let at = |seq| vec![Cursor { origin: "zw".into(), seq, epoch: epoch.clone() }];
+    // Behind the holes: a snapshot of what came after the cursor.
+    assert_eq!(until_caught_up(&mut leader, at(1)).await, ["S5", "2", "4", "5", "E5"]);
+    // Past them: the events themselves.
+    assert_eq!(until_caught_up(&mut leader, at(5)).await, Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -182,7 +210,9 @@ async fn follower(
     };
     let store = Arc::new(Store::connect(&format!("sqlite://{}", dir.join("fr.db").display())).await.unwrap());
     let stats = hubdir_federation::follower::FollowerStats::default();
-    tokio::spawn(hubdir_federation::follower::follow(store.clone(), peer.clone(), stats.clone()));
+    let config = hubdir_node::config::FederationConfig { peers: vec![peer.clone()], ..Config::default().federation };
+    let keys = Arc::new(hubdir_federation::follower::trusted_keys(&config).unwrap());
+    tokio::spawn(hubdir_federation::follower::follow(store.clone(), peer.clone(), keys, stats.clone()));
     (store, stats, peer)
 }
 

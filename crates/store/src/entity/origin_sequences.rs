@@ -11,6 +11,9 @@ pub struct Model {
     /// Identifies this incarnation of the origin's log; a wiped and recreated database
     /// gets a new epoch, so followers resync instead of silently diverging.
     pub epoch: String,
+    /// Up to this seq the log may have holes (compacted, or filled by a snapshot): a follower
+    /// behind it needs a snapshot, not the events.
+    pub compacted_through: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
