@@ -50,6 +50,10 @@ pub struct OriginKeyConfig {
     pub origin: String,
     /// The Ed25519 public key (SPKI PEM, as `hubdir federation key` prints it).
     pub public_key_file: std::path::PathBuf,
+    /// Events written after this instant (RFC 3339, quoted) are refused under this key: the
+    /// end of a retired key's overlap. Unset: no end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
 }
 
 /// A peer node this node follows, and how far it is trusted.

@@ -1,5 +1,5 @@
-//! `hubdir federation`: the node's public key for peers to pin, and where this node stands
-//! with each peer it follows.
+//! `hubdir federation`: the node's public key for peers to pin, compaction of the change log,
+//! and where this node stands with each peer it follows.
 
 use std::io::Write;
 
@@ -14,6 +14,12 @@ pub enum FederationCommand {
     /// Print this node's id, key id and public key (PEM) for peers to pin; creates the key
     /// if the node has none yet.
     Key {
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Remove the events of every origin's log that later events of the same site supersede.
+    /// Peers behind the compacted part then get a snapshot instead of the events.
+    Compact {
         #[command(flatten)]
         args: ServeArgs,
     },
@@ -33,6 +39,15 @@ pub async fn run(command: FederationCommand, out: &mut impl Write) -> anyhow::Re
             let pem = identity.public_key().to_public_key_pem(LineEnding::LF).map_err(|e| anyhow::anyhow!("{e}"))?;
             writeln!(out, "# node {} key {}", identity.node_id(), identity.key_id())?;
             write!(out, "{pem}")?;
+        }
+        FederationCommand::Compact { args } => {
+            let config = args.load_config()?;
+            let store = Store::connect(&config.store.url).await?;
+            writeln!(out, "origin\tlast_seq\tremoved")?;
+            for log in store.origin_logs().await? {
+                let removed = store.compact(&log.origin).await?;
+                writeln!(out, "{}\t{}\t{removed}", log.origin, log.last_seq)?;
+            }
         }
         FederationCommand::Status { args } => {
             let config = args.load_config()?;

@@ -31,6 +31,13 @@ pub struct ImportArgs {
     /// Write straight into this database (`sqlite://hubdir.db` or `postgres://...`).
     #[arg(long, conflicts_with = "node", required_unless_present = "node")]
     db: Option<String>,
+    /// With --db: the node's key file (`federation.key_file`), so the events written are signed
+    /// and reach the node's peers; without it they stay unsigned and are never sent to peers.
+    #[arg(long, requires = "node_id", requires = "db")]
+    node_key: Option<PathBuf>,
+    /// With --node-key: the node's id (`node.id`), the origin the key signs for.
+    #[arg(long, requires = "node_key")]
+    node_id: Option<String>,
     /// Or stream to a running node's RegistryService.BatchUpsertSites (`http://host:50051`).
     #[arg(long, requires = "token")]
     node: Option<String>,
@@ -78,11 +85,24 @@ enum Sink {
 impl Sink {
     async fn open(args: &ImportArgs) -> anyhow::Result<Sink> {
         match (&args.db, &args.node, &args.token) {
-            (Some(db), _, _) => Ok(Sink::Store(
-                Store::connect(db)
+            (Some(db), _, _) => {
+                let store = Store::connect(db)
                     .await
-                    .with_context(|| format!("cannot open the store at {}", hubdir_node::cli::redact_url(db)))?,
-            )),
+                    .with_context(|| format!("cannot open the store at {}", hubdir_node::cli::redact_url(db)))?;
+                match (&args.node_key, &args.node_id) {
+                    (Some(key), Some(id)) => {
+                        let identity = hubdir_federation_core::NodeIdentity::load_or_create(id, key)?;
+                        let signer = hubdir_federation_core::OriginSigner::new(std::sync::Arc::new(identity));
+                        Ok(Sink::Store(store.with_signer(std::sync::Arc::new(signer))))
+                    }
+                    _ => {
+                        eprintln!(
+                            "warning: no --node-key: the events are written unsigned and will not be sent to peers"
+                        );
+                        Ok(Sink::Store(store))
+                    }
+                }
+            }
             (None, Some(node), Some(token)) => {
                 let client = RegistryServiceClient::connect(node.clone())
                     .await
