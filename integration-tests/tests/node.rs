@@ -1,5 +1,6 @@
 //! The real `hubdir` binaries on real ports, checked with Python grpcio.
 
+#[allow(dead_code)]
 mod support;
 
 use std::process::Command;

@@ -1,5 +1,7 @@
 //! Starting real hubdir processes and talking to them with real clients.
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -40,13 +42,70 @@ pub fn workspace_root() -> PathBuf {
     manifest.join("..")
 }
 
+/// A node's directory, kept across restarts: its config (`hubdir.toml`, trusting a fresh dev
+/// key), its database (`node.db`) and its node key (`node.key`).
+pub struct NodeDir {
+    dir: tempfile::TempDir,
+    issuers: String,
+}
+
+impl NodeDir {
+    pub fn new(extra_config: &str) -> Arc<NodeDir> {
+        let dir = tempfile::tempdir().unwrap();
+        let keygen = Command::new(binary("hubdir"))
+            .args(["token", "keygen", "--kid", KID, "--dir"])
+            .arg(dir.path())
+            .output()
+            .expect("run hubdir token keygen");
+        assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
+        let node = NodeDir { dir, issuers: String::from_utf8(keygen.stdout).unwrap() };
+        node.configure(extra_config);
+        Arc::new(node)
+    }
+
+    /// Rewrites the config: `extra_config` first, then the trusted dev key and the node key.
+    pub fn configure(&self, extra_config: &str) {
+        let key_file = self.file("node.key");
+        let text = format!(
+            "{extra_config}\n{}\n[federation]\nkey_file = {:?}\n",
+            self.issuers,
+            key_file.display().to_string()
+        );
+        std::fs::write(self.file("hubdir.toml"), text).unwrap();
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A token signed by the key this node trusts, via `hubdir token issue`.
+    pub fn token(&self, scope: &str, origin: Option<&str>, operator: Option<&str>, sites: &[&str]) -> String {
+        let mut command = Command::new(binary("hubdir"));
+        command
+            .args(["token", "issue", "--kid", KID, "--subject", "integration-test", "--scope", scope, "--key"])
+            .arg(self.file(&format!("{KID}.key.pem")));
+        if let Some(origin) = origin {
+            command.args(["--origin", origin]);
+        }
+        if let Some(operator) = operator {
+            command.args(["--operator", operator]);
+        }
+        for site in sites {
+            command.args(["--site", site]);
+        }
+        let output = command.output().expect("run hubdir token issue");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+}
+
 /// A running node process whose stderr (JSON logs) is collected line by line.
 pub struct NodeProcess {
     child: Child,
     pub address: String,
     logs: Arc<Mutex<Vec<String>>>,
     reader: std::thread::JoinHandle<()>,
-    dir: tempfile::TempDir,
+    pub dir: Arc<NodeDir>,
 }
 
 /// The dev key every test node trusts (issuer `hubdir-dev`, audience `hubdir`).
@@ -62,27 +121,24 @@ impl NodeProcess {
 
     /// As [`NodeProcess::start`], on the database at `db` if given.
     pub fn start_on(binary_name: &str, args: &[&str], extra_config: &str, db: Option<&str>) -> NodeProcess {
-        let dir = tempfile::tempdir().unwrap();
-        let db = db.map_or_else(|| format!("sqlite://{}", dir.path().join("node.db").display()), str::to_owned);
-        let keygen = Command::new(binary("hubdir"))
-            .args(["token", "keygen", "--kid", KID, "--dir"])
-            .arg(dir.path())
-            .output()
-            .expect("run hubdir token keygen");
-        assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
-        let config = dir.path().join("hubdir.toml");
-        let issuers = String::from_utf8(keygen.stdout).unwrap();
-        let key_file = dir.path().join("node.key");
-        std::fs::write(
-            &config,
-            format!("{extra_config}\n{issuers}\n[federation]\nkey_file = {:?}\n", key_file.display().to_string()),
-        )
-        .unwrap();
+        NodeProcess::start_in(&NodeDir::new(extra_config), binary_name, args, db, "127.0.0.1:0")
+    }
+
+    /// Starts `binary args...` in `dir` (its config, and its SQLite file unless `db` is
+    /// given), listening on `listen`; waits for the "serving" log line.
+    pub fn start_in(
+        dir: &Arc<NodeDir>,
+        binary_name: &str,
+        args: &[&str],
+        db: Option<&str>,
+        listen: &str,
+    ) -> NodeProcess {
+        let db = db.map_or_else(|| format!("sqlite://{}", dir.file("node.db").display()), str::to_owned);
         let mut command = Command::new(binary(binary_name));
         command
             .args(args)
-            .args(["--db", &db, "--listen", "127.0.0.1:0", "--log-format", "json", "--config"])
-            .arg(&config)
+            .args(["--db", &db, "--listen", listen, "--log-format", "json", "--config"])
+            .arg(dir.file("hubdir.toml"))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -115,32 +171,25 @@ impl NodeProcess {
                 panic!("the node never logged 'serving'; its logs:\n{}", logs.lock().unwrap().join("\n"));
             }
         };
-        NodeProcess { child, address, logs, reader, dir }
+        NodeProcess { child, address, logs, reader, dir: dir.clone() }
     }
 
     /// A file in the node's own directory (its config, database and node key live there).
     pub fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.dir.file(name)
+    }
+
+    /// Kills the process with SIGKILL (no shutdown of any kind) and waits for it.
+    pub fn kill(mut self) -> Vec<String> {
+        self.child.kill().expect("kill -9 the node");
+        self.child.wait().expect("wait for the node");
+        self.reader.join().expect("log reader");
+        self.logs.lock().unwrap().clone()
     }
 
     /// A token signed by the key this node trusts, via `hubdir token issue`.
     pub fn token(&self, scope: &str, origin: Option<&str>, operator: Option<&str>, sites: &[&str]) -> String {
-        let mut command = Command::new(binary("hubdir"));
-        command
-            .args(["token", "issue", "--kid", KID, "--subject", "integration-test", "--scope", scope, "--key"])
-            .arg(self.dir.path().join(format!("{KID}.key.pem")));
-        if let Some(origin) = origin {
-            command.args(["--origin", origin]);
-        }
-        if let Some(operator) = operator {
-            command.args(["--operator", operator]);
-        }
-        for site in sites {
-            command.args(["--site", site]);
-        }
-        let output = command.output().expect("run hubdir token issue");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+        self.dir.token(scope, origin, operator, sites)
     }
 
     /// Sends SIGTERM and waits (at most `deadline`) for the process to exit.
