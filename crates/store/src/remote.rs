@@ -13,7 +13,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, Q
 
 use crate::entity::{change_log, origin_sequences, peer_cursors, site_services, sites};
 use crate::signing::SignedBytes;
-use crate::writes::site_row;
+use crate::writes::{ROWS_PER_STATEMENT, site_row};
 use crate::{Store, StoreError, to_micros};
 
 /// What a verified event from a peer says.
@@ -114,6 +114,7 @@ impl Store {
         let mut held: HashMap<Origin, Held> = HashMap::new();
         let mut cursors: HashMap<Origin, (u64, String)> = HashMap::new();
         let mut outcomes = Vec::with_capacity(events.len());
+        let mut applied = Vec::new();
         for (event, delivery) in events {
             let origin = event.origin.clone();
             let position = match held.entry(origin.clone()) {
@@ -128,6 +129,7 @@ impl Store {
                     continue;
                 }
                 tracing::info!(%origin, from = %position.epoch, to = %event.epoch, "origin's log has a new epoch: resyncing");
+                write_applied(&txn, std::mem::take(&mut applied)).await?;
                 forget_origin(&txn, &origin).await?;
                 *position = Held { last: 0, epoch: event.epoch.clone(), compacted_through: 0 };
                 cursors.remove(&origin);
@@ -137,7 +139,6 @@ impl Store {
             } else if delivery == Delivery::Stream && event.seq != position.last + 1 {
                 RemoteApplied::Gap { held: position.last }
             } else {
-                apply(&txn, &event).await?;
                 position.last = event.seq;
                 if delivery == Delivery::Snapshot {
                     position.compacted_through = event.seq;
@@ -149,8 +150,12 @@ impl Store {
                 let cursor = cursors.entry(origin).or_insert((0, event.epoch.clone()));
                 cursor.0 = cursor.0.max(position.last);
             }
+            if outcome == RemoteApplied::Applied {
+                applied.push(event);
+            }
             outcomes.push(outcome);
         }
+        write_applied(&txn, applied).await?;
         for (origin, position) in &held {
             origin_sequences::Entity::update_many()
                 .col_expr(origin_sequences::Column::LastSeq, (position.last as i64).into())
@@ -230,58 +235,79 @@ async fn forget_origin(txn: &DatabaseTransaction, origin: &Origin) -> Result<(),
     Ok(())
 }
 
-async fn apply(txn: &DatabaseTransaction, event: &RemoteEvent) -> Result<(), StoreError> {
-    let name = event.site_name.clone();
-    let (op, payload) = match &event.change {
-        RemoteChange::Upsert(site) => {
-            remove_site(txn, &name).await?;
-            let (body, etag) = site.json_and_etag();
-            let record = SiteRecord {
-                h3_cell: hubdir_geo::site_cell(site.location)
-                    .ok_or_else(|| StoreError::Corrupt(format!("site {name} has a non-finite location")))?,
-                etag,
-                update_time: event.time,
-                origin_seq: event.seq,
-                site: (**site).clone(),
-            };
-            let services: Vec<_> = record
-                .site
-                .services
-                .iter()
-                .map(|s| site_services::ActiveModel { site_name: Set(name.clone()), service: Set(s.code().to_owned()) })
-                .collect();
-            sites::Entity::insert(site_row(record, body.clone())).exec_without_returning(txn).await?;
-            if !services.is_empty() {
-                site_services::Entity::insert_many(services).exec_without_returning(txn).await?;
+/// Writes applied events, in order, with few statements: each touched site's old rows go,
+/// each site's last UPSERT in the batch is inserted (a DELETE leaves it gone), and every event
+/// enters the change log.
+async fn write_applied(txn: &DatabaseTransaction, events: Vec<RemoteEvent>) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut log = Vec::with_capacity(events.len());
+    // Per site, its state after the batch: the last record event's row (None: deleted).
+    let mut last: HashMap<String, Option<(SiteRecord, String)>> = HashMap::new();
+    for event in events {
+        let name = event.site_name.clone();
+        let (op, payload) = match event.change {
+            RemoteChange::Upsert(site) => {
+                let (body, etag) = site.json_and_etag();
+                let h3_cell = hubdir_geo::site_cell(site.location)
+                    .ok_or_else(|| StoreError::Corrupt(format!("site {name} has a non-finite location")))?;
+                let record = SiteRecord { h3_cell, etag, update_time: event.time, origin_seq: event.seq, site: *site };
+                last.insert(name.clone(), Some((record, body.clone())));
+                ("UPSERT", Some(body.into_bytes()))
             }
-            ("UPSERT", Some(body.into_bytes()))
-        }
-        RemoteChange::Delete => {
-            remove_site(txn, &name).await?;
-            ("DELETE", None)
-        }
-        RemoteChange::Status(summary) => {
-            ("STATUS", Some(serde_json::to_string(summary).unwrap_or_default().into_bytes()))
-        }
-    };
-    change_log::Entity::insert(change_log::ActiveModel {
-        origin: Set(event.origin.to_string()),
-        seq: Set(event.seq as i64),
-        site_name: Set(name),
-        op: Set(op.to_owned()),
-        payload: Set(payload),
-        event_time_us: Set(to_micros(event.time)),
-        key_id: Set(Some(event.signed.key_id.clone())),
-        signature: Set(Some(event.signed.signature.clone())),
-        event_bytes: Set(Some(event.signed.bytes.clone())),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
-}
-
-async fn remove_site(txn: &DatabaseTransaction, name: &str) -> Result<(), StoreError> {
-    site_services::Entity::delete_many().filter(site_services::Column::SiteName.eq(name)).exec(txn).await?;
-    sites::Entity::delete_many().filter(sites::Column::Name.eq(name)).exec(txn).await?;
+            RemoteChange::Delete => {
+                last.insert(name.clone(), None);
+                ("DELETE", None)
+            }
+            RemoteChange::Status(summary) => {
+                ("STATUS", Some(serde_json::to_string(&summary).unwrap_or_default().into_bytes()))
+            }
+        };
+        log.push(change_log::ActiveModel {
+            origin: Set(event.origin.to_string()),
+            seq: Set(event.seq as i64),
+            site_name: Set(name),
+            op: Set(op.to_owned()),
+            payload: Set(payload),
+            event_time_us: Set(to_micros(event.time)),
+            key_id: Set(Some(event.signed.key_id)),
+            signature: Set(Some(event.signed.signature)),
+            event_bytes: Set(Some(event.signed.bytes)),
+        });
+    }
+    let names: Vec<String> = last.keys().cloned().collect();
+    for chunk in names.chunks(ROWS_PER_STATEMENT) {
+        site_services::Entity::delete_many()
+            .filter(site_services::Column::SiteName.is_in(chunk.iter().cloned()))
+            .exec(txn)
+            .await?;
+        sites::Entity::delete_many().filter(sites::Column::Name.is_in(chunk.iter().cloned())).exec(txn).await?;
+    }
+    let live: Vec<(SiteRecord, String)> = last.into_values().flatten().collect();
+    let services: Vec<site_services::ActiveModel> = live
+        .iter()
+        .flat_map(|(record, _)| {
+            let name = record.site.name.to_string();
+            record.site.services.iter().map(move |s| site_services::ActiveModel {
+                site_name: Set(name.clone()),
+                service: Set(s.code().to_owned()),
+            })
+        })
+        .collect();
+    let mut rows = live.into_iter().map(|(record, body)| site_row(record, body)).peekable();
+    while rows.peek().is_some() {
+        sites::Entity::insert_many(rows.by_ref().take(ROWS_PER_STATEMENT)).exec_without_returning(txn).await?;
+    }
+    let mut services = services.into_iter().peekable();
+    while services.peek().is_some() {
+        site_services::Entity::insert_many(services.by_ref().take(ROWS_PER_STATEMENT))
+            .exec_without_returning(txn)
+            .await?;
+    }
+    let mut log = log.into_iter().peekable();
+    while log.peek().is_some() {
+        change_log::Entity::insert_many(log.by_ref().take(ROWS_PER_STATEMENT)).exec_without_returning(txn).await?;
+    }
     Ok(())
 }

@@ -140,7 +140,7 @@ pub(crate) async fn lock_origin(txn: &DatabaseTransaction, origin: &Origin) -> R
 
 /// Rows per multi-row statement: under SQLite's 32,766 and PostgreSQL's 65,535 bound
 /// parameters for the widest table (`sites`, 15 columns).
-const ROWS_PER_STATEMENT: usize = 1000;
+pub(crate) const ROWS_PER_STATEMENT: usize = 1000;
 
 /// The stored rows of every site the writes name, before any of them applies.
 async fn load_current(txn: &DatabaseTransaction, writes: &[Write]) -> Result<HashMap<String, SiteRecord>, StoreError> {
