@@ -8,7 +8,8 @@
 //!
 //! Both nodes run in this process, each with its own database, talking real gRPC on
 //! 127.0.0.1 with federation.sync tokens and pinned keys, through the same code as
-//! `hubdir serve`. Peak memory (VmHWM) is for the process, so it bounds both sides together.
+//! `hubdir serve`. Peak memory (VmHWM) is for the process, so it bounds both sides together;
+//! the follower's DiscoveryService (whose index holds every site) starts after the snapshot.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -136,7 +137,7 @@ async fn run(label: &str, leader_url: &str, follower_url: &str, sites: usize) {
     let rss_before = peak_rss_mib();
     let started = Instant::now();
     let follower_ctx = NodeContext::new(follower_config, follower.clone()).expect("context");
-    let follower_address = serve(follower_ctx, &[hubdir_federation::MOUNT, hubdir_discovery::MOUNT]).await;
+    let _ = serve(follower_ctx.clone(), &[hubdir_federation::MOUNT]).await;
     let origin = "zw".parse().expect("origin");
     let mut changes = follower.watch_changes();
     while follower.last_seq(&origin).await.expect("seq") < sites as u64 {
@@ -152,8 +153,10 @@ async fn run(label: &str, leader_url: &str, follower_url: &str, sites: usize) {
         snapshot / bulk
     );
 
-    // Propagation: writes at a steady rate; for every tenth, the time until the follower's
-    // FindNearest at the site's place returns it.
+    // Propagation: the follower's DiscoveryService (on the same store, so its index wakes on
+    // the follower's commits); writes at a steady rate; for every tenth, the time until the
+    // follower's FindNearest at the site's place returns it.
+    let follower_address = serve(follower_ctx, &[hubdir_discovery::MOUNT]).await;
     let mut client = DiscoveryServiceClient::connect(format!("http://{follower_address}")).await.expect("client");
     // The follower's index loads its sites in the background: wait until it answers.
     let last = sites - 1;
