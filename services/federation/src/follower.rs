@@ -74,9 +74,10 @@ fn allowed_origins(peer: &PeerConfig) -> Vec<String> {
 
 /// Follows `peer` forever.
 pub async fn follow(store: Arc<Store>, peer: PeerConfig, keys: Arc<HashMap<String, TrustedKey>>, stats: FollowerStats) {
+    let checker = Arc::new(Checker { peer: peer.node_id.clone(), origins: allowed_origins(&peer), keys });
     let mut backoff = MIN_BACKOFF;
     loop {
-        match once(&store, &peer, &keys, &stats).await {
+        match once(&store, &peer, &checker, &stats).await {
             Ok(()) => backoff = MIN_BACKOFF,
             Err(err) => tracing::warn!(peer = %peer.node_id, error = %format!("{err:#}"), "following the peer failed"),
         }
@@ -88,26 +89,20 @@ pub async fn follow(store: Arc<Store>, peer: PeerConfig, keys: Arc<HashMap<Strin
 }
 
 /// One subscription, until the stream ends or fails.
-async fn once(
-    store: &Store,
-    peer: &PeerConfig,
-    keys: &HashMap<String, TrustedKey>,
-    stats: &FollowerStats,
-) -> anyhow::Result<()> {
+async fn once(store: &Store, peer: &PeerConfig, checker: &Arc<Checker>, stats: &FollowerStats) -> anyhow::Result<()> {
     let token = std::fs::read_to_string(&peer.token_file)
         .with_context(|| format!("cannot read the token for peer {}", peer.node_id))?;
     let mut client = FederationServiceClient::connect(peer.endpoint.clone()).await?;
-    let origins = allowed_origins(peer);
     let cursors = store
         .peer_cursors(&peer.node_id)
         .await?
         .into_iter()
         .map(|(origin, seq, epoch)| Cursor { origin, seq, epoch })
         .collect();
-    let mut request = tonic::Request::new(SubscribeRequest { cursors, origins: origins.clone() });
+    let mut request = tonic::Request::new(SubscribeRequest { cursors, origins: checker.origins.clone() });
     request.metadata_mut().insert("authorization", format!("Bearer {}", token.trim()).parse()?);
     let mut stream = client.subscribe(request).await?.into_inner();
-    let mut follower = Follower { peer, origins, keys, stats, snapshots: HashSet::new() };
+    let mut snapshots = Arc::new(HashSet::new());
     loop {
         let first = tokio::time::timeout(SILENCE, stream.message()).await.context("the peer fell silent")?;
         let Some(first) = first? else { return Ok(()) };
@@ -122,8 +117,18 @@ async fn once(
                 Err(_) => break,
             }
         }
-        let batch = follower.read(received);
-        let gaps = follower.apply(store, batch).await?;
+        let events = read(&peer.node_id, received, &mut snapshots);
+        let mut batch = Vec::with_capacity(events.len());
+        for (checked, delivery) in checker.clone().check_all(events).await? {
+            match checked {
+                Ok(remote) => batch.push((remote, delivery)),
+                Err(rejection) => {
+                    tracing::warn!(peer = %peer.node_id, reason = rejection.code(), %rejection, "event rejected");
+                    stats.count(rejection.code());
+                }
+            }
+        }
+        let gaps = apply(store, &peer.node_id, stats, batch).await?;
         if let Some(ended) = ended {
             return Ok(ended?);
         }
@@ -133,76 +138,118 @@ async fn once(
     }
 }
 
-/// One stream's state: which origins are in a snapshot, and what to check events against.
-struct Follower<'a> {
-    peer: &'a PeerConfig,
-    origins: Vec<String>,
-    keys: &'a HashMap<String, TrustedKey>,
-    stats: &'a FollowerStats,
-    snapshots: HashSet<String>,
+/// The events among `received`, each with the origins that were in a snapshot when it came.
+fn read(
+    peer: &str,
+    received: Vec<SubscribeResponse>,
+    snapshots: &mut Arc<HashSet<String>>,
+) -> Vec<(SignedEvent, Arc<HashSet<String>>)> {
+    let mut events = Vec::with_capacity(received.len());
+    for message in received.into_iter().filter_map(|r| r.message) {
+        match message {
+            Message::Event(event) => events.push((event, snapshots.clone())),
+            Message::SnapshotStart(start) => {
+                tracing::info!(%peer, origin = %start.origin, seq = start.seq, "snapshot starts");
+                Arc::make_mut(snapshots).insert(start.origin);
+            }
+            Message::SnapshotEnd(end) => {
+                tracing::info!(%peer, origin = %end.origin, seq = end.seq, "snapshot complete");
+                Arc::make_mut(snapshots).remove(&end.origin);
+            }
+            Message::CaughtUp(_) => tracing::info!(%peer, "caught up"),
+            Message::Heartbeat(_) => {}
+        }
+    }
+    events
 }
 
-impl Follower<'_> {
-    /// The verified events among `received`, each with how it was delivered.
-    fn read(&mut self, received: Vec<SubscribeResponse>) -> Vec<(RemoteEvent, Delivery)> {
-        let mut events = Vec::new();
-        for message in received.into_iter().filter_map(|r| r.message) {
-            match message {
-                Message::Event(event) => match self.check(event) {
-                    Ok(remote) => {
-                        let snapshot = self.snapshots.contains(remote.origin.as_str());
-                        events.push((remote, if snapshot { Delivery::Snapshot } else { Delivery::Stream }));
-                    }
-                    Err(rejection) => {
-                        tracing::warn!(peer = %self.peer.node_id, reason = rejection.code(), %rejection, "event rejected");
-                        self.stats.count(rejection.code());
-                    }
-                },
-                Message::SnapshotStart(start) => {
-                    tracing::info!(peer = %self.peer.node_id, origin = %start.origin, seq = start.seq, "snapshot starts");
-                    self.snapshots.insert(start.origin);
-                }
-                Message::SnapshotEnd(end) => {
-                    tracing::info!(peer = %self.peer.node_id, origin = %end.origin, seq = end.seq, "snapshot complete");
-                    self.snapshots.remove(&end.origin);
-                }
-                Message::CaughtUp(_) => tracing::info!(peer = %self.peer.node_id, "caught up"),
-                Message::Heartbeat(_) => {}
-            }
-        }
-        events
-    }
+/// What a peer's events are checked against.
+struct Checker {
+    peer: String,
+    origins: Vec<String>,
+    keys: Arc<HashMap<String, TrustedKey>>,
+}
 
+/// Below this many events a batch is checked on the current task.
+const PARALLEL_FROM: usize = 64;
+
+impl Checker {
     /// Verifies one event: signed by a pinned key of its origin, an origin this peer may
     /// supply, a valid site change.
     fn check(&self, event: SignedEvent) -> Result<RemoteEvent, Rejection> {
         let signed = SignedBytes { bytes: event.event, key_id: event.key_id, signature: event.signature };
-        let decoded = verify(&signed.bytes, &signed.key_id, &signed.signature, self.keys)?;
+        let decoded = verify(&signed.bytes, &signed.key_id, &signed.signature, &self.keys)?;
         if !self.origins.contains(&decoded.origin) {
-            return Err(Rejection::UntrustedOrigin { peer: self.peer.node_id.clone(), origin: decoded.origin });
+            return Err(Rejection::UntrustedOrigin { peer: self.peer.clone(), origin: decoded.origin });
         }
         to_remote(decoded, signed)
     }
 
-    /// Applies the events in one transaction and counts the outcomes; returns how many were
-    /// gaps.
-    async fn apply(&self, store: &Store, events: Vec<(RemoteEvent, Delivery)>) -> anyhow::Result<usize> {
-        let mut gaps = 0;
-        for outcome in store.apply_remote(&self.peer.node_id, events).await? {
-            match outcome {
-                RemoteApplied::Applied => self.stats.count("applied"),
-                RemoteApplied::Duplicate => self.stats.count("duplicate"),
-                RemoteApplied::StaleEpoch => {
-                    tracing::warn!(peer = %self.peer.node_id, "event of an older epoch of its origin's log ignored");
-                    self.stats.count("STALE_EPOCH");
-                }
-                RemoteApplied::Gap { held } => {
-                    tracing::warn!(peer = %self.peer.node_id, held, "event skips a seq; not applied");
-                    self.stats.count("gap");
-                    gaps += 1;
-                }
+    fn check_part(&self, events: Vec<(SignedEvent, Arc<HashSet<String>>)>) -> Vec<Checked> {
+        events
+            .into_iter()
+            .map(|(event, snapshots)| {
+                let checked = self.check(event);
+                let in_snapshot = checked.as_ref().is_ok_and(|r| snapshots.contains(r.origin.as_str()));
+                (checked, if in_snapshot { Delivery::Snapshot } else { Delivery::Stream })
+            })
+            .collect()
+    }
+
+    /// Checks every event, in order, spread over the cores (signature checks dominate a
+    /// snapshot's cost).
+    async fn check_all(
+        self: Arc<Self>,
+        events: Vec<(SignedEvent, Arc<HashSet<String>>)>,
+    ) -> anyhow::Result<Vec<Checked>> {
+        if events.len() < PARALLEL_FROM {
+            return Ok(self.check_part(events));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_part = events.len().div_ceil(cores);
+        let mut events = events.into_iter();
+        let mut parts = Vec::new();
+        loop {
+            let part: Vec<_> = events.by_ref().take(per_part).collect();
+            if part.is_empty() {
+                break;
+            }
+            let checker = self.clone();
+            parts.push(tokio::task::spawn_blocking(move || checker.check_part(part)));
+        }
+        let mut checked = Vec::new();
+        for part in parts {
+            checked.extend(part.await.context("checking signatures")?);
+        }
+        Ok(checked)
+    }
+}
+
+/// An event as checked, and how it was delivered.
+type Checked = (Result<RemoteEvent, Rejection>, Delivery);
+
+/// Applies the events in one transaction and counts the outcomes; returns how many were gaps.
+async fn apply(
+    store: &Store,
+    peer: &str,
+    stats: &FollowerStats,
+    events: Vec<(RemoteEvent, Delivery)>,
+) -> anyhow::Result<usize> {
+    let mut gaps = 0;
+    for outcome in store.apply_remote(peer, events).await? {
+        match outcome {
+            RemoteApplied::Applied => stats.count("applied"),
+            RemoteApplied::Duplicate => stats.count("duplicate"),
+            RemoteApplied::StaleEpoch => {
+                tracing::warn!(%peer, "event of an older epoch of its origin's log ignored");
+                stats.count("STALE_EPOCH");
+            }
+            RemoteApplied::Gap { held } => {
+                tracing::warn!(%peer, held, "event skips a seq; not applied");
+                stats.count("gap");
+                gaps += 1;
             }
         }
-        Ok(gaps)
     }
+    Ok(gaps)
 }

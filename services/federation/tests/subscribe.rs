@@ -274,3 +274,16 @@ async fn a_follower_pinned_to_another_key_applies_nothing_and_counts_why() {
     assert_eq!((status[0].cursor, status[0].lag()), (0, 2));
     assert!(!status[0].digests_match);
 }
+
+#[tokio::test]
+async fn a_follower_takes_a_large_origin_whole_and_in_order() {
+    let leader = leader().await;
+    // One write of 1,000 sites: the snapshot arrives faster than it applies, so the follower
+    // checks batches of it in parallel; any reordering would show as a gap or a wrong version.
+    leader.store.write((3..1003).map(|i| site(&i.to_string())).collect()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, stats, _) = follower(&leader, &leader.identity, dir.path()).await;
+    converged(&leader.store, &store).await;
+    assert_eq!(store.last_seq(&"zw".parse().unwrap()).await.unwrap(), 1002);
+    assert_eq!((stats.get("applied"), stats.get("gap"), stats.get("duplicate")), (1002, 0, 0));
+}
