@@ -27,10 +27,12 @@ const CONVERGENCE: Duration = Duration::from_secs(60);
 struct Rng(u64);
 
 impl Rng {
-    fn from_clock() -> Rng {
-        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    /// `HUBDIR_FAULT_SEED` if set, else the clock.
+    fn seeded() -> Rng {
+        let clock = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let seed = std::env::var("HUBDIR_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(clock) | 1;
         eprintln!("fault schedule seed {seed}");
-        Rng(std::env::var("HUBDIR_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(seed))
+        Rng(seed)
     }
 
     fn below(&mut self, n: u64) -> u64 {
@@ -273,7 +275,7 @@ fn a_chain_relays_every_origin_and_survives_twenty_kill_9_at_random_points() {
     let took = rt.block_on(converge(&members, &acknowledged, "initial sync"));
     eprintln!("chain: initial sync in {took:?}");
 
-    let mut rng = Rng::from_clock();
+    let mut rng = Rng::seeded();
     for round in 0..20 {
         let victim = rng.below(3) as usize;
         // Writes to the live nodes, then the kill at a random moment while they propagate.
@@ -412,5 +414,11 @@ fn a_leader_whose_database_was_wiped_is_resynced_not_silently_diverged() {
     rt.block_on(nothing_lost(&members, &fresh, &old));
     let zw = rt.block_on(digests(&members[1])).unwrap();
     assert_eq!((zw["zw"].0, zw["zw"].1), (2, 2), "fr holds exactly zw's new log");
+    // fr's discovery index dropped the old sites too: at an old site's place, FindNearest
+    // (Python grpcio) finds a new one.
+    let (lat, lng) = acknowledged["zw"]["sites/zw/old0"];
+    let address = members[1].process.as_ref().unwrap().address.clone();
+    let found = python("nearest.py", &address, &[&format!("{lat},{lng}")], &[]);
+    assert!(found.trim().starts_with("sites/zw/new"), "FindNearest on fr found {found}");
     members.iter_mut().for_each(Member::stop);
 }

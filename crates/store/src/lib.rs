@@ -29,7 +29,7 @@ pub use error::StoreError;
 pub use keys::PublishedKey;
 pub use log::{ChangeEvent, ChangeOp, OriginLog};
 pub use reads::{SiteQuery, TextMatch};
-pub use remote::{Delivery, RemoteApplied, RemoteChange, RemoteEvent, epoch_is_newer};
+pub use remote::{Delivery, RemoteApplied, RemoteChange, RemoteEvent};
 pub use signing::{EventBody, EventSigner, EventToSign, SignedBytes};
 pub use writes::{Applied, Change, Precondition, Write};
 

@@ -62,7 +62,7 @@ pub enum RemoteApplied {
 
 /// Whether epoch `a` is of a later incarnation than `b`. Epochs are the hex microsecond time
 /// their log was created, so a replayed stream of an older incarnation never replaces a newer.
-pub fn epoch_is_newer(a: &str, b: &str) -> bool {
+fn epoch_is_newer(a: &str, b: &str) -> bool {
     match (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) {
         (Ok(a), Ok(b)) => a > b,
         _ => a > b,

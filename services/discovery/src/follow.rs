@@ -29,7 +29,7 @@ impl Default for Shared {
 }
 
 /// Where the index is in one origin's log.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 struct Cursor {
     seq: u64,
     epoch: String,

@@ -2,7 +2,8 @@
 //! origin in sequence order, then a caught-up marker, then live events as they are written,
 //! with heartbeats while nothing happens. A follower starting from nothing, from another epoch
 //! of a log, or from behind a compacted log's holes gets a snapshot first: the latest events
-//! of each site, between `SnapshotStart` and `SnapshotEnd`. The stream's buffer is bounded: a slow follower
+//! of each site, between `SnapshotStart` and `SnapshotEnd`. The stream's buffer is bounded: a
+//! slow follower
 //! slows the reader, it does not grow the leader's memory.
 
 use std::collections::HashMap;
