@@ -63,7 +63,7 @@ struct Member {
 
 impl Member {
     fn new(id: &'static str) -> Member {
-        let dir = NodeDir::new("");
+        let dir = NodeDir::new(id, "");
         let writer = dir.token("sites.write", Some(id), Some(&format!("{id} post")), &[]);
         let peer_token = dir.token("federation.sync", None, None, &[]);
         Member { id, dir, port: free_port(), process: None, writer, peer_token }

@@ -95,7 +95,8 @@ fn role_tokens(node: &NodeProcess) -> String {
 
 #[test]
 fn every_rpc_and_role_is_authorised_as_the_matrix_says() {
-    let node = NodeProcess::start("hubdir", &["serve", "--node-id", "zw"], "");
+    // One identity provider for two origins: its `ke` publisher is refused here by the node.
+    let node = NodeProcess::start_granting("hubdir", &["serve", "--node-id", "zw"], "", &["zw", "ke"]);
     let report = python("authz_matrix.py", &node.address, &[], &[("HUBDIR_TOKENS", &role_tokens(&node))]);
     assert!(report.contains("120 cells as expected"), "{report}");
     let (status, _) = node.terminate(Duration::from_secs(30));
@@ -104,7 +105,8 @@ fn every_rpc_and_role_is_authorised_as_the_matrix_says() {
 
 #[test]
 fn anonymous_discovery_can_be_switched_off() {
-    let node = NodeProcess::start("hubdir", &["serve", "--node-id", "zw"], "[auth]\nanonymous_discovery = false\n");
+    let closed = "[auth]\nanonymous_discovery = false\n";
+    let node = NodeProcess::start_granting("hubdir", &["serve", "--node-id", "zw"], closed, &["zw", "ke"]);
     let tokens = role_tokens(&node);
     let report = python("authz_matrix.py", &node.address, &["--closed-discovery"], &[("HUBDIR_TOKENS", &tokens)]);
     assert!(report.contains("cells as expected"), "{report}");

@@ -39,7 +39,7 @@ fn discovery_replicas_on_one_postgresql_each_see_every_write_within_a_second() {
             .into_iter()
             .map(|binary| {
                 let url = url.clone();
-                scope.spawn(move || NodeProcess::start_on(binary, &[], "", Some(&url)))
+                scope.spawn(move || NodeProcess::start_on(binary, &["--node-id", "zw"], "", Some(&url)))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()

@@ -63,6 +63,8 @@ pub enum Refusal {
     NotPermitted,
     /// No such site on this node.
     UnknownSite,
+    /// Another node's site: its status travels in its own origin's signed log.
+    NotOwnSite,
 }
 
 impl Refusal {
@@ -73,6 +75,7 @@ impl Refusal {
             Refusal::TooOld => "TOO_OLD",
             Refusal::NotPermitted => "NOT_PERMITTED",
             Refusal::UnknownSite => "UNKNOWN_SITE",
+            Refusal::NotOwnSite => "NOT_OWN_SITE",
         }
     }
 
@@ -86,6 +89,7 @@ impl Refusal {
             Refusal::TooOld => format!("observed more than {} s ago", window.max_age.num_seconds()),
             Refusal::NotPermitted => "the token may not report for this site".into(),
             Refusal::UnknownSite => "no such site on this node".into(),
+            Refusal::NotOwnSite => "another node's site: report it to the node that publishes it".into(),
         };
         format!("{}: {detail}", self.code())
     }
@@ -112,6 +116,9 @@ impl Measurement {
         let rate = |v: Option<f64>| v.is_some_and(|v| !v.is_finite() || !(0.0..=1_000_000.0).contains(&v));
         if self.idempotency_key.is_empty() || self.idempotency_key.len() > MAX_IDEMPOTENCY_KEY {
             return invalid("idempotency_key", "required, at most 128 bytes");
+        }
+        if crate::validate::control_char(&self.idempotency_key, &[]).is_some() {
+            return invalid("idempotency_key", "must not contain control characters");
         }
         if rate(self.download_mbps) {
             return invalid("download_mbps", "must be a number of Mbit/s, 0 or more");

@@ -27,6 +27,11 @@ impl Origin {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `local`: the id of a node that was given none.
+    pub fn local() -> Origin {
+        Origin("local".to_owned())
+    }
 }
 
 impl FromStr for Origin {

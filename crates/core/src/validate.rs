@@ -22,6 +22,10 @@ pub mod limits {
     pub const PHONE_CHARS: usize = 64;
     pub const EMAIL_CHARS: usize = 254;
     pub const WEBSITE_CHARS: usize = 2048;
+    pub const TIME_ZONE_CHARS: usize = 64;
+    pub const COUNTRY_CODE_CHARS: usize = 2;
+    /// The most characters of a refused value repeated in an error message.
+    pub const ECHO_CHARS: usize = 40;
     /// Enum sets are bounded by their enum, but a wire message can repeat a value.
     pub const ENUM_VALUES: usize = 32;
 }
@@ -100,11 +104,48 @@ impl fmt::Display for Violations {
     }
 }
 
-fn check_len(out: &mut Violations, field: &str, value: &str, max: usize) {
+/// A refused value as an error message repeats it: quoted, and cut after
+/// [`limits::ECHO_CHARS`] characters, so an error never amplifies its input.
+pub fn echo(value: &str) -> String {
+    match value.char_indices().nth(limits::ECHO_CHARS) {
+        None => format!("{value:?}"),
+        Some((end, _)) => format!("{:?}... ({} bytes)", &value[..end], value.len()),
+    }
+}
+
+/// The first control character of `value` (U+0000..U+001F, U+007F..U+009F), if any, with its
+/// character position; `allow` lists those the field may hold (line breaks in notes).
+pub fn control_char(value: &str, allow: &[char]) -> Option<(usize, char)> {
+    value.chars().enumerate().find(|(_, c)| c.is_control() && !allow.contains(c))
+}
+
+/// Checks a text field's length, then its characters; returns whether it passed, so a parser
+/// never sees a field already refused. PostgreSQL refuses NUL in text and SQLite does not:
+/// refusing every control character here makes both databases accept the same inputs.
+fn check_text(out: &mut Violations, field: &str, value: &str, max: usize) -> bool {
+    check_text_allowing(out, field, value, max, &[])
+}
+
+fn check_text_allowing(out: &mut Violations, field: &str, value: &str, max: usize, allow: &[char]) -> bool {
+    // A UTF-8 character is at most 4 bytes: past that, no need to count.
+    if value.len() > 4 * max {
+        out.push(field, ViolationReason::TooLong, format!("at most {max} characters, got {} bytes", value.len()));
+        return false;
+    }
     let chars = value.chars().count();
     if chars > max {
         out.push(field, ViolationReason::TooLong, format!("at most {max} characters, got {chars}"));
+        return false;
     }
+    if let Some((at, c)) = control_char(value, allow) {
+        out.push(
+            field,
+            ViolationReason::InvalidFormat,
+            format!("must not contain control characters: U+{:04X} at character {at}", u32::from(c)),
+        );
+        return false;
+    }
+    true
 }
 
 /// Checks a position: finite, in range, not the (0, 0) placeholder.
@@ -158,6 +199,10 @@ impl TimeZone {
 
 impl OpeningHours {
     pub fn parse(text: &str) -> Result<OpeningHours, String> {
+        // The parser's time and memory grow with its input: it never sees more than a field holds.
+        if text.len() > 4 * limits::OPENING_HOURS_CHARS {
+            return Err(format!("at most {} characters", limits::OPENING_HOURS_CHARS));
+        }
         opening_hours_syntax::parse(text).map(|_| OpeningHours(text.to_owned())).map_err(|e| e.to_string())
     }
 }
@@ -165,21 +210,21 @@ impl OpeningHours {
 impl TryFrom<String> for CountryCode {
     type Error = String;
     fn try_from(code: String) -> Result<Self, String> {
-        CountryCode::parse(&code).ok_or_else(|| format!("{code:?} is not an ISO 3166-1 alpha-2 code"))
+        CountryCode::parse(&code).ok_or_else(|| format!("{} is not an ISO 3166-1 alpha-2 code", echo(&code)))
     }
 }
 
 impl TryFrom<String> for LanguageTag {
     type Error = String;
     fn try_from(tag: String) -> Result<Self, String> {
-        LanguageTag::parse(&tag).ok_or_else(|| format!("{tag:?} is not a BCP 47 language tag"))
+        LanguageTag::parse(&tag).ok_or_else(|| format!("{} is not a BCP 47 language tag", echo(&tag)))
     }
 }
 
 impl TryFrom<String> for TimeZone {
     type Error = String;
     fn try_from(name: String) -> Result<Self, String> {
-        TimeZone::parse(&name).ok_or_else(|| format!("{name:?} is not an IANA time zone"))
+        TimeZone::parse(&name).ok_or_else(|| format!("{} is not an IANA time zone", echo(&name)))
     }
 }
 
@@ -197,6 +242,8 @@ fn enum_set<T: Ord + Copy + fmt::Debug>(out: &mut Violations, field: &str, value
             ViolationReason::TooMany,
             format!("at most {} values, got {}", limits::ENUM_VALUES, values.len()),
         );
+        // Refused as a whole: its repeats are not listed one by one.
+        return BTreeSet::new();
     }
     let mut set = BTreeSet::new();
     for (i, v) in values.iter().enumerate() {
@@ -240,14 +287,16 @@ impl SiteInput {
         if display_name.trim().is_empty() {
             out.push("display_name", ViolationReason::Required, "must not be empty");
         }
-        check_len(&mut out, "display_name", &display_name, limits::DISPLAY_NAME_CHARS);
+        check_text(&mut out, "display_name", &display_name, limits::DISPLAY_NAME_CHARS);
         if kind.is_none() {
             out.push("kind", ViolationReason::Required, "must be set");
         }
-        check_len(&mut out, "operator", &operator, limits::OPERATOR_CHARS);
+        check_text(&mut out, "operator", &operator, limits::OPERATOR_CHARS);
 
         let country = if country_code.is_empty() {
             out.push("country_code", ViolationReason::Required, "an ISO 3166-1 alpha-2 code is required");
+            None
+        } else if !check_text(&mut out, "country_code", &country_code, limits::COUNTRY_CODE_CHARS) {
             None
         } else {
             let parsed = CountryCode::parse(&country_code);
@@ -255,7 +304,7 @@ impl SiteInput {
                 out.push(
                     "country_code",
                     ViolationReason::UnknownValue,
-                    format!("{country_code:?} is not an ISO 3166-1 alpha-2 code (upper case, e.g. ZW)"),
+                    format!("{} is not an ISO 3166-1 alpha-2 code (upper case, e.g. ZW)", echo(&country_code)),
                 );
             }
             parsed
@@ -268,12 +317,12 @@ impl SiteInput {
                 format!("at most {} lines, got {}", limits::ADDRESS_LINES, address.lines.len()),
             );
         }
-        for (i, line) in address.lines.iter().enumerate() {
-            check_len(&mut out, &format!("address.lines[{i}]"), line, limits::ADDRESS_FIELD_CHARS);
+        for (i, line) in address.lines.iter().enumerate().take(limits::ADDRESS_LINES + 1) {
+            check_text(&mut out, &format!("address.lines[{i}]"), line, limits::ADDRESS_FIELD_CHARS);
         }
-        check_len(&mut out, "address.locality", &address.locality, limits::ADDRESS_FIELD_CHARS);
-        check_len(&mut out, "address.region", &address.region, limits::ADDRESS_FIELD_CHARS);
-        check_len(&mut out, "address.postal_code", &address.postal_code, limits::POSTAL_CODE_CHARS);
+        check_text(&mut out, "address.locality", &address.locality, limits::ADDRESS_FIELD_CHARS);
+        check_text(&mut out, "address.region", &address.region, limits::ADDRESS_FIELD_CHARS);
+        check_text(&mut out, "address.postal_code", &address.postal_code, limits::POSTAL_CODE_CHARS);
 
         let location = match location {
             None => {
@@ -284,7 +333,7 @@ impl SiteInput {
         };
 
         let services = enum_set(&mut out, "services", &services);
-        check_len(&mut out, "service_notes", &service_notes, limits::SERVICE_NOTES_CHARS);
+        check_text_allowing(&mut out, "service_notes", &service_notes, limits::SERVICE_NOTES_CHARS, &['\n', '\t']);
 
         if languages.len() > limits::LANGUAGES {
             out.push(
@@ -293,27 +342,29 @@ impl SiteInput {
                 format!("at most {} languages, got {}", limits::LANGUAGES, languages.len()),
             );
         }
-        let mut tags = Vec::with_capacity(languages.len());
-        for (i, lang) in languages.iter().enumerate() {
+        let mut tags = Vec::with_capacity(languages.len().min(limits::LANGUAGES));
+        // Past the limit the list is refused already: the rest is not looked at.
+        for (i, lang) in languages.iter().enumerate().take(limits::LANGUAGES) {
             match LanguageTag::parse(lang) {
                 Some(tag) if tags.contains(&tag) => out.push(
                     format!("languages[{i}]"),
                     ViolationReason::Duplicate,
-                    format!("{lang:?} is listed more than once"),
+                    format!("{} is listed more than once", echo(lang)),
                 ),
                 Some(tag) => tags.push(tag),
                 None => out.push(
                     format!("languages[{i}]"),
                     ViolationReason::InvalidFormat,
-                    format!("{lang:?} is not a well-formed BCP 47 language tag"),
+                    format!("{} is not a well-formed BCP 47 language tag", echo(lang)),
                 ),
             }
         }
 
         let accessibility = enum_set(&mut out, "accessibility", &accessibility);
 
-        check_len(&mut out, "opening_hours", &opening_hours, limits::OPENING_HOURS_CHARS);
-        let opening_hours = if opening_hours.trim().is_empty() {
+        let opening_hours = if opening_hours.trim().is_empty()
+            || !check_text(&mut out, "opening_hours", &opening_hours, limits::OPENING_HOURS_CHARS)
+        {
             None
         } else {
             OpeningHours::parse(&opening_hours)
@@ -330,22 +381,28 @@ impl SiteInput {
         let time_zone = if time_zone.is_empty() {
             out.push("time_zone", ViolationReason::Required, "an IANA time zone such as Africa/Harare is required");
             None
+        } else if !check_text(&mut out, "time_zone", &time_zone, limits::TIME_ZONE_CHARS) {
+            None
         } else {
             let parsed = TimeZone::parse(&time_zone);
             if parsed.is_none() {
-                out.push("time_zone", ViolationReason::UnknownValue, format!("{time_zone:?} is not an IANA time zone"));
+                out.push(
+                    "time_zone",
+                    ViolationReason::UnknownValue,
+                    format!("{} is not an IANA time zone", echo(&time_zone)),
+                );
             }
             parsed
         };
 
-        check_len(&mut out, "contact.phone", &contact.phone, limits::PHONE_CHARS);
-        check_len(&mut out, "contact.email", &contact.email, limits::EMAIL_CHARS);
-        if !contact.email.is_empty() && !contact.email.contains('@') {
+        check_text(&mut out, "contact.phone", &contact.phone, limits::PHONE_CHARS);
+        let email_ok = check_text(&mut out, "contact.email", &contact.email, limits::EMAIL_CHARS);
+        if email_ok && !contact.email.is_empty() && !contact.email.contains('@') {
             out.push("contact.email", ViolationReason::InvalidFormat, "an e-mail address needs an @");
         }
-        check_len(&mut out, "contact.website", &contact.website, limits::WEBSITE_CHARS);
+        let website_ok = check_text(&mut out, "contact.website", &contact.website, limits::WEBSITE_CHARS);
         let is_http_url = |url: &str| url.starts_with("https://") || url.starts_with("http://");
-        if !contact.website.is_empty() && !is_http_url(&contact.website) {
+        if website_ok && !contact.website.is_empty() && !is_http_url(&contact.website) {
             out.push("contact.website", ViolationReason::InvalidFormat, "must be an http:// or https:// URL");
         }
 
@@ -445,6 +502,81 @@ mod tests {
             let got = fields(input);
             assert!(got.contains(&(field.to_string(), reason)), "expected {field} {reason}, got {got:?}");
         }
+    }
+
+    /// Finding 4: a 4 MB opening_hours was parsed after being flagged TOO_LONG (2.9 s of CPU,
+    /// 900 MB); 100,000 services gave 100,000 violations; a 1 MB time zone was echoed twice.
+    #[test]
+    fn a_pathological_field_is_refused_once_cheaply_and_never_echoed_whole() {
+        let mut input = valid();
+        input.opening_hours = "Mo-Fr 08:00-17:00; ".repeat(200_000);
+        input.time_zone = "Z".repeat(1 << 20);
+        input.services = vec![ServiceType::FreeWifi; 100_000];
+        input.languages = vec!["x".repeat(1 << 20); 1000];
+        input.country_code = "Q".repeat(1 << 20);
+        let started = std::time::Instant::now();
+        let violations = input.validate().unwrap_err();
+        let mut fields: Vec<(&str, &str)> = violations.0.iter().map(|v| (v.field.as_str(), v.reason.code())).collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            [
+                ("country_code", "TOO_LONG"),
+                ("languages", "TOO_MANY"),
+                ("languages[0]", "INVALID_FORMAT"),
+                ("languages[10]", "INVALID_FORMAT"),
+                ("languages[11]", "INVALID_FORMAT"),
+                ("languages[12]", "INVALID_FORMAT"),
+                ("languages[13]", "INVALID_FORMAT"),
+                ("languages[14]", "INVALID_FORMAT"),
+                ("languages[15]", "INVALID_FORMAT"),
+                ("languages[1]", "INVALID_FORMAT"),
+                ("languages[2]", "INVALID_FORMAT"),
+                ("languages[3]", "INVALID_FORMAT"),
+                ("languages[4]", "INVALID_FORMAT"),
+                ("languages[5]", "INVALID_FORMAT"),
+                ("languages[6]", "INVALID_FORMAT"),
+                ("languages[7]", "INVALID_FORMAT"),
+                ("languages[8]", "INVALID_FORMAT"),
+                ("languages[9]", "INVALID_FORMAT"),
+                ("opening_hours", "TOO_LONG"),
+                ("services", "TOO_MANY"),
+                ("time_zone", "TOO_LONG"),
+            ]
+        );
+        let echoed: usize = violations.0.iter().map(|v| v.description.len()).sum();
+        assert!(echoed < 4096, "the errors repeat {echoed} bytes of input");
+        // Not a timing assertion: the work done is bounded by the limits, not the input.
+        eprintln!("validated 8 MB of pathological input in {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_text_field_naming_it() {
+        type Case = (fn(&mut SiteInput), &'static str);
+        let cases: Vec<Case> = vec![
+            (|s| s.display_name = "Library\0".into(), "display_name"),
+            (|s| s.operator = "Post\u{1b}[2J".into(), "operator"),
+            (|s| s.address.lines = vec!["1 Main St\r\n".into()], "address.lines[0]"),
+            (|s| s.address.locality = "\u{7f}".into(), "address.locality"),
+            (|s| s.address.region = "\u{85}".into(), "address.region"),
+            (|s| s.address.postal_code = "\0".into(), "address.postal_code"),
+            (|s| s.service_notes = "notes\0".into(), "service_notes"),
+            (|s| s.opening_hours = "Mo-Fr 08:00-17:00\0".into(), "opening_hours"),
+            (|s| s.contact.phone = "+263\0".into(), "contact.phone"),
+            (|s| s.contact.email = "a@b\0".into(), "contact.email"),
+            (|s| s.contact.website = "https://x\0".into(), "contact.website"),
+            (|s| s.time_zone = "Africa/Harare\0".into(), "time_zone"),
+        ];
+        for (mutate, field) in cases {
+            let mut input = valid();
+            mutate(&mut input);
+            let got = fields(input);
+            assert!(got.contains(&(field.to_string(), "INVALID_FORMAT")), "{field}: {got:?}");
+        }
+        // Line breaks and tabs are text in notes.
+        let mut notes = valid();
+        notes.service_notes = "Printing:\n\tA4 only".into();
+        assert!(notes.validate().is_ok());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use hubdir_core::SiteName;
 use hubdir_proto::convert;
 use hubdir_proto::v1::{self as pb, ChangeType};
-use hubdir_store::{EventBody, EventSigner, EventToSign, RemoteChange, RemoteEvent, SignedBytes};
+use hubdir_store::{ChangeOp, EventBody, EventSigner, EventToSign, RemoteChange, RemoteEvent, SignedBytes};
 use prost::Message;
 use std::sync::Arc;
 
@@ -132,25 +132,30 @@ pub fn verify(
     Ok(event)
 }
 
-/// A verified event in the store's terms, keeping the signed bytes for relaying.
+/// A verified event in the store's terms, keeping the signed bytes for relaying. An event
+/// whose place in the log is readable (origin, time, type) but whose body fails this node's
+/// checks becomes [`RemoteChange::Unappliable`]: the origin vouched for it, so it takes its
+/// place in the log here and is quarantined, rather than stall the origin's log forever.
 pub fn to_remote(event: pb::ChangeEvent, signed: SignedBytes) -> Result<RemoteEvent, Rejection> {
     let invalid = |what: &str| Rejection::InvalidContent(what.to_owned());
     let origin = event.origin.parse().map_err(|_| invalid("origin"))?;
     let time = event.time.as_ref().and_then(convert::from_timestamp).ok_or_else(|| invalid("time"))?;
+    let unappliable = |op: ChangeOp, reason: String| RemoteChange::Unappliable { op, reason };
     let change = match ChangeType::try_from(event.r#type).map_err(|_| invalid("type"))? {
-        ChangeType::Upsert => {
-            let site = event.site.ok_or_else(|| invalid("site"))?;
-            let (site, _) = convert::site_from_proto(site).map_err(|v| Rejection::InvalidContent(v.to_string()))?;
-            if site.name.to_string() != event.site_name {
-                return Err(invalid("site.name differs from site_name"));
+        ChangeType::Upsert => match event.site.map(convert::site_from_proto) {
+            None => unappliable(ChangeOp::Upsert, "no site".into()),
+            Some(Err(violations)) => unappliable(ChangeOp::Upsert, violations.to_string()),
+            Some(Ok((site, _))) if site.name.to_string() != event.site_name => {
+                unappliable(ChangeOp::Upsert, "site.name differs from site_name".into())
             }
-            RemoteChange::Upsert(Box::new(site))
-        }
+            Some(Ok((site, _))) => RemoteChange::Upsert(Box::new(site)),
+        },
         ChangeType::Delete => RemoteChange::Delete,
-        ChangeType::Status => {
-            let status = event.status.as_ref().ok_or_else(|| invalid("status"))?;
-            RemoteChange::Status(convert::status_change_from_proto(status).map_err(invalid)?)
-        }
+        ChangeType::Status => match event.status.as_ref().map(convert::status_change_from_proto) {
+            None => unappliable(ChangeOp::Status, "no status".into()),
+            Some(Err(why)) => unappliable(ChangeOp::Status, why.to_owned()),
+            Some(Ok(status)) => RemoteChange::Status(status),
+        },
         ChangeType::Unspecified => return Err(invalid("type")),
     };
     Ok(RemoteEvent { origin, seq: event.seq, epoch: event.epoch, site_name: event.site_name, change, time, signed })

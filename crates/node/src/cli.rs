@@ -57,13 +57,7 @@ impl ServeArgs {
     pub fn load_config(&self) -> anyhow::Result<Config> {
         // `vars_os`: a variable that is not UTF-8 is skipped, not a panic.
         let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-        let config = Config::load(self.config.as_deref(), env, self.flags())?;
-        config
-            .node
-            .id
-            .parse::<hubdir_core::Origin>()
-            .with_context(|| format!("node.id {:?} is not a valid origin id", config.node.id))?;
-        Ok(config)
+        Ok(Config::load(self.config.as_deref(), env, self.flags())?)
     }
 }
 
@@ -89,7 +83,7 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     // Check the token keys before touching the network or the database.
     hubdir_auth::Verifier::from_config(&config.auth)?;
     // The node key: created on first start, its public id logged, the key itself never.
-    let identity = Arc::new(NodeIdentity::load_or_create(&config.node.id, &config.federation.key_file)?);
+    let identity = Arc::new(NodeIdentity::load_or_create(config.node.id.as_str(), &config.federation.key_file)?);
     tracing::info!(key_id = identity.key_id(), "node key loaded");
     let listener = TcpListener::bind(config.server.listen)
         .await
@@ -98,8 +92,9 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     let store = Store::connect(&config.store.url)
         .await
         .with_context(|| format!("cannot open the store at {}", redact_url(&config.store.url)))?;
-    // Every event this node writes is signed with its key, in the write's transaction.
-    let store = store.with_signer(Arc::new(OriginSigner::new(identity.clone())));
+    // Every event this node writes is signed with its key, in the write's transaction, and it
+    // writes its own origin only: others arrive signed from peers.
+    let store = store.with_signer(Arc::new(OriginSigner::new(identity.clone()))).owning([config.node.id.clone()]);
     let ctx = NodeContext::new(config, Arc::new(store))?.with_identity(identity);
     Ok(Some(Prepared { ctx, listener }))
 }

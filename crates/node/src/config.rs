@@ -90,8 +90,12 @@ pub struct ConnectivityConfig {
     /// day and deleted. Keep it longer than `max_age_secs`, so no late measurement arrives
     /// for a day already rolled up.
     pub retention_days: u64,
-    /// How often the roll-up runs, in seconds.
+    /// How often the roll-up runs, in seconds (the quarantine is pruned then too).
     pub roll_up_interval_secs: u64,
+    /// Refused measurements are kept this many days.
+    pub quarantine_days: u64,
+    /// At most this many refused measurements are kept; the oldest go first.
+    pub quarantine_max_rows: u64,
     /// The default benchmark (download Mbit/s): good at or above `good_mbps`, moderate from
     /// `moderate_mbps`, poor below.
     pub benchmark: Benchmark,
@@ -109,6 +113,8 @@ impl Default for ConnectivityConfig {
             max_future_skew_secs: 300,
             retention_days: 90,
             roll_up_interval_secs: 3600,
+            quarantine_days: 30,
+            quarantine_max_rows: 100_000,
             benchmark: Benchmark::default(),
             countries: Default::default(),
         }
@@ -132,6 +138,10 @@ impl ConnectivityConfig {
         Self::secs(self.retention_days.saturating_mul(86_400))
     }
 
+    pub fn quarantine_retention(&self) -> chrono::Duration {
+        Self::secs(self.quarantine_days.saturating_mul(86_400))
+    }
+
     pub fn window(&self) -> Window {
         Window { max_future_skew: Self::secs(self.max_future_skew_secs), max_age: Self::secs(self.max_age_secs) }
     }
@@ -145,8 +155,9 @@ impl ConnectivityConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
-    /// This node's id, and the origin of the sites it publishes (`zw`, `fr-laposte`).
-    pub id: String,
+    /// This node's id, and the origin of the sites it publishes (`zw`, `fr-laposte`); checked
+    /// when the configuration loads.
+    pub id: hubdir_core::Origin,
 }
 
 /// gRPC server limits; every one is explicit.
@@ -194,7 +205,7 @@ pub struct LogConfig {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            node: NodeConfig { id: "local".into() },
+            node: NodeConfig { id: hubdir_core::Origin::local() },
             server: ServerConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
                 max_message_bytes: 4 * 1024 * 1024,
@@ -340,7 +351,7 @@ mod tests {
         let mut flags = toml::Table::new();
         set_flag(&mut flags, "store", "url", "sqlite://flag.db".into());
         let config = Config::load(Some(file.path()), env, flags).unwrap();
-        assert_eq!(config.node.id, "from-file");
+        assert_eq!(config.node.id.as_str(), "from-file");
         assert_eq!(config.server.max_concurrent_streams, 7);
         assert_eq!(config.server.listen.port(), 7000);
         assert_eq!(config.store.url, "sqlite://flag.db");
@@ -376,7 +387,7 @@ mod tests {
     #[test]
     fn dumped_config_loads_back_unchanged() {
         let mut config = Config::default();
-        config.node.id = "zw".into();
+        config.node.id = "zw".parse().unwrap();
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(config.to_toml().as_bytes()).unwrap();
         assert_eq!(Config::load(Some(file.path()), vec![], toml::Table::new()).unwrap(), config);

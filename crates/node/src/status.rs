@@ -24,11 +24,54 @@ pub fn field_violation(field: &str, reason: &str, description: &str) -> FieldVio
     FieldViolation { reason: reason.to_owned(), ..FieldViolation::new(field, description) }
 }
 
-/// INVALID_ARGUMENT with a message of the caller's and the given field violations.
+/// The most bytes of field violations one error carries: gRPC clients refuse trailers past
+/// 8-16 KB, and an error must never be larger than it needs to be.
+pub const MAX_VIOLATION_BYTES: usize = 8 * 1024;
+/// The longest error message, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// Cuts `text` to at most `max` bytes, at a character boundary, saying so.
+pub fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub(32);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let total = text.len();
+        text.truncate(end);
+        text.push_str(&format!("... ({total} bytes in all)"));
+    }
+    text
+}
+
+/// INVALID_ARGUMENT with a message of the caller's and the given field violations: as many
+/// as fit in [`MAX_VIOLATION_BYTES`], then one `TRUNCATED` entry counting those left out
+/// (also in the `ErrorInfo` metadata as `omitted_violations`).
 pub fn bad_request(message: String, field_violations: Vec<FieldViolation>) -> Status {
-    let mut details = ErrorDetails::with_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, HashMap::new());
-    details.set_bad_request(field_violations);
-    Status::with_error_details(Code::InvalidArgument, message, details)
+    let total = field_violations.len();
+    let mut kept = Vec::new();
+    let mut size = 0;
+    for violation in field_violations {
+        let violation = FieldViolation {
+            field: truncate(violation.field, 256),
+            description: truncate(violation.description, 512),
+            ..violation
+        };
+        size += violation.field.len() + violation.reason.len() + violation.description.len();
+        if size > MAX_VIOLATION_BYTES {
+            break;
+        }
+        kept.push(violation);
+    }
+    let mut metadata = HashMap::new();
+    let omitted = total - kept.len();
+    if omitted > 0 {
+        metadata.insert("omitted_violations".to_owned(), omitted.to_string());
+        kept.push(field_violation("", "TRUNCATED", &format!("{omitted} more field violations left out")));
+    }
+    let mut details = ErrorDetails::with_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, metadata);
+    details.set_bad_request(kept);
+    Status::with_error_details(Code::InvalidArgument, truncate(message, MAX_MESSAGE_BYTES), details)
 }
 
 /// A status with an `ErrorInfo` whose reason is machine-readable.
@@ -48,6 +91,8 @@ pub fn from_store(err: StoreError) -> Status {
         StoreError::EtagMismatch { ref name, .. } => {
             with_reason(Code::Aborted, "ETAG_MISMATCH", err.to_string(), site(name))
         }
+        // A node writes only its own origin; others arrive signed from their peers.
+        StoreError::NotOwned { ref origin, .. } => origin_not_owned(origin, err.to_string()),
         StoreError::Unavailable(ref source) => {
             tracing::error!(error = %source, "store unavailable");
             with_reason(
@@ -66,6 +111,12 @@ pub fn from_store(err: StoreError) -> Status {
             with_reason(Code::Internal, "INTERNAL", "internal error", HashMap::new())
         }
     }
+}
+
+/// PERMISSION_DENIED for a write into an origin this node does not write.
+pub fn origin_not_owned(origin: &str, message: String) -> Status {
+    let metadata = HashMap::from([("origin".to_owned(), origin.to_owned())]);
+    with_reason(Code::PermissionDenied, "ORIGIN_NOT_OWNED", message, metadata)
 }
 
 /// UNAUTHENTICATED or PERMISSION_DENIED, with the reason in the message.
@@ -99,6 +150,11 @@ mod tests {
                 Code::Aborted,
                 "ETAG_MISMATCH",
             ),
+            (
+                StoreError::NotOwned { origin: "fr".into(), why: hubdir_store::NotOwned::AppliedFromPeers },
+                Code::PermissionDenied,
+                "ORIGIN_NOT_OWNED",
+            ),
             (StoreError::Unavailable(db_err()), Code::Unavailable, "STORE_UNAVAILABLE"),
             (StoreError::Database(db_err()), Code::Internal, "INTERNAL"),
             (StoreError::Corrupt("bad json at sites/zw/1".into()), Code::Internal, "INTERNAL"),
@@ -112,6 +168,25 @@ mod tests {
             assert_eq!(info.reason, reason);
             assert_eq!(info.domain, ERROR_DOMAIN);
         }
+    }
+
+    /// Finding 4: 100,000 violations made 13.9 MB of trailers, past what clients accept.
+    #[test]
+    fn error_details_are_capped_with_a_count_of_what_was_left_out() {
+        let violations: Vec<FieldViolation> = (0..100_000)
+            .map(|i| field_violation(&format!("sites[{i}].name"), "INVALID_FORMAT", &"x".repeat(2000)))
+            .collect();
+        let status = bad_request("m".repeat(1 << 20), violations);
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES);
+        let bad = status.get_details_bad_request().unwrap();
+        let size: usize = bad.field_violations.iter().map(|v| v.field.len() + v.description.len()).sum();
+        assert!(size <= MAX_VIOLATION_BYTES + 100, "{size}");
+        let last = bad.field_violations.last().unwrap();
+        assert_eq!(last.reason, "TRUNCATED");
+        let kept = bad.field_violations.len() - 1;
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.metadata["omitted_violations"], (100_000 - kept).to_string());
+        assert!(status.details().len() < 16 * 1024, "{} bytes of details", status.details().len());
     }
 
     #[test]

@@ -4,19 +4,17 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
+use hubdir_core::SiteName;
 use hubdir_core::connectivity::{Measurement, StatusSummary};
-use hubdir_core::{Origin, SiteName};
 use sea_orm::sea_query::{ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::entity::{
-    change_log, connectivity_daily, connectivity_history, connectivity_latest, connectivity_quarantine,
-    origin_sequences, sites,
-};
+use crate::chunked::{chunks, columns, insert_all};
+use crate::entity::{connectivity_daily, connectivity_history, connectivity_latest, connectivity_quarantine, sites};
+use crate::sequencer::Local;
 use crate::signing::{EventBody, EventToSign, event_row};
-use crate::writes::lock_origin;
 use crate::{Store, StoreError, from_micros, to_micros};
 
 /// What recording one measurement did.
@@ -29,11 +27,18 @@ pub enum Recorded {
     Duplicate,
     /// The site does not exist here: nothing stored.
     UnknownSite,
+    /// The site is another node's (its origin is applied from peers): nothing stored.
+    NotOwned,
 }
 
-/// A refused measurement kept for an operator to inspect.
+/// A refused measurement kept for an operator to inspect. Stored truncated (see
+/// [`QUARANTINE_FIELD_BYTES`]): a refused request never costs more than a few KB to keep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quarantined {
+    /// Who sent it: the token's subject.
+    pub principal: String,
+    /// The site it was filed under: empty when the sender may not report for the site it
+    /// named, so nobody can file fakes under another's site.
     pub site: String,
     pub idempotency_key: String,
     /// `CODE: explanation`.
@@ -41,6 +46,23 @@ pub struct Quarantined {
     /// The measurement as received (JSON), if it could be read at all.
     pub body: String,
     pub received_at: DateTime<Utc>,
+}
+
+/// The most bytes kept of each field of a refused measurement, and of its body.
+pub const QUARANTINE_FIELD_BYTES: usize = 256;
+pub const QUARANTINE_BODY_BYTES: usize = 2048;
+
+/// `text` cut to at most `max` bytes at a character boundary, marked when cut.
+pub(crate) fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub(3);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    text
 }
 
 /// The latest status of a site, as stored.
@@ -53,7 +75,7 @@ pub struct Latest {
 /// Which of `names` are stored sites (names only: no site is read).
 async fn existing_sites(txn: &DatabaseTransaction, names: &[String]) -> Result<HashSet<String>, StoreError> {
     let mut found = HashSet::new();
-    for chunk in names.chunks(1000) {
+    for chunk in chunks(1, names.iter()) {
         let rows: Vec<String> = sites::Entity::find()
             .select_only()
             .column(sites::Column::Name)
@@ -65,9 +87,6 @@ async fn existing_sites(txn: &DatabaseTransaction, names: &[String]) -> Result<H
     }
     Ok(found)
 }
-
-/// History rows per statement: 12 columns, far under both databases' parameter limits.
-const HISTORY_ROWS_PER_STATEMENT: usize = 1000;
 
 fn history_row(m: &Measurement, now_us: i64) -> connectivity_history::ActiveModel {
     connectivity_history::ActiveModel {
@@ -108,21 +127,21 @@ impl Store {
     ) -> Result<Vec<Recorded>, StoreError> {
         let (_sqlite_turn, txn) = self.begin_write().await?;
         let names: Vec<String> = items.iter().map(|(m, _)| m.site.to_string()).collect();
-        let existing = existing_sites(&txn, &names).await?;
-        // Origins in a fixed order, locked before anything is appended to their logs.
-        // Per origin: (last seq when the transaction began, last handed out, epoch).
-        let mut seqs: BTreeMap<Origin, (u64, u64, String)> = BTreeMap::new();
-        for (m, _) in items.iter().filter(|(m, _)| existing.contains(&m.site.to_string())) {
-            seqs.entry(m.site.origin().clone()).or_default();
-        }
-        for (origin, seq) in &mut seqs {
-            let (last, epoch) = lock_origin(&txn, origin).await?;
-            *seq = (last, last, epoch);
+        let mut existing = existing_sites(&txn, &names).await?;
+        // Only this node's own sites report here: another origin's status travels in its
+        // origin's signed log.
+        let origins = items.iter().filter(|(m, _)| existing.contains(&m.site.to_string()));
+        let mut seqs = Local::lock(&txn, &self.owned, origins.map(|(m, _)| m.site.origin().clone()).collect()).await?;
+        let mut foreign = HashSet::new();
+        for (m, _) in &items {
+            if seqs.refusal(m.site.origin()).is_some() && existing.remove(&m.site.to_string()) {
+                foreign.insert(m.site.to_string());
+            }
         }
         let now_us = to_micros(Utc::now());
 
         let mut latest: HashMap<String, Option<connectivity_latest::Model>> = HashMap::new();
-        for chunk in names.chunks(1000) {
+        for chunk in chunks(1, names.iter()) {
             for row in connectivity_latest::Entity::find()
                 .filter(connectivity_latest::Column::SiteName.is_in(chunk.iter().cloned()))
                 .all(&txn)
@@ -139,9 +158,7 @@ impl Store {
             .map(|(m, _)| history_row(m, now_us))
             .collect();
         let mut inserted: HashSet<(String, String)> = HashSet::new();
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<_> = rows.by_ref().take(HISTORY_ROWS_PER_STATEMENT).collect();
+        for chunk in chunks(columns::<connectivity_history::Entity>(), rows) {
             let stored = connectivity_history::Entity::insert_many(chunk)
                 .on_conflict(
                     OnConflict::columns([
@@ -164,6 +181,10 @@ impl Store {
         let mut changed: BTreeMap<String, (usize, Measurement, StatusSummary)> = BTreeMap::new();
         for (i, (m, summary)) in items.into_iter().enumerate() {
             let site = m.site.to_string();
+            if foreign.contains(&site) {
+                outcomes.push(Recorded::NotOwned);
+                continue;
+            }
             if !existing.contains(&site) {
                 outcomes.push(Recorded::UnknownSite);
                 continue;
@@ -195,13 +216,11 @@ impl Store {
                 .transpose()?;
             let log = summary.worth_logging(logged_before.as_ref(), refresh);
             if log {
-                let seq =
-                    seqs.get_mut(m.site.origin()).ok_or_else(|| StoreError::Corrupt("origin not locked".into()))?;
-                seq.1 += 1;
+                let (seq, epoch) = seqs.next(m.site.origin())?;
                 let event = EventToSign {
                     origin: m.site.origin().as_str(),
-                    epoch: &seq.2,
-                    seq: seq.1,
+                    epoch,
+                    seq,
                     site_name: &site,
                     body: EventBody::Status(&summary),
                     time: from_micros(now_us),
@@ -233,15 +252,9 @@ impl Store {
             };
             latest_rows.push(row);
         }
-        let mut events = events.into_iter().peekable();
-        while events.peek().is_some() {
-            change_log::Entity::insert_many(events.by_ref().take(HISTORY_ROWS_PER_STATEMENT))
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        let mut latest_rows = latest_rows.into_iter().peekable();
-        while latest_rows.peek().is_some() {
-            connectivity_latest::Entity::insert_many(latest_rows.by_ref().take(HISTORY_ROWS_PER_STATEMENT))
+        insert_all(&txn, events).await?;
+        for chunk in chunks(columns::<connectivity_latest::Entity>(), latest_rows) {
+            connectivity_latest::Entity::insert_many(chunk)
                 .on_conflict(
                     OnConflict::column(connectivity_latest::Column::SiteName)
                         .update_columns([
@@ -265,15 +278,7 @@ impl Store {
                 .exec_without_returning(&txn)
                 .await?;
         }
-        for (origin, (last, next, _)) in seqs {
-            if next != last {
-                origin_sequences::Entity::update_many()
-                    .col_expr(origin_sequences::Column::LastSeq, (next as i64).into())
-                    .filter(origin_sequences::Column::Origin.eq(origin.as_str()))
-                    .exec(&txn)
-                    .await?;
-            }
-        }
+        seqs.finish(&txn).await?;
         txn.commit().await?;
         self.notify_change();
         Ok(outcomes)
@@ -282,7 +287,7 @@ impl Store {
     /// The country of each stored site among `names` (without reading the sites).
     pub async fn site_countries(&self, names: &[String]) -> Result<HashMap<String, String>, StoreError> {
         let mut found = HashMap::new();
-        for chunk in names.chunks(1000) {
+        for chunk in chunks(1, names.iter()) {
             let rows: Vec<(String, String)> = sites::Entity::find()
                 .select_only()
                 .column(sites::Column::Name)
@@ -318,7 +323,7 @@ impl Store {
     /// The latest status summaries of the named sites that have one.
     pub async fn latest_summaries_of(&self, names: &[String]) -> Result<HashMap<String, StatusSummary>, StoreError> {
         let mut found = HashMap::new();
-        for chunk in names.chunks(1000) {
+        for chunk in chunks(1, names.iter()) {
             for row in connectivity_latest::Entity::find()
                 .filter(connectivity_latest::Column::SiteName.is_in(chunk.iter().cloned()))
                 .all(&self.db)
@@ -332,28 +337,61 @@ impl Store {
         Ok(found)
     }
 
-    /// Keeps refused measurements, with their reasons.
+    /// Keeps refused measurements, with their reasons, each field truncated.
     pub async fn quarantine(&self, items: Vec<Quarantined>) -> Result<(), StoreError> {
-        if items.is_empty() {
-            return Ok(());
-        }
         let rows = items.into_iter().map(|q| connectivity_quarantine::ActiveModel {
-            site_name: Set(q.site),
-            idempotency_key: Set(q.idempotency_key),
-            reason: Set(q.reason),
-            body: Set(q.body),
+            principal: Set(cut(q.principal, QUARANTINE_FIELD_BYTES)),
+            site_name: Set(cut(q.site, QUARANTINE_FIELD_BYTES)),
+            idempotency_key: Set(cut(q.idempotency_key, QUARANTINE_FIELD_BYTES)),
+            reason: Set(cut(q.reason, QUARANTINE_FIELD_BYTES)),
+            body: Set(cut(q.body, QUARANTINE_BODY_BYTES)),
             received_at_us: Set(to_micros(q.received_at)),
             ..Default::default()
         });
-        connectivity_quarantine::Entity::insert_many(rows).exec_without_returning(&self.db).await?;
-        Ok(())
+        insert_all(&self.db, rows).await
     }
 
-    /// The most recent refused measurements, newest first, optionally for one site.
-    pub async fn list_quarantine(&self, site: Option<&str>, limit: u64) -> Result<Vec<Quarantined>, StoreError> {
+    /// Drops refused measurements received before `before`, then the oldest beyond
+    /// `max_rows`; returns how many went.
+    pub async fn prune_quarantine(&self, before: DateTime<Utc>, max_rows: u64) -> Result<u64, StoreError> {
+        let mut removed = connectivity_quarantine::Entity::delete_many()
+            .filter(connectivity_quarantine::Column::ReceivedAtUs.lt(to_micros(before)))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        let newest_dropped: Option<i64> = connectivity_quarantine::Entity::find()
+            .select_only()
+            .column(connectivity_quarantine::Column::Id)
+            .order_by_desc(connectivity_quarantine::Column::Id)
+            .offset(max_rows)
+            .limit(1)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        if let Some(id) = newest_dropped {
+            removed += connectivity_quarantine::Entity::delete_many()
+                .filter(connectivity_quarantine::Column::Id.lte(id))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+        Ok(removed)
+    }
+
+    /// The most recent refused measurements, newest first, optionally for one site or of
+    /// one sender.
+    pub async fn list_quarantine(
+        &self,
+        site: Option<&str>,
+        principal: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Quarantined>, StoreError> {
         let mut select = connectivity_quarantine::Entity::find();
         if let Some(site) = site {
             select = select.filter(connectivity_quarantine::Column::SiteName.eq(site));
+        }
+        if let Some(principal) = principal {
+            select = select.filter(connectivity_quarantine::Column::Principal.eq(principal));
         }
         Ok(select
             .order_by_desc(connectivity_quarantine::Column::Id)
@@ -362,6 +400,7 @@ impl Store {
             .await?
             .into_iter()
             .map(|row| Quarantined {
+                principal: row.principal,
                 site: row.site_name,
                 idempotency_key: row.idempotency_key,
                 reason: row.reason,
@@ -500,7 +539,7 @@ impl Store {
         end: DateTime<Utc>,
     ) -> Result<Vec<Sample>, StoreError> {
         let mut out = Vec::new();
-        for chunk in sites.chunks(1000) {
+        for chunk in chunks(1, sites.iter()) {
             let rows = connectivity_history::Entity::find()
                 .filter(connectivity_history::Column::SiteName.is_in(chunk.iter().cloned()))
                 .filter(connectivity_history::Column::ObservedAtUs.gte(to_micros(start)))
@@ -528,7 +567,7 @@ impl Store {
         let first = to_micros(start).div_euclid(MICROS_PER_DAY) + i64::from(to_micros(start) % MICROS_PER_DAY != 0);
         let last = to_micros(end).div_euclid(MICROS_PER_DAY); // exclusive
         let mut out = Vec::new();
-        for chunk in sites.chunks(1000) {
+        for chunk in chunks(1, sites.iter()) {
             out.extend(
                 connectivity_daily::Entity::find()
                     .filter(connectivity_daily::Column::SiteName.is_in(chunk.iter().cloned()))

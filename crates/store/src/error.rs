@@ -10,6 +10,8 @@ pub enum StoreError {
     AlreadyExists(String),
     #[error("site {name} has changed since etag {expected} was read")]
     EtagMismatch { name: String, expected: String },
+    #[error("origin {origin} cannot be written here: {why}")]
+    NotOwned { origin: String, why: crate::NotOwned },
     #[error("the database cannot be reached")]
     Unavailable(#[source] DbErr),
     #[error("database error")]
@@ -39,17 +41,27 @@ fn is_transient(err: &DbErr) -> bool {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match e.as_ref() {
             Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
-            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes; PostgreSQL
-            // serialization_failure, deadlock_detected, admin_shutdown.
-            Sqlx::Database(db) => db.code().is_some_and(|code| {
-                let code = code.as_ref();
-                matches!(code, "40001" | "40P01" | "57P01")
-                    || code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
-            }),
+            // Each database's own codes: read as SQLite's, PostgreSQL's SQLSTATE 22021 (a NUL
+            // in text, which can never succeed) looked like SQLITE_BUSY (22021 & 0xff = 5).
+            Sqlx::Database(db) => match db.code() {
+                None => false,
+                Some(code) if db.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>().is_some() => {
+                    is_transient_sqlstate(&code)
+                }
+                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+                Some(code) => code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)),
+            },
             _ => false,
         },
         _ => false,
     }
+}
+
+/// PostgreSQL errors worth a retry: serialization_failure, deadlock_detected, the server
+/// shutting down or not yet accepting (class 57P), too many connections, and lost
+/// connections (class 08).
+fn is_transient_sqlstate(code: &str) -> bool {
+    matches!(code, "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03") || code.starts_with("08")
 }
 
 #[cfg(test)]
@@ -63,5 +75,13 @@ mod tests {
         assert!(matches!(StoreError::from(closed), StoreError::Unavailable(_)));
         let bug = DbErr::Custom("no such column".into());
         assert!(matches!(StoreError::from(bug), StoreError::Database(_)));
+    }
+
+    #[test]
+    fn postgres_codes_are_read_as_sqlstates() {
+        // 22021 (NUL in text) ends in 0x05 like SQLITE_BUSY: never worth a retry.
+        assert!(!is_transient_sqlstate("22021"));
+        assert!(!is_transient_sqlstate("23505"));
+        assert!(is_transient_sqlstate("40001") && is_transient_sqlstate("40P01") && is_transient_sqlstate("08006"));
     }
 }

@@ -5,8 +5,11 @@
 //! **in the same transaction**, with a sequence number that increases by one per origin,
 //! without gaps, also under concurrent writers: the origin's row in `origin_sequences` is
 //! locked first (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `SELECT ... FOR UPDATE`), so writers
-//! of one origin take turns and a rolled-back write gives its numbers back.
+//! of one origin take turns and a rolled-back write gives its numbers back. Every writer takes
+//! those positions through one module (`sequencer`), which also keeps this node's own origins
+//! apart from the origins it applies from peers.
 
+mod chunked;
 mod connectivity;
 pub mod entity;
 mod error;
@@ -15,6 +18,7 @@ mod log;
 mod migration;
 mod reads;
 mod remote;
+mod sequencer;
 mod signing;
 mod writes;
 
@@ -24,12 +28,13 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
 
-pub use connectivity::{Latest, Quarantined, Recorded, RollUp, Sample};
+pub use connectivity::{Latest, QUARANTINE_BODY_BYTES, QUARANTINE_FIELD_BYTES, Quarantined, Recorded, RollUp, Sample};
 pub use error::StoreError;
 pub use keys::PublishedKey;
 pub use log::{ChangeEvent, ChangeOp, OriginLog};
 pub use reads::{SiteQuery, TextMatch};
 pub use remote::{Delivery, RemoteApplied, RemoteChange, RemoteEvent};
+pub use sequencer::NotOwned;
 pub use signing::{EventBody, EventSigner, EventToSign, SignedBytes};
 pub use writes::{Applied, Change, Precondition, Write};
 
@@ -45,6 +50,8 @@ pub struct Store {
     sqlite_writer: Option<tokio::sync::Mutex<()>>,
     /// Signs every change-log event as it is written; without one, events stay unsigned.
     signer: Option<std::sync::Arc<dyn EventSigner>>,
+    /// The origins written here; every other origin only through peers' verified events.
+    owned: sequencer::Owned,
     /// Counts commits that appended to the change log, so this process's readers of the log
     /// (the discovery index, peers' feeds) wake at once instead of at their next poll.
     changes: tokio::sync::watch::Sender<u64>,
@@ -95,7 +102,13 @@ impl Store {
         let db = Database::connect(options).await.map_err(StoreError::from_connect)?;
         migrate(&db).await?;
         let sqlite_writer = (db.get_database_backend() == DbBackend::Sqlite).then(|| tokio::sync::Mutex::new(()));
-        Ok(Store { db, sqlite_writer, signer: None, changes: tokio::sync::watch::Sender::new(0) })
+        Ok(Store {
+            db,
+            sqlite_writer,
+            signer: None,
+            owned: sequencer::Owned::default(),
+            changes: tokio::sync::watch::Sender::new(0),
+        })
     }
 
     /// A write transaction: on SQLite, this process's writers take turns (the guard) and the
@@ -121,6 +134,14 @@ impl Store {
     /// The same store, signing every event it writes from now on.
     pub fn with_signer(self, signer: std::sync::Arc<dyn EventSigner>) -> Store {
         Store { signer: Some(signer), ..self }
+    }
+
+    /// The same store, writing locally into these origins only (a node: its own id). Without
+    /// it, any origin that is not applied from peers may be written (tools, tests); either way
+    /// an origin applied from peers is never written locally, nor an origin written here
+    /// applied from peers.
+    pub fn owning(self, origins: impl IntoIterator<Item = hubdir_core::Origin>) -> Store {
+        Store { owned: sequencer::Owned::Only(origins.into_iter().collect()), ..self }
     }
 
     /// Wakes when this process commits to the change log. Other processes writing the same

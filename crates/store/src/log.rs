@@ -47,6 +47,17 @@ pub struct OriginLog {
     pub compacted_through: u64,
 }
 
+impl ChangeOp {
+    /// How the change log stores it.
+    pub fn code(self) -> &'static str {
+        match self {
+            ChangeOp::Upsert => "UPSERT",
+            ChangeOp::Delete => "DELETE",
+            ChangeOp::Status => "STATUS",
+        }
+    }
+}
+
 fn event_from_row(row: change_log::Model) -> Result<ChangeEvent, StoreError> {
     let op = match row.op.as_str() {
         "UPSERT" => ChangeOp::Upsert,

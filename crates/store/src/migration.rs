@@ -19,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_connectivity_status::Migration),
             Box::new(m0004_signed_events::Migration),
             Box::new(m0005_log_horizon::Migration),
+            Box::new(m0006_origin_sides::Migration),
         ]
     }
 }
@@ -585,6 +586,107 @@ mod m0005_log_horizon {
                     .to_owned(),
             )
             .await
+        }
+    }
+}
+
+mod m0006_origin_sides {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    #[derive(Debug)]
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m0006_origin_sides"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum OriginSequences {
+        Table,
+        Origin,
+        Remote,
+    }
+
+    #[derive(DeriveIden)]
+    enum PeerCursors {
+        Table,
+        Origin,
+    }
+
+    #[derive(DeriveIden)]
+    enum ConnectivityQuarantine {
+        Table,
+        Principal,
+        ReceivedAtUs,
+    }
+
+    #[derive(DeriveIden)]
+    enum FederationQuarantine {
+        Table,
+        Id,
+        Peer,
+        Origin,
+        Seq,
+        SiteName,
+        Reason,
+        ReceivedAtUs,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        fn use_transaction(&self) -> Option<bool> {
+            Some(true)
+        }
+
+        /// Each origin's log is written here or applied from peers (an existing one is applied
+        /// from peers if some peer's cursor follows it); refused measurements are filed under
+        /// who sent them; peers' events this node could not apply are kept for the operator.
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.alter_table(
+                Table::alter()
+                    .table(ConnectivityQuarantine::Table)
+                    .add_column(string(ConnectivityQuarantine::Principal).default(""))
+                    .to_owned(),
+            )
+            .await?;
+            m.create_index(
+                Index::create()
+                    .name("idx_connectivity_quarantine_received")
+                    .table(ConnectivityQuarantine::Table)
+                    .col(ConnectivityQuarantine::ReceivedAtUs)
+                    .to_owned(),
+            )
+            .await?;
+            m.create_table(
+                Table::create()
+                    .table(FederationQuarantine::Table)
+                    .col(big_pk_auto(FederationQuarantine::Id))
+                    .col(string(FederationQuarantine::Peer))
+                    .col(string(FederationQuarantine::Origin))
+                    .col(big_integer(FederationQuarantine::Seq))
+                    .col(string(FederationQuarantine::SiteName))
+                    .col(string(FederationQuarantine::Reason))
+                    .col(big_integer(FederationQuarantine::ReceivedAtUs))
+                    .to_owned(),
+            )
+            .await?;
+            m.alter_table(
+                Table::alter()
+                    .table(OriginSequences::Table)
+                    .add_column(boolean(OriginSequences::Remote).default(false))
+                    .to_owned(),
+            )
+            .await?;
+            let followed = Query::select().distinct().column(PeerCursors::Origin).from(PeerCursors::Table).to_owned();
+            let backfill = Query::update()
+                .table(OriginSequences::Table)
+                .value(OriginSequences::Remote, true)
+                .and_where(Expr::col(OriginSequences::Origin).in_subquery(followed))
+                .to_owned();
+            m.exec_stmt(backfill).await
         }
     }
 }

@@ -11,9 +11,11 @@ use hubdir_core::{Origin, Site, SiteRecord};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
 
-use crate::entity::{change_log, origin_sequences, peer_cursors, site_services, sites};
+use crate::chunked::insert_all;
+use crate::entity::{change_log, federation_quarantine, peer_cursors, site_services, sites};
+use crate::sequencer::{Position, Remote};
 use crate::signing::SignedBytes;
-use crate::writes::{ROWS_PER_STATEMENT, site_row};
+use crate::writes::{insert_sites, remove_sites};
 use crate::{Store, StoreError, to_micros};
 
 /// What a verified event from a peer says.
@@ -22,6 +24,13 @@ pub enum RemoteChange {
     Upsert(Box<Site>),
     Delete,
     Status(StatusSummary),
+    /// Signed by its origin, but its content fails this node's checks (an older or laxer
+    /// origin): it enters the change log as received (so the log has no gap and relays carry
+    /// it on), its site is left as it was, and it is quarantined for the operator.
+    Unappliable {
+        op: crate::ChangeOp,
+        reason: String,
+    },
 }
 
 /// A verified event of another origin, as received.
@@ -58,6 +67,11 @@ pub enum RemoteApplied {
     Gap {
         held: u64,
     },
+    /// Verified but not appliable here: logged as received, its site untouched, quarantined.
+    Quarantined,
+    /// Of an origin this node writes itself: a peer never supplies it (its own events coming
+    /// back through a relay, or a forgery).
+    OwnOrigin,
 }
 
 /// Whether epoch `a` is of a later incarnation than `b`. Epochs are the hex microsecond time
@@ -67,33 +81,6 @@ fn epoch_is_newer(a: &str, b: &str) -> bool {
         (Ok(a), Ok(b)) => a > b,
         _ => a > b,
     }
-}
-
-/// The origin's log position here, creating it with the origin's epoch if new; locked.
-async fn lock_remote_origin(txn: &DatabaseTransaction, origin: &Origin, epoch: &str) -> Result<Held, StoreError> {
-    let row = origin_sequences::ActiveModel {
-        origin: Set(origin.to_string()),
-        last_seq: Set(0),
-        epoch: Set(epoch.to_owned()),
-        compacted_through: Set(0),
-    };
-    let _ = origin_sequences::Entity::insert(row)
-        .on_conflict(OnConflict::column(origin_sequences::Column::Origin).do_nothing().to_owned())
-        .exec_without_returning(txn)
-        .await?;
-    let locked = origin_sequences::Entity::find_by_id(origin.to_string())
-        .lock_exclusive()
-        .one(txn)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("sequence row of origin {origin} vanished")))?;
-    Ok(Held { last: locked.last_seq as u64, epoch: locked.epoch, compacted_through: locked.compacted_through as u64 })
-}
-
-/// Where this node holds an origin's log.
-struct Held {
-    last: u64,
-    epoch: String,
-    compacted_through: u64,
 }
 
 impl Store {
@@ -111,17 +98,15 @@ impl Store {
             return Ok(Vec::new());
         }
         let (_sqlite_turn, txn) = self.begin_write().await?;
-        let mut held: HashMap<Origin, Held> = HashMap::new();
+        let mut held = Remote::default();
         let mut cursors: HashMap<Origin, (u64, String)> = HashMap::new();
         let mut outcomes = Vec::with_capacity(events.len());
         let mut applied = Vec::new();
         for (event, delivery) in events {
             let origin = event.origin.clone();
-            let position = match held.entry(origin.clone()) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(lock_remote_origin(&txn, &origin, &event.epoch).await?)
-                }
+            let Some(position) = held.lock(&txn, &self.owned, &origin, &event.epoch).await? else {
+                outcomes.push(RemoteApplied::OwnOrigin);
+                continue;
             };
             if event.epoch != position.epoch {
                 if !epoch_is_newer(&event.epoch, &position.epoch) {
@@ -129,9 +114,9 @@ impl Store {
                     continue;
                 }
                 tracing::info!(%origin, from = %position.epoch, to = %event.epoch, "origin's log has a new epoch: resyncing");
-                write_applied(&txn, std::mem::take(&mut applied)).await?;
+                write_applied(&txn, peer, std::mem::take(&mut applied)).await?;
                 forget_origin(&txn, &origin).await?;
-                *position = Held { last: 0, epoch: event.epoch.clone(), compacted_through: 0 };
+                *position = Position { epoch: event.epoch.clone(), locked_at: 0, last: 0, compacted_through: 0 };
                 cursors.remove(&origin);
             }
             let outcome = if event.seq <= position.last {
@@ -150,27 +135,36 @@ impl Store {
                 let cursor = cursors.entry(origin).or_insert((0, event.epoch.clone()));
                 cursor.0 = cursor.0.max(position.last);
             }
-            if outcome == RemoteApplied::Applied {
+            let outcome = match (outcome, &event.change) {
+                (RemoteApplied::Applied, RemoteChange::Unappliable { .. }) => RemoteApplied::Quarantined,
+                (outcome, _) => outcome,
+            };
+            if matches!(outcome, RemoteApplied::Applied | RemoteApplied::Quarantined) {
                 applied.push(event);
             }
             outcomes.push(outcome);
         }
-        write_applied(&txn, applied).await?;
-        for (origin, position) in &held {
-            origin_sequences::Entity::update_many()
-                .col_expr(origin_sequences::Column::LastSeq, (position.last as i64).into())
-                .col_expr(origin_sequences::Column::Epoch, position.epoch.clone().into())
-                .col_expr(origin_sequences::Column::CompactedThrough, (position.compacted_through as i64).into())
-                .filter(origin_sequences::Column::Origin.eq(origin.as_str()))
-                .exec(&txn)
-                .await?;
-        }
+        write_applied(&txn, peer, applied).await?;
+        held.finish(&txn).await?;
         for (origin, (seq, epoch)) in cursors {
             move_cursor(&txn, peer, &origin, seq, &epoch).await?;
         }
         txn.commit().await?;
         self.notify_change();
         Ok(outcomes)
+    }
+
+    /// Peers' events this node could not apply, newest first.
+    pub async fn list_federation_quarantine(
+        &self,
+        limit: u64,
+    ) -> Result<Vec<federation_quarantine::Model>, StoreError> {
+        use sea_orm::QueryOrder;
+        Ok(federation_quarantine::Entity::find()
+            .order_by_desc(federation_quarantine::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
     }
 
     /// This node's cursors for `peer`: (origin, seq, epoch).
@@ -238,11 +232,12 @@ async fn forget_origin(txn: &DatabaseTransaction, origin: &Origin) -> Result<(),
 /// Writes applied events, in order, with few statements: each touched site's old rows go,
 /// each site's last UPSERT in the batch is inserted (a DELETE leaves it gone), and every event
 /// enters the change log.
-async fn write_applied(txn: &DatabaseTransaction, events: Vec<RemoteEvent>) -> Result<(), StoreError> {
+async fn write_applied(txn: &DatabaseTransaction, peer: &str, events: Vec<RemoteEvent>) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
     let mut log = Vec::with_capacity(events.len());
+    let mut quarantined = Vec::new();
     // Per site, its state after the batch: the last record event's row (None: deleted).
     let mut last: HashMap<String, Option<(SiteRecord, String)>> = HashMap::new();
     for event in events {
@@ -263,6 +258,19 @@ async fn write_applied(txn: &DatabaseTransaction, events: Vec<RemoteEvent>) -> R
             RemoteChange::Status(summary) => {
                 ("STATUS", Some(serde_json::to_string(&summary).unwrap_or_default().into_bytes()))
             }
+            RemoteChange::Unappliable { op, reason } => {
+                tracing::warn!(%peer, origin = %event.origin, seq = event.seq, site = %crate::connectivity::cut(name.clone(), 256), "a peer's event could not be applied here: quarantined");
+                quarantined.push(federation_quarantine::ActiveModel {
+                    peer: Set(peer.to_owned()),
+                    origin: Set(event.origin.to_string()),
+                    seq: Set(event.seq as i64),
+                    site_name: Set(crate::connectivity::cut(name.clone(), crate::QUARANTINE_FIELD_BYTES)),
+                    reason: Set(crate::connectivity::cut(reason, crate::QUARANTINE_BODY_BYTES)),
+                    received_at_us: Set(to_micros(Utc::now())),
+                    ..Default::default()
+                });
+                (op.code(), None)
+            }
         };
         log.push(change_log::ActiveModel {
             origin: Set(event.origin.to_string()),
@@ -276,38 +284,9 @@ async fn write_applied(txn: &DatabaseTransaction, events: Vec<RemoteEvent>) -> R
             event_bytes: Set(Some(event.signed.bytes)),
         });
     }
-    let names: Vec<String> = last.keys().cloned().collect();
-    for chunk in names.chunks(ROWS_PER_STATEMENT) {
-        site_services::Entity::delete_many()
-            .filter(site_services::Column::SiteName.is_in(chunk.iter().cloned()))
-            .exec(txn)
-            .await?;
-        sites::Entity::delete_many().filter(sites::Column::Name.is_in(chunk.iter().cloned())).exec(txn).await?;
-    }
-    let live: Vec<(SiteRecord, String)> = last.into_values().flatten().collect();
-    let services: Vec<site_services::ActiveModel> = live
-        .iter()
-        .flat_map(|(record, _)| {
-            let name = record.site.name.to_string();
-            record.site.services.iter().map(move |s| site_services::ActiveModel {
-                site_name: Set(name.clone()),
-                service: Set(s.code().to_owned()),
-            })
-        })
-        .collect();
-    let mut rows = live.into_iter().map(|(record, body)| site_row(record, body)).peekable();
-    while rows.peek().is_some() {
-        sites::Entity::insert_many(rows.by_ref().take(ROWS_PER_STATEMENT)).exec_without_returning(txn).await?;
-    }
-    let mut services = services.into_iter().peekable();
-    while services.peek().is_some() {
-        site_services::Entity::insert_many(services.by_ref().take(ROWS_PER_STATEMENT))
-            .exec_without_returning(txn)
-            .await?;
-    }
-    let mut log = log.into_iter().peekable();
-    while log.peek().is_some() {
-        change_log::Entity::insert_many(log.by_ref().take(ROWS_PER_STATEMENT)).exec_without_returning(txn).await?;
-    }
+    remove_sites(txn, last.keys().cloned().collect::<Vec<_>>()).await?;
+    insert_sites(txn, last.into_values().flatten()).await?;
+    insert_all(txn, log).await?;
+    insert_all(txn, quarantined).await?;
     Ok(())
 }

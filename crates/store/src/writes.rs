@@ -2,12 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use hubdir_core::{Origin, Site, SiteName, SiteRecord};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use hubdir_core::{Site, SiteName, SiteRecord};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
-use crate::entity::{change_log, origin_sequences, site_services, sites};
+use crate::chunked::{chunks, insert_all};
+use crate::entity::{change_log, site_services, sites};
 use crate::reads::sites_by_name;
+use crate::sequencer::Local;
 use crate::signing::{EventBody, EventSigner, EventToSign, event_row};
 use crate::{Store, StoreError, to_micros};
 
@@ -68,16 +69,9 @@ impl Store {
     /// Applies every write in one transaction: all of them, or (on the first error) none.
     pub async fn write(&self, writes: Vec<Write>) -> Result<Vec<Applied>, StoreError> {
         let (_sqlite_turn, txn) = self.begin_write().await?;
-
-        // Lock each origin's sequence row, in a fixed order so writers never deadlock.
-        let mut seqs: BTreeMap<Origin, OriginSeq> = BTreeMap::new();
-        for write in &writes {
-            seqs.entry(write.change.name().origin().clone()).or_default();
-        }
-        for (origin, seq) in &mut seqs {
-            let (last, epoch) = lock_origin(&txn, origin).await?;
-            *seq = OriginSeq { epoch, last, next: last };
-        }
+        let origins = writes.iter().map(|w| w.change.name().origin().clone()).collect();
+        let mut seqs = Local::lock(&txn, &self.owned, origins).await?;
+        seqs.require_all()?;
         // Read the clock only once the origins are ours: a writer that waited for the lock
         // gets a later update_time as well as a later seq.
         let now_us = to_micros(chrono::Utc::now());
@@ -85,62 +79,12 @@ impl Store {
         let initial = load_current(&txn, &writes).await?;
         let plan = plan(writes, &initial, &mut seqs, now_us, self.signer.as_deref())?;
         let applied = plan.execute(&txn).await?;
-
-        for (origin, seq) in seqs {
-            if seq.next != seq.last {
-                origin_sequences::Entity::update_many()
-                    .col_expr(origin_sequences::Column::LastSeq, (seq.next as i64).into())
-                    .filter(origin_sequences::Column::Origin.eq(origin.as_str()))
-                    .exec(&txn)
-                    .await?;
-            }
-        }
+        seqs.finish(&txn).await?;
         txn.commit().await?;
         self.notify_change();
         Ok(applied)
     }
 }
-
-#[derive(Debug, Default, Clone)]
-struct OriginSeq {
-    /// The origin log's epoch.
-    epoch: String,
-    /// The origin's last sequence number when the transaction began.
-    last: u64,
-    /// The last number handed out in this transaction.
-    next: u64,
-}
-
-/// Creates the origin's sequence row if needed and locks it; returns its last seq and epoch.
-pub(crate) async fn lock_origin(txn: &DatabaseTransaction, origin: &Origin) -> Result<(u64, String), StoreError> {
-    let row = origin_sequences::ActiveModel {
-        origin: Set(origin.to_string()),
-        last_seq: Set(0),
-        // A fresh epoch per incarnation of the origin's log: a recreated database gets a new one.
-        epoch: Set(format!("{:x}", to_micros(chrono::Utc::now()))),
-        compacted_through: Set(0),
-    };
-    let inserted = origin_sequences::Entity::insert(row)
-        .on_conflict(OnConflict::column(origin_sequences::Column::Origin).do_nothing().to_owned())
-        .exec(txn)
-        .await;
-    match inserted {
-        Ok(_) | Err(DbErr::RecordNotInserted) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let locked = origin_sequences::Entity::find_by_id(origin.to_string())
-        .lock_exclusive()
-        .one(txn)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("sequence row of origin {origin} vanished")))?;
-    let last =
-        u64::try_from(locked.last_seq).map_err(|_| StoreError::Corrupt(format!("negative seq for origin {origin}")))?;
-    Ok((last, locked.epoch))
-}
-
-/// Rows per multi-row statement: under SQLite's 32,766 and PostgreSQL's 65,535 bound
-/// parameters for the widest table (`sites`, 15 columns).
-pub(crate) const ROWS_PER_STATEMENT: usize = 1000;
 
 /// The stored rows of every site the writes name, before any of them applies.
 async fn load_current(txn: &DatabaseTransaction, writes: &[Write]) -> Result<HashMap<String, SiteRecord>, StoreError> {
@@ -163,7 +107,7 @@ struct Plan {
 fn plan(
     writes: Vec<Write>,
     initial: &HashMap<String, SiteRecord>,
-    seqs: &mut BTreeMap<Origin, OriginSeq>,
+    seqs: &mut Local,
     now_us: i64,
     signer: Option<&dyn EventSigner>,
 ) -> Result<Plan, StoreError> {
@@ -182,7 +126,6 @@ fn plan(
             }
             _ => {}
         }
-        let seq = seqs.entry(change.name().origin().clone()).or_default();
         match change {
             Change::Upsert(site) => {
                 let (body, etag) = site.json_and_etag();
@@ -190,19 +133,19 @@ fn plan(
                     plan.applied.push(Applied::Unchanged(record.clone()));
                     continue;
                 }
-                seq.next += 1;
+                let (seq, epoch) = seqs.next(site.name.origin())?;
                 let record = SiteRecord {
                     h3_cell: hubdir_geo::site_cell(site.location)
                         .ok_or_else(|| StoreError::Corrupt(format!("site {name} has a non-finite location")))?,
                     etag,
                     update_time: crate::from_micros(now_us),
-                    origin_seq: seq.next,
+                    origin_seq: seq,
                     site: *site,
                 };
                 let event = EventToSign {
                     origin: record.site.name.origin().as_str(),
-                    epoch: &seq.epoch,
-                    seq: seq.next,
+                    epoch,
+                    seq,
                     site_name: &name,
                     body: EventBody::Upsert(&record.site),
                     time: record.update_time,
@@ -220,11 +163,11 @@ fn plan(
                     plan.applied.push(Applied::AlreadyAbsent(site_name));
                     continue;
                 }
-                seq.next += 1;
+                let (seq, epoch) = seqs.next(site_name.origin())?;
                 let event = EventToSign {
                     origin: site_name.origin().as_str(),
-                    epoch: &seq.epoch,
-                    seq: seq.next,
+                    epoch,
+                    seq,
                     site_name: &name,
                     body: EventBody::Delete,
                     time: crate::from_micros(now_us),
@@ -235,7 +178,7 @@ fn plan(
                 }
                 plan.insert.remove(&name);
                 current.insert(name, None);
-                plan.applied.push(Applied::Deleted { name: site_name, seq: seq.next });
+                plan.applied.push(Applied::Deleted { name: site_name, seq });
             }
         }
     }
@@ -247,47 +190,48 @@ impl Plan {
     /// goes (no second copy of the whole batch); returns what each write did.
     async fn execute(self, txn: &DatabaseTransaction) -> Result<Vec<Applied>, StoreError> {
         let Plan { applied, events, remove, insert } = self;
-        let remove: Vec<String> = remove.into_iter().collect();
-        for chunk in remove.chunks(ROWS_PER_STATEMENT) {
-            let names = chunk.iter().map(String::as_str);
-            site_services::Entity::delete_many()
-                .filter(site_services::Column::SiteName.is_in(names.clone()))
-                .exec(txn)
-                .await?;
-            sites::Entity::delete_many().filter(sites::Column::Name.is_in(names)).exec(txn).await?;
-        }
-        let mut services = Vec::new();
-        let mut rows = Vec::with_capacity(ROWS_PER_STATEMENT.min(insert.len()));
-        let mut records = insert.into_values().peekable();
-        while records.peek().is_some() {
-            rows.clear();
-            for (record, body) in records.by_ref().take(ROWS_PER_STATEMENT) {
-                let name = record.site.name.to_string();
-                services.extend(record.site.services.iter().map(|s| site_services::ActiveModel {
-                    site_name: Set(name.clone()),
-                    service: Set(s.code().to_owned()),
-                }));
-                rows.push(site_row(record, body));
-            }
-            sites::Entity::insert_many(rows.drain(..)).exec_without_returning(txn).await?;
-        }
-        let mut services = services.into_iter().peekable();
-        while services.peek().is_some() {
-            site_services::Entity::insert_many(services.by_ref().take(ROWS_PER_STATEMENT))
-                .exec_without_returning(txn)
-                .await?;
-        }
-        let mut events = events.into_iter().peekable();
-        while events.peek().is_some() {
-            change_log::Entity::insert_many(events.by_ref().take(ROWS_PER_STATEMENT))
-                .exec_without_returning(txn)
-                .await?;
-        }
+        remove_sites(txn, remove).await?;
+        insert_sites(txn, insert.into_values()).await?;
+        insert_all(txn, events).await?;
         Ok(applied)
     }
 }
 
-pub(crate) fn site_row(record: SiteRecord, body: String) -> sites::ActiveModel {
+/// Deletes the named sites' rows and their services.
+pub(crate) async fn remove_sites(
+    txn: &DatabaseTransaction,
+    names: impl IntoIterator<Item = String>,
+) -> Result<(), StoreError> {
+    for chunk in chunks(1, names) {
+        site_services::Entity::delete_many()
+            .filter(site_services::Column::SiteName.is_in(chunk.iter().map(String::as_str)))
+            .exec(txn)
+            .await?;
+        sites::Entity::delete_many().filter(sites::Column::Name.is_in(chunk)).exec(txn).await?;
+    }
+    Ok(())
+}
+
+/// Inserts sites (each with its JSON body) and their services.
+pub(crate) async fn insert_sites(
+    txn: &DatabaseTransaction,
+    records: impl Iterator<Item = (SiteRecord, String)>,
+) -> Result<(), StoreError> {
+    let mut services = Vec::new();
+    let rows =
+        records.map(|(record, body)| {
+            let name = record.site.name.to_string();
+            services.extend(record.site.services.iter().map(|s| site_services::ActiveModel {
+                site_name: Set(name.clone()),
+                service: Set(s.code().to_owned()),
+            }));
+            site_row(record, body)
+        });
+    insert_all(txn, rows).await?;
+    insert_all(txn, services).await
+}
+
+fn site_row(record: SiteRecord, body: String) -> sites::ActiveModel {
     let SiteRecord { site, h3_cell, etag, update_time, origin_seq } = record;
     let (search_name, search_text) = hubdir_core::search::site_keys(&site);
     sites::ActiveModel {

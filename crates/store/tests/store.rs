@@ -10,8 +10,8 @@ use hubdir_core::connectivity::{Benchmark, Measurement, Source, StatusSummary, T
 use hubdir_core::{Kind, ServiceType, Site, SiteInput, SiteName, SiteStatus};
 use hubdir_store::entity::{connectivity_history, connectivity_latest, node_keys, peer_cursors, peers, site_services};
 use hubdir_store::{
-    Applied, Change, ChangeEvent, ChangeOp, Delivery, Precondition, Quarantined, Recorded, RemoteApplied, RemoteChange,
-    RemoteEvent, RollUp, SignedBytes, SiteQuery, Store, StoreError, TextMatch, Write,
+    Applied, Change, ChangeEvent, ChangeOp, Delivery, NotOwned, Precondition, Quarantined, Recorded, RemoteApplied,
+    RemoteChange, RemoteEvent, RollUp, SignedBytes, SiteQuery, Store, StoreError, TextMatch, Write,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
@@ -106,6 +106,9 @@ on_both_backends!(
     a_newer_epoch_replaces_the_origin_and_an_older_one_is_ignored,
     snapshots_hold_the_latest_events_of_each_site_and_compaction_keeps_only_them,
     a_snapshot_applies_with_holes_and_the_stream_continues_after_it,
+    a_local_write_never_takes_a_seq_of_an_origin_applied_from_peers,
+    the_quarantine_is_truncated_chunked_and_bounded,
+    both_databases_store_exactly_what_validation_accepts,
 );
 
 fn site(name: &str, country: &str, kind: Kind, lat: f64, lng: f64) -> Site {
@@ -595,6 +598,7 @@ async fn measurements_keep_the_newest_as_latest_and_log_only_changes(store: Arc<
 
     store
         .quarantine(vec![Quarantined {
+            principal: "agent-1".into(),
             site: "sites/zw/1".into(),
             idempotency_key: "z".into(),
             reason: "TOO_OLD: observed more than 604800 s ago".into(),
@@ -603,9 +607,46 @@ async fn measurements_keep_the_newest_as_latest_and_log_only_changes(store: Arc<
         }])
         .await
         .unwrap();
-    let kept = store.list_quarantine(Some("sites/zw/1"), 10).await.unwrap();
+    let kept = store.list_quarantine(Some("sites/zw/1"), None, 10).await.unwrap();
     assert_eq!(kept.len(), 1);
     assert!(kept[0].reason.starts_with("TOO_OLD"));
+    assert_eq!(store.list_quarantine(None, Some("agent-1"), 10).await.unwrap().len(), 1);
+    assert!(store.list_quarantine(None, Some("agent-2"), 10).await.unwrap().is_empty());
+}
+
+/// Findings 5 and 6: refusals were stored whole (a 1 MB site and key made a 4 MB row) and in
+/// one statement (past 6,553 rows SQLite refused it: too many SQL variables; PostgreSQL past
+/// about 11,000), and the quarantine grew without bound.
+async fn the_quarantine_is_truncated_chunked_and_bounded(store: Arc<Store>) {
+    let now = chrono::Utc::now();
+    let refused = |i: usize, age_days: i64| Quarantined {
+        principal: "agent-1".into(),
+        site: format!("sites/zw/{i}"),
+        idempotency_key: format!("k{i}"),
+        reason: "TOO_OLD: observed more than 604800 s ago".into(),
+        body: "{}".into(),
+        received_at: now - chrono::Duration::days(age_days),
+    };
+    // Past both databases' bound-parameter limits in one call.
+    store.quarantine((0..11_000).map(|i| refused(i, i64::from(i < 10))).collect()).await.unwrap();
+    let huge = Quarantined {
+        site: "s".repeat(1 << 20),
+        idempotency_key: "k".repeat(1 << 20),
+        body: "b".repeat(1 << 20),
+        ..refused(11_000, 0)
+    };
+    store.quarantine(vec![huge]).await.unwrap();
+    let newest = &store.list_quarantine(None, None, 1).await.unwrap()[0];
+    assert!(newest.site.len() <= hubdir_store::QUARANTINE_FIELD_BYTES, "{}", newest.site.len());
+    assert!(newest.idempotency_key.len() <= hubdir_store::QUARANTINE_FIELD_BYTES);
+    assert!(newest.body.len() <= hubdir_store::QUARANTINE_BODY_BYTES);
+    assert!(newest.site.ends_with("..."));
+    // Ten rows are a day old; then at most 5,000 are kept, the newest.
+    let removed = store.prune_quarantine(now - chrono::Duration::hours(12), 5_000).await.unwrap();
+    assert_eq!(removed, 10 + (11_001 - 10 - 5_000));
+    let kept = store.list_quarantine(None, None, 10_000).await.unwrap();
+    assert_eq!(kept.len(), 5_000);
+    assert_eq!(kept.last().unwrap().idempotency_key, "k6001");
 }
 
 /// The roll-up takes its clock as an argument: here, a fixed instant in January 2026.
@@ -844,4 +885,128 @@ async fn upgrading_fills_in_search_keys_for_stored_sites() {
     let found = store.list_sites(&query).await.unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].site.name.to_string(), "sites/zw/old");
+}
+
+/// Finding 1 of the adversarial test: a forged local write into a followed origin took the
+/// seq of the leader's next event, which was then dropped as a replay.
+async fn a_local_write_never_takes_a_seq_of_an_origin_applied_from_peers(store: Arc<Store>) {
+    let fr = "fr".parse().unwrap();
+    assert_eq!(apply_one(&store, remote("e1", 1, "1", fr_upsert("1")), Delivery::Stream).await, RemoteApplied::Applied);
+    let forged = site("sites/fr/forged", "FR", Kind::PostOffice, 48.0, 2.0);
+    let err = store.write(vec![upsert(forged, Precondition::None)]).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NotOwned { origin, why: NotOwned::AppliedFromPeers } if origin == "fr"),
+        "{err}"
+    );
+    // A report about one of fr's sites is fr's to publish, not this node's.
+    let report = vec![measured("sites/fr/1", "k1", 0, true, Some(50.0))];
+    assert_eq!(store.record_measurements(report, chrono::Duration::minutes(15)).await.unwrap(), [Recorded::NotOwned]);
+    assert!(store.latest_status(&name("sites/fr/1")).await.unwrap().is_none());
+    // So the leader's next event is the next seq here, and applies.
+    assert_eq!(store.last_seq(&fr).await.unwrap(), 1);
+    assert_eq!(apply_one(&store, remote("e1", 2, "2", fr_upsert("2")), Delivery::Stream).await, RemoteApplied::Applied);
+    assert_eq!(log_of(&store, "fr").await.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2]);
+    assert!(store.get_site(&name("sites/fr/forged")).await.unwrap().is_none());
+
+    // The other way round: a peer's event never enters the log of an origin written here.
+    store
+        .write(vec![upsert(site("sites/zw/1", "ZW", Kind::PublicLibrary, -17.8, 31.0), Precondition::None)])
+        .await
+        .unwrap();
+    let zw_site = site("sites/zw/2", "ZW", Kind::PublicLibrary, -17.9, 31.1);
+    let from_peer = RemoteEvent {
+        origin: "zw".parse().unwrap(),
+        site_name: "sites/zw/2".into(),
+        change: RemoteChange::Upsert(Box::new(zw_site)),
+        ..remote("e1", 2, "2", RemoteChange::Delete)
+    };
+    assert_eq!(apply_one(&store, from_peer, Delivery::Stream).await, RemoteApplied::OwnOrigin);
+    assert_eq!(log_of(&store, "zw").await.len(), 1);
+    assert!(store.get_site(&name("sites/zw/2")).await.unwrap().is_none());
+}
+
+/// A node's store writes its own origin only, and never takes its own origin from a peer, not
+/// even before it wrote anything (a wiped node hearing its old events through a relay).
+#[tokio::test]
+async fn a_node_writes_its_own_origin_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("zw.db").display());
+    let store = Store::connect(&url).await.unwrap().owning(["zw".parse().unwrap()]);
+    let other = site("sites/ke/1", "KE", Kind::PublicLibrary, -1.3, 36.8);
+    let err = store.write(vec![upsert(other, Precondition::None)]).await.unwrap_err();
+    assert!(matches!(&err, StoreError::NotOwned { origin, why: NotOwned::OtherNode } if origin == "ke"), "{err}");
+    let echoed = RemoteEvent {
+        origin: "zw".parse().unwrap(),
+        site_name: "sites/zw/old".into(),
+        change: RemoteChange::Upsert(Box::new(site("sites/zw/old", "ZW", Kind::PublicLibrary, -17.8, 31.0))),
+        ..remote("0001", 1, "old", RemoteChange::Delete)
+    };
+    assert_eq!(apply_one(&store, echoed, Delivery::Snapshot).await, RemoteApplied::OwnOrigin);
+    store
+        .write(vec![upsert(site("sites/zw/1", "ZW", Kind::PublicLibrary, -17.8, 31.0), Precondition::None)])
+        .await
+        .unwrap();
+    assert_eq!(log_of(&store, "zw").await.len(), 1);
+    assert!(store.get_site(&name("sites/zw/old")).await.unwrap().is_none());
+}
+
+/// Finding 2: SQLite stored text that PostgreSQL refuses (NUL), so PostgreSQL followers of a
+/// SQLite node failed every batch; and PostgreSQL's refusal read as "retry later". One table
+/// of inputs for both databases: validation decides, and both store whatever it accepts.
+async fn both_databases_store_exactly_what_validation_accepts(store: Arc<Store>) {
+    let cases: &[(&str, bool)] = &[
+        ("plain", true),
+        ("nul \0 byte", false),
+        ("bell \u{7}", false),
+        ("escape \u{1b}[31m", false),
+        ("delete \u{7f}", false),
+        ("c1 next line \u{85}", false),
+        ("line\nbreak", false),
+        ("books 📚, Zürich, 北京, مكتبة", true),
+        ("zero width \u{200b} joiner", true),
+        ("quotes ' ; -- %_ \\", true),
+    ];
+    type Set = fn(&mut SiteInput, &str);
+    let fields: [(&str, Set); 5] = [
+        ("display_name", |s, t| s.display_name = format!("x {t}")),
+        ("operator", |s, t| s.operator = t.into()),
+        ("address.locality", |s, t| s.address.locality = t.into()),
+        ("contact.phone", |s, t| s.contact.phone = t.into()),
+        ("opening_hours", |s, t| s.opening_hours = format!("Mo-Fr 08:00-17:00 \"{t}\"")),
+    ];
+    for (i, (text, valid)) in cases.iter().enumerate() {
+        for (j, (field, set)) in fields.iter().enumerate() {
+            let base = site(&format!("sites/zw/t{i}-{j}"), "ZW", Kind::Telecentre, -17.8, 31.0);
+            let mut input = SiteInput {
+                name: base.name.to_string(),
+                display_name: base.display_name.clone(),
+                kind: Some(base.kind),
+                operator: base.operator.clone(),
+                country_code: "ZW".into(),
+                location: Some((-17.8, 31.0)),
+                time_zone: "Africa/Harare".into(),
+                ..SiteInput::default()
+            };
+            set(&mut input, text);
+            match input.validate() {
+                Ok(checked) => {
+                    assert!(*valid, "{field} = {text:?} was accepted");
+                    store.write(vec![upsert(checked.clone(), Precondition::None)]).await.unwrap();
+                    let stored = store.get_site(&checked.name).await.unwrap().unwrap();
+                    assert_eq!(stored.site, checked, "{field} = {text:?} changed on the way");
+                }
+                Err(v) => {
+                    assert!(!valid, "{field} = {text:?} was refused: {v}");
+                    assert!(v.0.iter().any(|v| v.field == *field), "{field} not named: {v}");
+                }
+            }
+        }
+    }
+    // Past validation (a bug, or an old row), PostgreSQL's refusal is not "retry later".
+    if store.backend_name() == "postgres" {
+        let mut bad = site("sites/zw/nul", "ZW", Kind::Telecentre, -17.8, 31.0);
+        bad.display_name.push('\0');
+        let err = store.write(vec![upsert(bad, Precondition::None)]).await.unwrap_err();
+        assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+    }
 }

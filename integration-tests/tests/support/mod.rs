@@ -50,13 +50,21 @@ pub struct NodeDir {
 }
 
 impl NodeDir {
-    pub fn new(extra_config: &str) -> Arc<NodeDir> {
+    /// A directory for node `node_id`, whose dev issuer may grant that origin only (what
+    /// `hubdir token keygen --node-id` prints).
+    pub fn new(node_id: &str, extra_config: &str) -> Arc<NodeDir> {
+        NodeDir::granting(node_id, &[], extra_config)
+    }
+
+    /// As [`NodeDir::new`], with an issuer that may grant `origins` (`--origin`) instead.
+    pub fn granting(node_id: &str, origins: &[&str], extra_config: &str) -> Arc<NodeDir> {
         let dir = tempfile::tempdir().unwrap();
-        let keygen = Command::new(binary("hubdir"))
-            .args(["token", "keygen", "--kid", KID, "--dir"])
-            .arg(dir.path())
-            .output()
-            .expect("run hubdir token keygen");
+        let mut keygen = Command::new(binary("hubdir"));
+        keygen.args(["token", "keygen", "--node-id", node_id, "--kid", KID]);
+        for origin in origins {
+            keygen.args(["--origin", origin]);
+        }
+        let keygen = keygen.arg("--dir").arg(dir.path()).output().expect("run hubdir token keygen");
         assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
         let node = NodeDir { dir, issuers: String::from_utf8(keygen.stdout).unwrap() };
         node.configure(extra_config);
@@ -111,6 +119,11 @@ pub struct NodeProcess {
 /// The dev key every test node trusts (issuer `hubdir-dev`, audience `hubdir`).
 const KID: &str = "test-key";
 
+/// The node id `args` give with `--node-id`, or the default.
+fn node_id<'a>(args: &[&'a str]) -> &'a str {
+    args.iter().position(|a| *a == "--node-id").and_then(|i| args.get(i + 1)).copied().unwrap_or("local")
+}
+
 impl NodeProcess {
     /// Starts `binary args...` on `127.0.0.1:0` with a fresh SQLite file, and waits for the
     /// "serving" log line that carries the bound address.
@@ -121,7 +134,13 @@ impl NodeProcess {
 
     /// As [`NodeProcess::start`], on the database at `db` if given.
     pub fn start_on(binary_name: &str, args: &[&str], extra_config: &str, db: Option<&str>) -> NodeProcess {
-        NodeProcess::start_in(&NodeDir::new(extra_config), binary_name, args, db, "127.0.0.1:0")
+        NodeProcess::start_in(&NodeDir::new(node_id(args), extra_config), binary_name, args, db, "127.0.0.1:0")
+    }
+
+    /// As [`NodeProcess::start`], trusting an issuer that may grant `origins`.
+    pub fn start_granting(binary_name: &str, args: &[&str], extra_config: &str, origins: &[&str]) -> NodeProcess {
+        let dir = NodeDir::granting(node_id(args), origins, extra_config);
+        NodeProcess::start_in(&dir, binary_name, args, None, "127.0.0.1:0")
     }
 
     /// Starts `binary args...` in `dir` (its config, and its SQLite file unless `db` is

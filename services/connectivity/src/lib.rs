@@ -51,8 +51,8 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 
-/// Rolls raw measurements past the retention period up into daily rows, every
-/// `roll_up_interval_secs`. The roll-up itself takes its cutoff as an argument
+/// Rolls raw measurements past the retention period up into daily rows, and prunes the
+/// quarantine to its age and size bounds, every `roll_up_interval_secs`. The roll-up itself takes its cutoff as an argument
 /// (`Store::roll_up`), which is how it is tested with a clock of the test's choosing.
 async fn roll_up_forever(store: Arc<Store>, config: Arc<ConnectivityConfig>) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(config.roll_up_interval_secs.max(1)));
@@ -65,8 +65,16 @@ async fn roll_up_forever(store: Arc<Store>, config: Arc<ConnectivityConfig>) {
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "rolling up connectivity history failed; next time"),
         }
+        match store.prune_quarantine(Utc::now() - config.quarantine_retention(), config.quarantine_max_rows).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "old refused measurements pruned from the quarantine"),
+            Err(err) => tracing::warn!(error = %err, "pruning the quarantine failed; next time"),
+        }
     }
 }
+
+/// Past this many bytes of echoed keys and reasons, refusals carry their index and code only.
+const MAX_ECHO_BYTES: usize = 1 << 20;
 
 /// Most sites one summary may cover.
 pub const MAX_SUMMARY_SITES: usize = 200_000;
@@ -187,6 +195,7 @@ impl ConnectivityService for Connectivity {
         let mut stream = request.into_inner();
         let mut response = ReportStatusResponse::default();
         let mut next_index = 0i64;
+        let mut echoed = 0usize;
         // Each message is stored as it arrives: a broken stream keeps what came before.
         while let Some(message) = stream.message().await? {
             let batch = message.measurements;
@@ -205,7 +214,16 @@ impl ConnectivityService for Connectivity {
                     .map_err(status::from_store)?;
             response.accepted_count += accepted;
             response.duplicate_count += duplicates;
-            response.refused.extend(refused);
+            // The response stays bounded whatever is sent: past the budget, a refusal says
+            // its index and reason code only.
+            for mut refusal in refused {
+                if echoed > MAX_ECHO_BYTES {
+                    refusal.idempotency_key.clear();
+                    refusal.reason.truncate(refusal.reason.find(':').unwrap_or(refusal.reason.len()));
+                }
+                echoed += refusal.idempotency_key.len() + refusal.reason.len();
+                response.refused.push(refusal);
+            }
             next_index += batch.len() as i64;
         }
         Ok(Response::new(response))

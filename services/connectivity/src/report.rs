@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use hubdir_auth::Principal;
 use hubdir_core::connectivity::{Measurement, Refusal, StatusSummary, Window};
 use hubdir_node::config::ConnectivityConfig;
+use hubdir_node::status;
 use hubdir_proto::convert;
 use hubdir_proto::v1::{self as pb, RefusedMeasurement};
 use hubdir_store::{Quarantined, Recorded, Store, StoreError};
@@ -35,11 +36,20 @@ pub fn check(
         });
         match outcome {
             Ok(m) => checked.accepted.push((index, m)),
-            Err(refusal) => checked.refused.push((index, raw.site.clone(), refusal, raw.idempotency_key.clone())),
+            // What is echoed back or kept is cut: a refused field may be megabytes.
+            Err(refusal) => checked.refused.push((
+                index,
+                status::truncate(raw.site.clone(), ECHO_BYTES),
+                refusal,
+                status::truncate(raw.idempotency_key.clone(), ECHO_BYTES),
+            )),
         }
     }
     checked
 }
+
+/// The most bytes of a refused measurement's site or key that are echoed back or kept.
+const ECHO_BYTES: usize = 160;
 
 /// Stores one batch; returns (accepted, duplicates, refused).
 pub async fn record(
@@ -70,6 +80,7 @@ pub async fn record(
             Recorded::Accepted { .. } => stored += 1,
             Recorded::Duplicate => duplicates += 1,
             Recorded::UnknownSite => refused.push((index, m.site.to_string(), Refusal::UnknownSite, m.idempotency_key)),
+            Recorded::NotOwned => refused.push((index, m.site.to_string(), Refusal::NotOwnSite, m.idempotency_key)),
         }
     }
     refused.sort_by_key(|(index, ..)| *index);
@@ -83,7 +94,9 @@ pub async fn record(
     let quarantined = refused
         .iter()
         .map(|(index, site, refusal, key)| Quarantined {
-            site: site.clone(),
+            principal: principal.subject.clone().unwrap_or_default(),
+            // A site the sender may not report for is not filed under that site's name.
+            site: if *refusal == Refusal::NotPermitted { String::new() } else { site.clone() },
             idempotency_key: key.clone(),
             reason: refusal.describe(&window),
             body: bodies.get(index).cloned().unwrap_or_default(),

@@ -244,6 +244,11 @@ async fn apply(
                 tracing::warn!(%peer, "event of an older epoch of its origin's log ignored");
                 stats.count("STALE_EPOCH");
             }
+            RemoteApplied::Quarantined => stats.count("UNAPPLIABLE"),
+            RemoteApplied::OwnOrigin => {
+                tracing::debug!(%peer, "event of this node's own origin ignored");
+                stats.count("OWN_ORIGIN");
+            }
             RemoteApplied::Gap { held } => {
                 tracing::warn!(%peer, held, "event skips a seq; not applied");
                 stats.count("gap");

@@ -2,7 +2,8 @@
 //! of another origin signed with its own key, an event altered by one byte, events signed with
 //! an unknown and an expired key, a site outside its origin's namespace, an origin it may not
 //! supply, and a replay of an older incarnation of its log. The real follower rejects and
-//! counts each, and still applies every honest event.
+//! counts each, and still applies every honest event. An event its origin did sign but whose
+//! site this node refuses is quarantined in its place, and the log goes on after it.
 
 use std::sync::Arc;
 
@@ -97,7 +98,18 @@ async fn every_attack_in_a_stream_is_rejected_and_counted_and_honest_events_stil
 
     // An older incarnation of zw's log, then the current one (a later epoch).
     let replayed = signed_log(path, "zw-old.db", &zw, &["sites/zw/old-1", "sites/zw/old-2"]).await;
-    let honest = signed_log(path, "zw.db", &zw, &["sites/zw/1", "sites/zw/2", "sites/zw/3"]).await;
+    let honest =
+        signed_log(path, "zw.db", &zw, &["sites/zw/1", "sites/zw/2", "sites/zw/3", "sites/zw/4", "sites/zw/5"]).await;
+    // zw itself signs a site this node's checks refuse (a NUL in its name, which an older or
+    // laxer node stored): the event takes its place in the log and is quarantined, and the
+    // next one still applies instead of the origin stalling at a gap forever.
+    let unappliable = {
+        use prost::Message as _;
+        let mut event = hubdir_proto::v1::ChangeEvent::decode(honest[3].event.as_slice()).unwrap();
+        event.site.as_mut().unwrap().display_name = "nul \0 name".into();
+        let bytes = event.encode_to_vec();
+        SignedEvent { signature: zw.sign(&bytes).to_vec(), event: bytes, key_id: zw.key_id().to_owned() }
+    };
     // zw's key signing an event of origin `in`.
     let other_origin = signed_log(path, "forged.db", &zw, &["sites/in/forged"]).await;
     let mut altered = honest[1].clone();
@@ -132,6 +144,8 @@ async fn every_attack_in_a_stream_is_rejected_and_counted_and_honest_events_stil
         replayed[1].clone(),
         honest[0].clone(),
         honest[2].clone(),
+        unappliable,
+        honest[4].clone(),
     ];
     let messages = stream.into_iter().map(|e| SubscribeResponse { message: Some(Message::Event(e)) }).collect();
 
@@ -175,7 +189,7 @@ async fn every_attack_in_a_stream_is_rejected_and_counted_and_honest_events_stil
     tokio::spawn(follow(follower.clone(), peer, keys, stats.clone()));
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while stats.get("applied") < 3 {
+    while stats.get("applied") < 4 {
         assert!(std::time::Instant::now() < deadline, "honest events not applied: {stats:?}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
@@ -188,9 +202,14 @@ async fn every_attack_in_a_stream_is_rejected_and_counted_and_honest_events_stil
     assert_eq!(counted("UNTRUSTED_ORIGIN"), 1);
     assert_eq!(counted("STALE_EPOCH"), 2);
     assert_eq!(counted("duplicate"), 1);
+    assert_eq!(counted("UNAPPLIABLE"), 1, "{stats:?}");
+    let quarantined = follower.list_federation_quarantine(10).await.unwrap();
+    assert_eq!(quarantined.iter().map(|q| (q.origin.as_str(), q.seq)).collect::<Vec<_>>(), [("zw", 4)]);
+    assert!(quarantined[0].reason.contains("display_name"), "{}", quarantined[0].reason);
     // Exactly the current log's sites, at its seqs; nothing of the forgeries or the replay.
     let held = follower.site_versions("zw").await.unwrap();
     let names: Vec<_> = held.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-    assert_eq!(names, [("sites/zw/1", 1), ("sites/zw/2", 2), ("sites/zw/3", 3)]);
+    assert_eq!(names, [("sites/zw/1", 1), ("sites/zw/2", 2), ("sites/zw/3", 3), ("sites/zw/5", 5)]);
+    assert_eq!(follower.last_seq(&"zw".parse().unwrap()).await.unwrap(), 5);
     assert!(follower.site_versions("in").await.unwrap().is_empty());
 }

@@ -125,7 +125,7 @@ async fn run(label: &str, leader_url: &str, follower_url: &str, sites: usize) {
     let token_file = dir.path().join("zw.token");
     std::fs::write(&token_file, &token).expect("token");
     let mut follower_config = Config { auth, ..Config::default() };
-    follower_config.node.id = "fr".into();
+    follower_config.node.id = "fr".parse().expect("origin");
     follower_config.federation.peers = vec![PeerConfig {
         node_id: "zw".into(),
         endpoint: format!("http://{leader_address}"),

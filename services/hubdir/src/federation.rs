@@ -35,7 +35,7 @@ pub async fn run(command: FederationCommand, out: &mut impl Write) -> anyhow::Re
     match command {
         FederationCommand::Key { args } => {
             let config = args.load_config()?;
-            let identity = NodeIdentity::load_or_create(&config.node.id, &config.federation.key_file)?;
+            let identity = NodeIdentity::load_or_create(config.node.id.as_str(), &config.federation.key_file)?;
             let pem = identity.public_key().to_public_key_pem(LineEnding::LF).map_err(|e| anyhow::anyhow!("{e}"))?;
             writeln!(out, "# node {} key {}", identity.node_id(), identity.key_id())?;
             write!(out, "{pem}")?;

@@ -93,7 +93,9 @@ impl Sink {
                     (Some(key), Some(id)) => {
                         let identity = hubdir_federation_core::NodeIdentity::load_or_create(id, key)?;
                         let signer = hubdir_federation_core::OriginSigner::new(std::sync::Arc::new(identity));
-                        Ok(Sink::Store(store.with_signer(std::sync::Arc::new(signer))))
+                        let own: hubdir_core::Origin =
+                            id.parse().map_err(|e| anyhow::anyhow!("--node-id {id:?}: {e}"))?;
+                        Ok(Sink::Store(store.with_signer(std::sync::Arc::new(signer)).owning([own])))
                     }
                     _ => {
                         eprintln!(

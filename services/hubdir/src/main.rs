@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
             };
             if demo {
                 let origin = prepared.ctx.config.node.id.clone();
-                let summary = demo::load(&prepared.ctx.store, &origin, demo_sites).await?;
+                let summary = demo::load(&prepared.ctx.store, origin.as_str(), demo_sites).await?;
                 tracing::info!(
                     created = summary.created,
                     updated = summary.updated,

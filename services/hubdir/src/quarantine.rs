@@ -1,4 +1,5 @@
-//! `hubdir quarantine`: the connectivity measurements a node refused, newest first, with why.
+//! `hubdir quarantine`: the connectivity measurements a node refused, newest first, with why;
+//! or (`--federation`) the peers' events it could not apply.
 
 use hubdir_store::Store;
 
@@ -7,9 +8,16 @@ pub struct QuarantineArgs {
     /// The node's database URL.
     #[arg(long, default_value = "sqlite://hubdir.db")]
     db: String,
-    /// Only measurements of this site (`sites/{origin}/{site_id}`).
-    #[arg(long)]
+    /// Only measurements of this site (`sites/{origin}/{site_id}`). Refusals of a sender who
+    /// may not report for the site it named are not filed under that site: see `--principal`.
+    #[arg(long, conflicts_with = "federation")]
     site: Option<String>,
+    /// Only measurements sent by this token subject.
+    #[arg(long, conflicts_with = "federation")]
+    principal: Option<String>,
+    /// List the peers' events this node verified but could not apply instead.
+    #[arg(long)]
+    federation: bool,
     /// At most this many.
     #[arg(long, default_value_t = 100)]
     limit: u64,
@@ -19,10 +27,29 @@ pub struct QuarantineArgs {
 /// reason, and the measurement as sent (JSON). Returns how many it printed.
 pub async fn run(args: &QuarantineArgs, out: &mut impl std::io::Write) -> anyhow::Result<usize> {
     let store = Store::connect(&args.db).await?;
-    let kept = store.list_quarantine(args.site.as_deref(), args.limit).await?;
-    writeln!(out, "received\tsite\tidempotency_key\treason\tmeasurement")?;
+    if args.federation {
+        let kept = store.list_federation_quarantine(args.limit).await?;
+        writeln!(out, "received\tpeer\torigin\tseq\tsite\treason")?;
+        for q in &kept {
+            let received = chrono::DateTime::from_timestamp_micros(q.received_at_us).unwrap_or_default();
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                received.to_rfc3339(),
+                q.peer,
+                q.origin,
+                q.seq,
+                q.site_name,
+                q.reason
+            )?;
+        }
+        return Ok(kept.len());
+    }
+    let kept = store.list_quarantine(args.site.as_deref(), args.principal.as_deref(), args.limit).await?;
+    writeln!(out, "received\tprincipal\tsite\tidempotency_key\treason\tmeasurement")?;
     for q in &kept {
-        writeln!(out, "{}\t{}\t{}\t{}\t{}", q.received_at.to_rfc3339(), q.site, q.idempotency_key, q.reason, q.body)?;
+        let received = q.received_at.to_rfc3339();
+        writeln!(out, "{received}\t{}\t{}\t{}\t{}\t{}", q.principal, q.site, q.idempotency_key, q.reason, q.body)?;
     }
     Ok(kept.len())
 }
@@ -38,6 +65,7 @@ mod tests {
         let db = format!("sqlite://{}", dir.path().join("q.db").display());
         let store = Store::connect(&db).await.unwrap();
         let kept = |site: &str, key: &str| Quarantined {
+            principal: "agent-1".into(),
             site: site.into(),
             idempotency_key: key.into(),
             reason: "FROM_THE_FUTURE: observed more than 300 s in the future".into(),
@@ -46,11 +74,12 @@ mod tests {
         };
         store.quarantine(vec![kept("sites/zw/1", "a"), kept("sites/zw/2", "b")]).await.unwrap();
         let mut out = Vec::new();
-        let args = QuarantineArgs { db, site: Some("sites/zw/2".into()), limit: 10 };
+        let args =
+            QuarantineArgs { db, site: Some("sites/zw/2".into()), principal: None, federation: false, limit: 10 };
         assert_eq!(run(&args, &mut out).await.unwrap(), 1);
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
-        assert!(lines[1].contains("sites/zw/2\tb\tFROM_THE_FUTURE"), "{text}");
+        assert!(lines[1].contains("agent-1\tsites/zw/2\tb\tFROM_THE_FUTURE"), "{text}");
     }
 }

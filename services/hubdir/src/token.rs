@@ -24,9 +24,13 @@ pub enum TokenCommand {
         /// The audience (`aud`) the node expects.
         #[arg(long, default_value = "hubdir")]
         audience: String,
-        /// An origin this issuer may grant (repeatable); none means any (`"*"`), for development.
+        /// An origin this issuer may grant (repeatable; `"*"` for any). Default: this node's
+        /// own id (`--node-id`).
         #[arg(long = "origin")]
         origins: Vec<String>,
+        /// This node's id (`node.id`), the origin granted when no `--origin` is given.
+        #[arg(long, value_name = "ID", env = "HUBDIR_NODE__ID", default_value = "local")]
+        node_id: String,
     },
     /// Sign a token with a private key made by `keygen` and print it.
     Issue {
@@ -63,8 +67,8 @@ pub enum TokenCommand {
 pub fn run(command: TokenCommand) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout();
     match command {
-        TokenCommand::Keygen { dir, kid, issuer, audience, origins } => {
-            let origins = if origins.is_empty() { vec!["*".to_owned()] } else { origins };
+        TokenCommand::Keygen { dir, kid, issuer, audience, origins, node_id } => {
+            let origins = if origins.is_empty() { vec![node_id] } else { origins };
             let (private, public) = dev::generate_ed25519().map_err(anyhow::Error::msg)?;
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             let private_file = dir.join(format!("{kid}.key.pem"));

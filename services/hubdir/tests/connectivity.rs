@@ -188,18 +188,25 @@ async fn agents_report_only_for_their_sites_and_bad_reports_are_quarantined() {
     assert_eq!(status.class, i32::from(pb::ConnectivityClass::Good));
     assert_eq!(status.latest.unwrap().idempotency_key, "k1", "the older k5 must not replace k1");
 
-    let quarantined = node.store.list_quarantine(None, 10).await.unwrap();
-    let mut reasons: Vec<(String, String)> =
-        quarantined.iter().map(|q| (q.idempotency_key.clone(), q.reason.split(':').next().unwrap().into())).collect();
+    let quarantined = node.store.list_quarantine(None, None, 10).await.unwrap();
+    let mut reasons: Vec<(&str, &str, &str, &str)> = quarantined
+        .iter()
+        .map(|q| {
+            (q.idempotency_key.as_str(), q.site.as_str(), q.principal.as_str(), q.reason.split(':').next().unwrap())
+        })
+        .collect();
     reasons.sort();
+    // A refusal for a site the agent may not report for is filed under the agent, not the
+    // site it named: `hubdir quarantine --site sites/zw/b` shows no fakes.
     assert_eq!(
         reasons,
         [
-            ("k2".into(), "NOT_PERMITTED".into()),
-            ("k3".into(), "FROM_THE_FUTURE".into()),
-            ("k4".into(), "TOO_OLD".into())
+            ("k2", "", "tester", "NOT_PERMITTED"),
+            ("k3", "sites/zw/a", "tester", "FROM_THE_FUTURE"),
+            ("k4", "sites/zw/a", "tester", "TOO_OLD")
         ]
     );
+    assert!(node.store.list_quarantine(Some("sites/zw/b"), None, 10).await.unwrap().is_empty());
     assert!(quarantined.iter().all(|q| q.body.contains(&q.idempotency_key)), "the measurement is kept as sent");
 }
 

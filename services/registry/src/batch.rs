@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 
 use hubdir_auth::{Denied, Principal};
-use hubdir_core::{Site, SiteName, ViolationReason, Violations};
+use hubdir_core::{Origin, Site, SiteName, ViolationReason, Violations};
 use hubdir_node::status;
 use hubdir_proto::convert;
 use hubdir_proto::v1::{BatchUpsertSitesRequest, BatchUpsertSitesResponse, FieldError, RowOutcome, RowResult};
@@ -25,35 +25,67 @@ pub const MAX_BATCH_ROWS: usize = 50_000;
 const CHUNK: usize = 500;
 /// The most field violations an atomic refusal lists.
 const MAX_LISTED_VIOLATIONS: usize = 100;
+/// The most bytes of encoded sites an atomic batch holds before it is written.
+pub const MAX_ATOMIC_BYTES: usize = 64 << 20;
+/// Echoed names are cut to this many bytes.
+const ECHO_BYTES: usize = 160;
+/// The most errors one row reports, and the longest description.
+const MAX_ROW_ERRORS: usize = 20;
+const MAX_DESCRIPTION_BYTES: usize = 512;
+/// Past this many bytes of echoed names and errors in one response, rows report their first
+/// error's field and reason only, and no name: the response stays bounded whatever is sent.
+const MAX_ECHO_BYTES: usize = 1 << 20;
 
 pub async fn run(
     store: &Store,
+    own: &Origin,
     caller: &Principal,
     mut stream: Streaming<BatchUpsertSitesRequest>,
 ) -> Result<BatchUpsertSitesResponse, Status> {
     let mut atomic = None;
-    let mut results: Vec<RowResult> = Vec::new();
+    let mut results = Results::default();
+    let mut atomic_bytes = 0usize;
     let mut pending: Vec<(usize, Site)> = Vec::new();
     let mut seen = HashSet::new();
     while let Some(message) = stream.message().await? {
         let BatchUpsertSitesRequest { sites, atomic: requested } = message;
         let atomic = *atomic.get_or_insert(requested);
         for site in sites {
-            let row = results.len();
+            let row = results.rows.len();
             if row >= MAX_BATCH_ROWS {
                 let mut v = Violations::default();
                 v.push("sites", ViolationReason::TooMany, format!("a batch holds at most {MAX_BATCH_ROWS} rows; send more in another stream (rows before this one in row-by-row mode are written, and replaying them is a no-op)"));
                 return Err(status::invalid_argument(&v));
             }
-            let name = site.name.clone();
+            if atomic {
+                atomic_bytes += prost::Message::encoded_len(&site);
+                if atomic_bytes > MAX_ATOMIC_BYTES {
+                    let mut v = Violations::default();
+                    v.push("sites", ViolationReason::TooLong, format!("an atomic batch holds at most {MAX_ATOMIC_BYTES} bytes of sites; nothing was written: split it, or send it row by row"));
+                    return Err(status::invalid_argument(&v));
+                }
+            }
+            let name = results.echo(&site.name);
             let mut result =
                 RowResult { row: row as i64, name, outcome: RowOutcome::Unspecified.into(), errors: vec![] };
             match convert::site_from_proto(site) {
-                Err(violations) => reject(&mut result, violations_to_errors(&violations)),
+                Err(violations) => results.reject(&mut result, violations_to_errors(&violations)),
+                // Another node's origin arrives only through its signed feed.
+                Ok((site, _etag)) if site.name.origin() != own => results.reject(
+                    &mut result,
+                    vec![field_error(
+                        "name",
+                        "ORIGIN_NOT_OWNED",
+                        format!(
+                            "origin {} is not this node's ({own}): it arrives from its own node",
+                            site.name.origin()
+                        ),
+                    )],
+                ),
                 Ok((site, _etag)) => match caller.require_publisher_of(&site.name, &site.operator) {
-                    Err(denied) => reject(&mut result, vec![denied_error(caller, &site.name, denied)]),
+                    Err(denied) => results.reject(&mut result, vec![denied_error(caller, &site.name, denied)]),
                     // One name twice in a stream would make every replay flip it back and forth.
-                    Ok(()) if !seen.insert(site.name.clone()) => reject(
+                    Ok(()) if !seen.insert(site.name.clone()) => results.reject(
                         &mut result,
                         vec![field_error(
                             "name",
@@ -64,18 +96,19 @@ pub async fn run(
                     Ok(()) => pending.push((row, site)),
                 },
             }
-            results.push(result);
+            results.rows.push(result);
             if !atomic && pending.len() >= CHUNK {
                 let owned = keep_own_sites(store, caller, &mut pending, &mut results).await?;
-                flush(store, owned, &mut results).await?;
+                flush(store, owned, &mut results.rows).await?;
             }
         }
     }
     let owned = keep_own_sites(store, caller, &mut pending, &mut results).await?;
+    let results = &mut results.rows;
     if atomic == Some(true) {
-        refuse_if_any_rejected(&results)?;
+        refuse_if_any_rejected(results)?;
     }
-    flush(store, owned, &mut results).await?;
+    flush(store, owned, results).await?;
 
     let count = |outcome: RowOutcome| results.iter().filter(|r| r.outcome == i32::from(outcome)).count() as i64;
     Ok(BatchUpsertSitesResponse {
@@ -83,7 +116,7 @@ pub async fn run(
         updated_count: count(RowOutcome::Updated),
         unchanged_count: count(RowOutcome::Unchanged),
         rejected_count: count(RowOutcome::Rejected),
-        results,
+        results: std::mem::take(results),
     })
 }
 
@@ -94,7 +127,7 @@ async fn keep_own_sites(
     store: &Store,
     caller: &Principal,
     pending: &mut Vec<(usize, Site)>,
-    results: &mut [RowResult],
+    results: &mut Results,
 ) -> Result<Vec<(usize, Write)>, Status> {
     let names: Vec<SiteName> = pending.iter().map(|(_, site)| site.name.clone()).collect();
     let stored = store.get_sites(&names).await.map_err(status::from_store)?;
@@ -105,7 +138,7 @@ async fn keep_own_sites(
             Some(record) => match caller.require_publisher_of(&record.site.name, &record.site.operator) {
                 Ok(()) => Precondition::Etag(record.etag.clone()),
                 Err(denied) => {
-                    reject(&mut results[row], vec![denied_error(caller, &record.site.name, denied)]);
+                    results.reject_row(row, vec![denied_error(caller, &record.site.name, denied)]);
                     continue;
                 }
             },
@@ -115,9 +148,47 @@ async fn keep_own_sites(
     Ok(writes)
 }
 
-fn reject(result: &mut RowResult, errors: Vec<FieldError>) {
-    result.outcome = RowOutcome::Rejected.into();
-    result.errors = errors;
+/// The rows' results, with the bytes they echo kept under [`MAX_ECHO_BYTES`].
+#[derive(Default)]
+struct Results {
+    rows: Vec<RowResult>,
+    echoed: usize,
+}
+
+impl Results {
+    fn within_budget(&self) -> bool {
+        self.echoed <= MAX_ECHO_BYTES
+    }
+
+    /// A row's name as echoed back: cut, and dropped once the budget is spent.
+    fn echo(&mut self, name: &str) -> String {
+        if !self.within_budget() {
+            return String::new();
+        }
+        let name = status::truncate(name.to_owned(), ECHO_BYTES);
+        self.echoed += name.len();
+        name
+    }
+
+    fn reject(&mut self, result: &mut RowResult, mut errors: Vec<FieldError>) {
+        errors.truncate(if self.within_budget() { MAX_ROW_ERRORS } else { 1 });
+        for error in &mut errors {
+            error.description = if self.within_budget() {
+                status::truncate(std::mem::take(&mut error.description), MAX_DESCRIPTION_BYTES)
+            } else {
+                String::new()
+            };
+            self.echoed += error.field.len() + error.reason.len() + error.description.len();
+        }
+        result.outcome = RowOutcome::Rejected.into();
+        result.errors = errors;
+    }
+
+    fn reject_row(&mut self, row: usize, errors: Vec<FieldError>) {
+        let mut result = std::mem::take(&mut self.rows[row]);
+        self.reject(&mut result, errors);
+        self.rows[row] = result;
+    }
 }
 
 fn violations_to_errors(violations: &Violations) -> Vec<FieldError> {

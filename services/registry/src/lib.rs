@@ -11,7 +11,7 @@ mod update_mask;
 use std::sync::Arc;
 
 use hubdir_auth::{Principal, Scope, principal};
-use hubdir_core::{SiteName, SiteRecord, ViolationReason, Violations};
+use hubdir_core::{Origin, SiteName, SiteRecord, ViolationReason, Violations};
 use hubdir_node::{Mount, NodeContext, page_token, status};
 use hubdir_proto::convert;
 use hubdir_proto::v1::registry_service_server::{RegistryService, RegistryServiceServer, SERVICE_NAME};
@@ -32,7 +32,8 @@ pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 
 fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
     let max = ctx.config.server.max_message_bytes;
-    let server = RegistryServiceServer::new(Registry { store: ctx.store.clone() })
+    let own = ctx.config.node.id.clone();
+    let server = RegistryServiceServer::new(Registry { store: ctx.store.clone(), own })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
@@ -42,6 +43,8 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
 #[derive(Debug, Clone)]
 pub struct Registry {
     store: Arc<Store>,
+    /// This node's origin: the only one it writes (the store refuses the others too).
+    own: Origin,
 }
 
 pub(crate) fn to_proto(record: SiteRecord) -> Site {
@@ -172,6 +175,6 @@ impl RegistryService for Registry {
     ) -> Result<Response<BatchUpsertSitesResponse>, Status> {
         let caller = principal(&request);
         caller.require_any(&[Scope::SitesWrite]).map_err(status::from_denied)?;
-        batch::run(&self.store, &caller, request.into_inner()).await.map(Response::new)
+        batch::run(&self.store, &self.own, &caller, request.into_inner()).await.map(Response::new)
     }
 }

@@ -73,6 +73,7 @@ impl Node {
                 }],
                 ..AuthConfig::default()
             },
+            node: hubdir_node::config::NodeConfig { id: "zw".parse().unwrap() },
             ..Config::default()
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -362,7 +363,10 @@ async fn a_batch_cannot_take_over_another_operators_site_or_repeat_a_name() {
     // sites/zw/s000 is ZimPost's; a Library Board publisher sends it with its own operator.
     let mut takeover = new_site("s000", "Library Board");
     takeover.display_name = "Hijacked".into();
-    let rows = vec![takeover, new_site("lb-1", "Library Board"), new_site("lb-1", "Library Board")];
+    // Another node's origin is never written here, whoever asks (finding 1).
+    let mut foreign = new_site("ke-1", "Library Board");
+    foreign.name = "sites/ke/ke-1".into();
+    let rows = vec![takeover, new_site("lb-1", "Library Board"), new_site("lb-1", "Library Board"), foreign];
     let response =
         node.client.batch_upsert_sites(node.req(As::OtherOperator, batch(rows, false))).await.unwrap().into_inner();
     let outcomes: Vec<(i32, Vec<(String, String)>)> = response
@@ -374,11 +378,43 @@ async fn a_batch_cannot_take_over_another_operators_site_or_repeat_a_name() {
     assert_eq!(outcomes[0], (rejected, vec![("operator".into(), "PERMISSION_DENIED".into())]));
     assert_eq!(outcomes[1].0, i32::from(RowOutcome::Created));
     assert_eq!(outcomes[2], (rejected, vec![("name".into(), "DUPLICATE".into())]));
+    assert_eq!(outcomes[3], (rejected, vec![("name".into(), "ORIGIN_NOT_OWNED".into())]));
     let get = node.req(As::Reader, GetSiteRequest { name: "sites/zw/s000".into() });
     assert_eq!(node.client.get_site(get).await.unwrap().into_inner().display_name, "Site 0");
 
     // Deleting with a stale etag is ABORTED, even when ownership holds.
     let delete = node.req(As::Publisher, DeleteSiteRequest { name: "sites/zw/s001".into(), etag: "stale".into() });
     assert_eq!(node.client.delete_site(delete).await.unwrap_err().code(), Code::Aborted);
+    node.stop().await;
+}
+
+/// Finding 3: each refused row kept its raw name (200 rows of 3 MB names took the server from
+/// 120 MB to 1.77 GB), and an atomic batch held up to 50,000 rows of any size.
+#[tokio::test]
+async fn what_a_batch_echoes_and_holds_is_bounded_in_bytes() {
+    use prost::Message as _;
+    let mut node = Node::start(0).await;
+    let huge =
+        |i: usize| pb::Site { name: format!("sites/zw/{i}-{}", "x".repeat(3 << 20)), ..new_site("x", "ZimPost") };
+    let messages: Vec<BatchUpsertSitesRequest> =
+        (0..40).map(|i| BatchUpsertSitesRequest { sites: vec![huge(i)], atomic: false }).collect();
+    let response = node
+        .client
+        .batch_upsert_sites(node.req(As::Publisher, tokio_stream::iter(messages)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.rejected_count, 40);
+    assert!(response.results.iter().all(|r| r.name.len() <= 200 && r.errors[0].field == "name"));
+    assert!(response.encoded_len() < 64 * 1024, "{} bytes echoed back", response.encoded_len());
+
+    // Atomic: past 64 MiB of sites the batch is refused before it is all held.
+    let messages: Vec<BatchUpsertSitesRequest> =
+        (0..30).map(|i| BatchUpsertSitesRequest { sites: vec![huge(i)], atomic: true }).collect();
+    let status =
+        node.client.batch_upsert_sites(node.req(As::Publisher, tokio_stream::iter(messages))).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(field_violations(&status), ["sites"]);
+    assert!(status.message().contains("bytes"), "{}", status.message());
     node.stop().await;
 }

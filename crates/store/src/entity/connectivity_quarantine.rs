@@ -15,6 +15,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub body: String,
     pub received_at_us: i64,
+    /// Who sent it: the token's subject (empty for rows kept before it was recorded).
+    pub principal: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

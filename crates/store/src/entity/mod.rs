@@ -7,6 +7,7 @@ pub mod connectivity_daily;
 pub mod connectivity_history;
 pub mod connectivity_latest;
 pub mod connectivity_quarantine;
+pub mod federation_quarantine;
 pub mod node_keys;
 pub mod origin_sequences;
 pub mod peer_cursors;

@@ -14,6 +14,9 @@ pub struct Model {
     /// Up to this seq the log may have holes (compacted, or filled by a snapshot): a follower
     /// behind it needs a snapshot, not the events.
     pub compacted_through: i64,
+    /// Whether this log is applied from peers (another node's origin) rather than written
+    /// here; fixed when the row is created.
+    pub remote: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
