@@ -242,3 +242,27 @@ fn a_node_follows_a_peer_and_federation_status_shows_it_caught_up() {
         assert!(status.success(), "exit status {status}; logs:\n{}", logs.join("\n"));
     }
 }
+
+/// Finding 7: 5,000 connections that never sent the HTTP/2 preface stayed open, and at a
+/// 1,024-descriptor limit health checks timed out with nothing logged.
+#[test]
+fn connections_are_capped_and_silent_ones_closed_while_health_answers() {
+    let limits = "[server]\nmax_connections = 20\nhandshake_timeout_secs = 2\n";
+    let node = NodeProcess::start("hubdir", &["serve", "--node-id", "zw"], limits);
+    let report = python("connection_limits.py", &node.address, &["20"], &[]);
+    assert!(report.contains("SERVING while the cap holds"), "{report}");
+    let (status, logs) = node.terminate(Duration::from_secs(30));
+    assert!(status.success());
+    let logged = logs.iter().filter(|l| l.contains("connection cap reached")).count();
+    assert_eq!(logged, 1, "one log line for the flood:\n{}", logs.join("\n"));
+}
+
+/// Finding 8: a string field that is not UTF-8 was INTERNAL ("our fault, retry").
+#[test]
+fn a_request_that_does_not_decode_is_invalid_argument() {
+    let node = NodeProcess::start("hubdir", &["serve", "--node-id", "zw"], "");
+    let report = python("undecodable.py", &node.address, &[], &[]);
+    assert_eq!(report.matches("INVALID_ARGUMENT").count(), 2, "{report}");
+    let (status, _) = node.terminate(Duration::from_secs(30));
+    assert!(status.success());
+}

@@ -10,13 +10,21 @@ pub struct AuthConfig {
     pub anonymous_discovery: bool,
     /// Clock skew tolerated on `exp` and `nbf`, in seconds (at most 300).
     pub leeway_secs: u64,
+    /// Tokens that expire further ahead than this are refused, in seconds: issue peers'
+    /// and agents' tokens for at most this long, and renew them.
+    pub max_token_lifetime_secs: u64,
     /// Token issuers this node trusts. With none, every write is refused.
     pub issuers: Vec<IssuerConfig>,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { anonymous_discovery: true, leeway_secs: 30, issuers: Vec::new() }
+        AuthConfig {
+            anonymous_discovery: true,
+            leeway_secs: 30,
+            max_token_lifetime_secs: 90 * 24 * 3600,
+            issuers: Vec::new(),
+        }
     }
 }
 

@@ -63,6 +63,10 @@ impl Principal {
     pub fn require_publisher_of(&self, name: &SiteName, operator: &str) -> Result<(), Denied> {
         self.require_any(&[Scope::SitesWrite])?;
         match (&self.origin, &self.operator) {
+            // An empty operator claim is no grant: it would match every site without one.
+            (_, Some(own)) if own.trim().is_empty() => {
+                Err(Denied::PermissionDenied("the token's operator claim is empty: it may publish nothing".into()))
+            }
             (Some(origin), Some(own)) if origin == name.origin() && own == operator => Ok(()),
             (Some(origin), Some(_)) if origin != name.origin() => {
                 Err(Denied::PermissionDenied(format!("the token publishes for origin {origin}, not {}", name.origin())))

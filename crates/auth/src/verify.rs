@@ -34,6 +34,8 @@ pub enum AuthError {
     Critical,
     #[error("the token's issuer may not grant origin {0}")]
     OriginNotGranted(String),
+    #[error("the token expires {0} s from now; this node accepts at most {1} s (auth.max_token_lifetime_secs)")]
+    LivesTooLong(i64, u64),
 }
 
 /// The auth configuration could not be loaded.
@@ -62,6 +64,7 @@ struct TrustedKey {
 pub struct Verifier {
     keys: HashMap<String, TrustedKey>,
     leeway_secs: u64,
+    max_lifetime_secs: u64,
     pub anonymous_discovery: bool,
 }
 
@@ -73,6 +76,7 @@ impl std::fmt::Debug for Verifier {
 
 #[derive(Deserialize)]
 struct Claims {
+    exp: i64,
     sub: String,
     iss: String,
     #[serde(default)]
@@ -121,7 +125,12 @@ impl Verifier {
                 }
             }
         }
-        Ok(Verifier { keys, leeway_secs: config.leeway_secs, anonymous_discovery: config.anonymous_discovery })
+        Ok(Verifier {
+            keys,
+            leeway_secs: config.leeway_secs,
+            max_lifetime_secs: config.max_token_lifetime_secs,
+            anonymous_discovery: config.anonymous_discovery,
+        })
     }
 
     /// Verifies a compact JWS and returns who it speaks for.
@@ -159,6 +168,13 @@ impl Verifier {
         validation.validate_nbf = true;
         let data = jsonwebtoken::decode::<Claims>(token, &trusted.key, &validation)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        // A token valid for centuries is a credential that can never be taken back.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let remaining = data.claims.exp.saturating_sub(i64::try_from(now).unwrap_or(i64::MAX));
+        let allowed = self.max_lifetime_secs.saturating_add(self.leeway_secs);
+        if remaining > i64::try_from(allowed).unwrap_or(i64::MAX) {
+            return Err(AuthError::LivesTooLong(remaining, self.max_lifetime_secs));
+        }
         let principal = principal_from(data.claims)?;
         // An issuer speaks only for the origins it is trusted with.
         if let Some(granted) = &trusted.origins {
@@ -174,7 +190,7 @@ impl Verifier {
 }
 
 fn principal_from(claims: Claims) -> Result<Principal, AuthError> {
-    let Claims { sub, iss, scope, origin, operator, sites } = claims;
+    let Claims { exp: _, sub, iss, scope, origin, operator, sites } = claims;
     if sub.is_empty() {
         return Err(AuthError::Claims("sub is empty".into()));
     }

@@ -180,6 +180,12 @@ fn every_attack_is_refused() {
             ),
         ),
         ("oversized header", signed(&f.trusted, &with(header(), "pad", json!("x".repeat(9000))), &claims())),
+        // Finding 8: a token valid until the year 5000 was accepted.
+        ("exp in the year 5000", signed(&f.trusted, &header(), &with(claims(), "exp", json!(95_617_584_000i64)))),
+        (
+            "exp a day past the maximum lifetime",
+            signed(&f.trusted, &header(), &with(claims(), "exp", json!(now() + 91 * 24 * 3600))),
+        ),
     ];
     assert!(cases.len() >= 30, "the matrix shrank to {}", cases.len());
     let mut accepted = Vec::new();
@@ -251,4 +257,18 @@ fn dev_tokens_verify_and_carry_their_grants() {
     assert!(principal.require_agent_for(&"sites/zw/b".parse().unwrap()).is_err());
     // The first fixture's verifier does not know this issuer's key.
     assert!(f.verifier.verify(&token).is_err());
+}
+
+/// Finding 8: a token whose operator claim is empty matched every site without an operator.
+#[test]
+fn an_empty_operator_claim_publishes_nothing() {
+    let f = fixture();
+    let token = signed(&f.trusted, &header(), &with(claims(), "operator", json!("")));
+    let principal = f.verifier.verify(&token).unwrap();
+    let site = "sites/zw/1".parse().unwrap();
+    let denied = principal.require_publisher_of(&site, "").unwrap_err();
+    assert!(denied.to_string().contains("operator claim is empty"), "{denied}");
+    // A lifetime within the maximum still passes.
+    let long = signed(&f.trusted, &header(), &with(claims(), "exp", json!(now() + 89 * 24 * 3600)));
+    assert!(f.verifier.verify(&long).is_ok());
 }

@@ -70,6 +70,16 @@ impl NodeIdentity {
         self.key.verifying_key()
     }
 
+    /// A secret for `purpose` derived from the node's key (SHA-256 of the purpose and the
+    /// key): every process holding the key derives the same, and it reveals nothing of the key.
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(purpose.as_bytes());
+        hasher.update([0]);
+        hasher.update(self.key.to_bytes());
+        hasher.finalize().into()
+    }
+
     /// Signs exactly these bytes.
     pub fn sign(&self, bytes: &[u8]) -> [u8; 64] {
         self.key.sign(bytes).to_bytes()

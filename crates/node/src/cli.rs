@@ -56,9 +56,21 @@ impl ServeArgs {
     /// The effective configuration: defaults, file, this process's environment, flags.
     pub fn load_config(&self) -> anyhow::Result<Config> {
         // `vars_os`: a variable that is not UTF-8 is skipped, not a panic.
-        let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-        Ok(Config::load(self.config.as_deref(), env, self.flags())?)
+        let env: Vec<(String, String)> =
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+        Ok(Config::load(self.config.as_deref(), with_rust_log(env), self.flags())?)
     }
+}
+
+/// `RUST_LOG`, the filter every Rust program reads, is `log.filter` too, unless
+/// `HUBDIR_LOG__FILTER` (the more specific) is set.
+fn with_rust_log(mut env: Vec<(String, String)>) -> Vec<(String, String)> {
+    let specific = env.iter().any(|(k, _)| k == "HUBDIR_LOG__FILTER");
+    let rust_log = env.iter().find(|(k, _)| k == "RUST_LOG").map(|(_, v)| v.clone());
+    if let (false, Some(filter)) = (specific, rust_log) {
+        env.push(("HUBDIR_LOG__FILTER".to_owned(), filter));
+    }
+    env
 }
 
 /// What a prepared node needs before it serves: config, store, bound listener.
@@ -129,6 +141,18 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Finding 8: RUST_LOG was documented by its syntax but not read.
+    #[test]
+    fn rust_log_is_the_log_filter_unless_the_specific_variable_is_set() {
+        let filter = |env: &[(&str, &str)]| {
+            let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            Config::load(None, with_rust_log(env), toml::Table::new()).unwrap().log.filter
+        };
+        assert_eq!(filter(&[("RUST_LOG", "debug")]), "debug");
+        assert_eq!(filter(&[("RUST_LOG", "debug"), ("HUBDIR_LOG__FILTER", "warn")]), "warn");
+        assert_eq!(filter(&[]), Config::default().log.filter);
+    }
 
     #[test]
     fn passwords_are_redacted() {

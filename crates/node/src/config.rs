@@ -184,6 +184,15 @@ pub struct ServerConfig {
     pub keepalive_timeout_secs: u64,
     /// On SIGTERM, how long in-flight requests may take to finish, in seconds.
     pub drain_deadline_secs: u64,
+    /// Connections open at once; past it a new connection is closed at once (and logged).
+    /// Keep it well under the process's file-descriptor limit (`ulimit -n`), which the
+    /// database connections and files share.
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long after it opens is closed, in seconds.
+    pub handshake_timeout_secs: u64,
+    /// Any connection, busy or idle, is asked to go away (HTTP/2 GOAWAY; clients reconnect)
+    /// after this long, and closed `drain_deadline_secs` later, in seconds.
+    pub max_connection_age_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,6 +221,9 @@ impl Default for Config {
                 max_concurrent_streams: 256,
                 max_concurrent_requests_per_connection: 128,
                 request_timeout_secs: 120,
+                max_connections: 512,
+                handshake_timeout_secs: 10,
+                max_connection_age_secs: 3600,
                 keepalive_interval_secs: 30,
                 keepalive_timeout_secs: 10,
                 drain_deadline_secs: 10,

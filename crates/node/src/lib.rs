@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod health;
 pub mod page_token;
 pub mod server;

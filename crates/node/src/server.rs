@@ -11,11 +11,12 @@ use hubdir_store::Store;
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::config::Config;
+use crate::connections::{self, ConnectionCounts, ConnectionLimits};
 use crate::health;
+use crate::page_token::PageTokens;
 
 /// What a service needs to build itself.
 #[derive(Debug, Clone)]
@@ -26,6 +27,8 @@ pub struct NodeContext {
     pub authenticator: Authenticator,
     /// The node's id and signing key, once loaded (`hubdir serve` loads it at start).
     pub identity: Option<Arc<NodeIdentity>>,
+    /// Signs page tokens: with a secret derived from the node key once it is loaded.
+    pub page_tokens: PageTokens,
 }
 
 impl NodeContext {
@@ -37,13 +40,15 @@ impl NodeContext {
             store,
             authenticator: Authenticator::new(Arc::new(verifier)),
             identity: None,
+            page_tokens: PageTokens::ephemeral(),
         })
     }
 
     /// The same context, with the node's identity (its store should sign with it too:
     /// `Store::with_signer`).
     pub fn with_identity(self, identity: Arc<NodeIdentity>) -> NodeContext {
-        NodeContext { identity: Some(identity), ..self }
+        let page_tokens = PageTokens::new(identity.derive_secret("hubdir page tokens v1"));
+        NodeContext { identity: Some(identity), page_tokens, ..self }
     }
 }
 
@@ -99,21 +104,25 @@ pub async fn serve(
     routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
 
     let router = Server::builder()
+        .layer(tower::util::MapResponseLayer::new(undecodable_is_invalid_argument::<tonic::body::Body>))
         .max_concurrent_streams(limits.max_concurrent_streams)
         .concurrency_limit_per_connection(limits.max_concurrent_requests_per_connection)
         .load_shed(true)
         .timeout(Duration::from_secs(limits.request_timeout_secs))
         .http2_keepalive_interval(Some(Duration::from_secs(limits.keepalive_interval_secs)))
         .http2_keepalive_timeout(Some(Duration::from_secs(limits.keepalive_timeout_secs)))
+        .max_connection_age(Duration::from_secs(limits.max_connection_age_secs))
+        .max_connection_age_grace(Duration::from_secs(limits.drain_deadline_secs))
         .add_routes(routes.routes());
 
     let address = listener.local_addr()?;
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-    // No Nagle: a response larger than one segment would otherwise wait for the client's
-    // delayed ACK (40 ms on Linux) before its last segment leaves.
-    let incoming = TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(limits.keepalive_interval_secs)));
+    let connection_limits = ConnectionLimits {
+        max_connections: limits.max_connections,
+        handshake_timeout: Duration::from_secs(limits.handshake_timeout_secs),
+        tcp_keepalive: Duration::from_secs(limits.keepalive_interval_secs),
+    };
+    let incoming = connections::accept(listener, connection_limits, Arc::new(ConnectionCounts::default()));
     let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = stopped.await;
     }));
@@ -142,6 +151,19 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A request that does not decode (a string field that is not UTF-8, a truncated message) is
+/// the client's error: INVALID_ARGUMENT, not the INTERNAL that tonic's codec answers (gRPC's
+/// own convention), which says "our fault" and invites a retry that can never succeed.
+fn undecodable_is_invalid_argument<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let internal = headers.get("grpc-status").is_some_and(|s| s.as_bytes() == b"13");
+    let undecodable = headers.get("grpc-message").is_some_and(|m| m.as_bytes().starts_with(b"failed%20to%20decode"));
+    if internal && undecodable {
+        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+    response
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

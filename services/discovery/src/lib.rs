@@ -43,7 +43,12 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
     let shared = Shared::default();
     tokio::spawn(follow::run(ctx.store.clone(), shared.clone()));
     let max = ctx.config.server.max_message_bytes;
-    let discovery = Discovery { anonymous: ctx.config.auth.anonymous_discovery, shared, store: ctx.store.clone() };
+    let discovery = Discovery {
+        anonymous: ctx.config.auth.anonymous_discovery,
+        shared,
+        store: ctx.store.clone(),
+        tokens: ctx.page_tokens.clone(),
+    };
     let server = DiscoveryServiceServer::new(discovery).max_decoding_message_size(max).max_encoding_message_size(max);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
@@ -56,6 +61,7 @@ pub struct Discovery {
     shared: Shared,
     /// Text search and cell listings read the store directly.
     store: Arc<Store>,
+    tokens: hubdir_node::page_token::PageTokens,
 }
 
 impl Discovery {
@@ -255,7 +261,7 @@ impl DiscoveryService for Discovery {
         request: Request<SearchSitesRequest>,
     ) -> Result<Response<SearchSitesResponse>, Status> {
         self.authorize(&request)?;
-        listing::search(&self.store, request.into_inner()).await.map(Response::new)
+        listing::search(&self.store, &self.tokens, request.into_inner()).await.map(Response::new)
     }
 
     async fn list_sites_in_cell(
@@ -263,6 +269,6 @@ impl DiscoveryService for Discovery {
         request: Request<ListSitesInCellRequest>,
     ) -> Result<Response<ListSitesInCellResponse>, Status> {
         self.authorize(&request)?;
-        listing::in_cell(&self.store, request.into_inner()).await.map(Response::new)
+        listing::in_cell(&self.store, &self.tokens, request.into_inner()).await.map(Response::new)
     }
 }

@@ -9,7 +9,8 @@
 use hubdir_core::search::{MAX_QUERY_WORDS, query_words};
 use hubdir_core::{CountryCode, SiteRecord, ViolationReason, Violations};
 use hubdir_geo::{CellIndex, Filter, MIN_LIST_RESOLUTION};
-use hubdir_node::{page_token, status};
+use hubdir_node::page_token::{self, PageTokens};
+use hubdir_node::status;
 use hubdir_proto::convert;
 use hubdir_proto::v1::{
     self as pb, ListSitesInCellRequest, ListSitesInCellResponse, SearchSitesRequest, SearchSitesResponse,
@@ -119,14 +120,18 @@ fn fingerprint(parts: &[&str], filter: &Option<pb::SiteFilter>) -> String {
     page_token::fingerprint(&all)
 }
 
-pub async fn in_cell(store: &Store, request: ListSitesInCellRequest) -> Result<ListSitesInCellResponse, Status> {
+pub async fn in_cell(
+    store: &Store,
+    tokens: &PageTokens,
+    request: ListSitesInCellRequest,
+) -> Result<ListSitesInCellResponse, Status> {
     let ListSitesInCellRequest { h3_cell, filter, page_size: requested, page_token: token } = request;
     let mut out = Violations::default();
     let cell = cell(&mut out, "h3_cell", &h3_cell);
     let want = page_size(&mut out, requested, CELL_PAGE);
     let fingerprint = fingerprint(&[&h3_cell], &filter);
     let filter = filter_from(filter.unwrap_or_default(), &mut out);
-    let after = page_token::decode(&token, &fingerprint).unwrap_or_else(|v| {
+    let after = tokens.decode(&token, &fingerprint).unwrap_or_else(|v| {
         out.0.extend(v.0);
         None
     });
@@ -141,7 +146,7 @@ pub async fn in_cell(store: &Store, request: ListSitesInCellRequest) -> Result<L
     let found = scan(store, query, &filter, want, &mut budget).await?;
     Ok(ListSitesInCellResponse {
         sites: found.records.into_iter().map(to_proto).collect(),
-        next_page_token: found.resume_after.map(|after| page_token::encode(&after, &fingerprint)).unwrap_or_default(),
+        next_page_token: found.resume_after.map(|after| tokens.encode(&after, &fingerprint)).unwrap_or_default(),
     })
 }
 
@@ -153,7 +158,11 @@ fn text_match(group: usize, words: &[String]) -> TextMatch {
     if group == 0 { TextMatch::InName(words.to_vec()) } else { TextMatch::InAddressNotName(words.to_vec()) }
 }
 
-pub async fn search(store: &Store, request: SearchSitesRequest) -> Result<SearchSitesResponse, Status> {
+pub async fn search(
+    store: &Store,
+    tokens: &PageTokens,
+    request: SearchSitesRequest,
+) -> Result<SearchSitesResponse, Status> {
     let SearchSitesRequest { query, country_code, h3_cell, filter, page_size: requested, page_token: token } = request;
     let mut out = Violations::default();
     let words = query_words(&query);
@@ -179,7 +188,8 @@ pub async fn search(store: &Store, request: SearchSitesRequest) -> Result<Search
     let want = page_size(&mut out, requested, SEARCH_PAGE);
     let fingerprint = fingerprint(&[&query, &country_code, &h3_cell], &filter);
     let filter = filter_from(filter.unwrap_or_default(), &mut out);
-    let resume = page_token::decode(&token, &fingerprint)
+    let resume = tokens
+        .decode(&token, &fingerprint)
         .map(|after| after.map(|a| a.split_once('\t').map(|(g, n)| (g.parse::<usize>(), n.to_owned()))))
         .unwrap_or_else(|v| {
             out.0.extend(v.0);
@@ -212,11 +222,11 @@ pub async fn search(store: &Store, request: SearchSitesRequest) -> Result<Search
         sites.extend(found.records.into_iter().map(to_proto));
         match found.resume_after {
             Some(name) => {
-                next_page_token = page_token::encode(&format!("{group}\t{name}"), &fingerprint);
+                next_page_token = tokens.encode(&format!("{group}\t{name}"), &fingerprint);
                 break;
             }
             None if sites.len() == want && group + 1 < GROUPS => {
-                next_page_token = page_token::encode(&format!("{}\t", group + 1), &fingerprint);
+                next_page_token = tokens.encode(&format!("{}\t", group + 1), &fingerprint);
                 break;
             }
             None => group += 1,

@@ -102,7 +102,11 @@ async fn main() -> anyhow::Result<()> {
             let result = import::run(&args, &mut errors).await;
             // The report is written whatever happened: rows refused before a failure count.
             let report = import::write_report(&args.errors, &errors)?;
-            let summary = result.map_err(|e| e.context(format!("the rejected rows so far are in {report}")))?;
+            // Named only when there is something in it (a file that cannot be read has no rows).
+            let summary = match result {
+                Err(e) if !errors.is_empty() => Err(e.context(format!("the rejected rows so far are in {report}"))),
+                other => other,
+            }?;
             use std::io::Write as _;
             writeln!(std::io::stdout(), "{}\nerror report: {report}", summary.render())?;
             Ok(())

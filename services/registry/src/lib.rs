@@ -33,9 +33,10 @@ pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
     let max = ctx.config.server.max_message_bytes;
     let own = ctx.config.node.id.clone();
-    let server = RegistryServiceServer::new(Registry { store: ctx.store.clone(), own })
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let server =
+        RegistryServiceServer::new(Registry { store: ctx.store.clone(), own, tokens: ctx.page_tokens.clone() })
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 
@@ -45,6 +46,7 @@ pub struct Registry {
     store: Arc<Store>,
     /// This node's origin: the only one it writes (the store refuses the others too).
     own: Origin,
+    tokens: page_token::PageTokens,
 }
 
 pub(crate) fn to_proto(record: SiteRecord) -> Site {
@@ -156,13 +158,13 @@ impl RegistryService for Registry {
         let request = request.into_inner();
         let (mut query, filters) = list::list_query(&request).map_err(|v| status::invalid_argument(&v))?;
         query.after_name =
-            page_token::decode(&request.page_token, &filters).map_err(|v| status::invalid_argument(&v))?;
+            self.tokens.decode(&request.page_token, &filters).map_err(|v| status::invalid_argument(&v))?;
         let page_size = query.limit;
         query.limit = page_size + 1;
         let mut records = self.store.list_sites(&query).await.map_err(status::from_store)?;
         let next_page_token = if records.len() as u64 > page_size {
             records.truncate(page_size as usize);
-            records.last().map(|r| page_token::encode(&r.site.name.to_string(), &filters)).unwrap_or_default()
+            records.last().map(|r| self.tokens.encode(&r.site.name.to_string(), &filters)).unwrap_or_default()
         } else {
             String::new()
         };
