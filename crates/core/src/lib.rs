@@ -16,4 +16,4 @@ pub use site::{
     Accessibility, Address, Contact, CountryCode, Kind, LanguageTag, LatLng, OpeningHours, ServiceType, Site,
     SiteInput, SiteRecord, SiteStatus, TimeZone,
 };
-pub use validate::{Violation, ViolationReason, Violations, limits};
+pub use validate::{Violation, ViolationReason, Violations, control_char, echo, limits};

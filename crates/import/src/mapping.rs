@@ -437,7 +437,11 @@ impl Mapping {
             free_access: {
                 let value = self.optional(record, &s.free_access, "free_access", &mut problems);
                 if !truthy(&value) && !falsy(&value) {
-                    problems.push("free_access", "INVALID_FORMAT", format!("{value:?} is neither true nor false"));
+                    problems.push(
+                        "free_access",
+                        "INVALID_FORMAT",
+                        format!("{} is neither true nor false", hubdir_core::echo(&value)),
+                    );
                 }
                 truthy(&value)
             },

@@ -45,7 +45,8 @@ fn page_size(out: &mut Violations, requested: i32, (default, max): (i32, i32)) -
 /// A cell from its hexadecimal form, no coarser than [`MIN_LIST_RESOLUTION`].
 fn cell(out: &mut Violations, field: &str, text: &str) -> Option<CellIndex> {
     let Ok(cell) = text.parse::<CellIndex>() else {
-        out.push(field, ViolationReason::InvalidFormat, format!("{text:?} is not an H3 cell index in hexadecimal"));
+        let shown = hubdir_core::echo(text);
+        out.push(field, ViolationReason::InvalidFormat, format!("{shown} is not an H3 cell index in hexadecimal"));
         return None;
     };
     if cell.resolution() < MIN_LIST_RESOLUTION {
