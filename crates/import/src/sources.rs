@@ -124,8 +124,7 @@ pub fn read_csv(
 /// written, null as empty), plus `$latitude` and `$longitude` from a Point geometry.
 pub fn read_geojson(path: &Path) -> Result<Vec<RecordResult>, SourceError> {
     let bad = |message: String| SourceError::GeoJson { path: path.display().to_string(), message };
-    let file = File::open(path).map_err(|source| SourceError::Open { path: path.display().to_string(), source })?;
-    let json: serde_json::Value = serde_json::from_reader(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
+    let json = read_json_value(path).map_err(|e| e.either(bad))?;
     let features =
         json.get("features").and_then(|f| f.as_array()).ok_or_else(|| bad("no \"features\" array".into()))?;
     Ok(features
@@ -158,8 +157,7 @@ pub fn read_geojson(path: &Path) -> Result<Vec<RecordResult>, SourceError> {
 /// Every object of the array at `records` (a dotted path) in a JSON document, flattened.
 pub fn read_json(path: &Path, records: &str) -> Result<Vec<RecordResult>, SourceError> {
     let bad = |message: String| SourceError::Json { path: path.display().to_string(), message };
-    let file = File::open(path).map_err(|source| SourceError::Open { path: path.display().to_string(), source })?;
-    let json: serde_json::Value = serde_json::from_reader(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
+    let json = read_json_value(path).map_err(|e| e.either(bad))?;
     let list = records
         .split('.')
         .filter(|p| !p.is_empty())
@@ -176,6 +174,79 @@ pub fn read_json(path: &Path, records: &str) -> Result<Vec<RecordResult>, Source
             Ok(Record { row: n, line: n, values })
         })
         .collect())
+}
+
+/// Why a JSON document could not be read: the file, or its text.
+enum JsonError {
+    Open(SourceError),
+    Text(String),
+}
+
+impl JsonError {
+    fn either(self, bad: impl Fn(String) -> SourceError) -> SourceError {
+        match self {
+            JsonError::Open(e) => e,
+            JsonError::Text(message) => bad(message),
+        }
+    }
+}
+
+/// A JSON document, with numbers too large for a double (`1e400`) kept as the text they were
+/// written as: one such value makes one row's field invalid, not the whole file unreadable.
+fn read_json_value(path: &Path) -> Result<serde_json::Value, JsonError> {
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|file| BufReader::new(file).read_to_string(&mut text))
+        .map_err(|source| JsonError::Open(SourceError::Open { path: path.display().to_string(), source }))?;
+    serde_json::from_str(&quote_huge_numbers(&text)).map_err(|e| JsonError::Text(e.to_string()))
+}
+
+/// `text` with every number outside strings that a double cannot hold put in quotes.
+fn quote_huge_numbers(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let (mut i, mut copied, mut in_string) = (0, 0, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            while i < bytes.len() && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                i += 1;
+            }
+            let number = &text[start..i];
+            if number.parse::<f64>().is_ok_and(f64::is_infinite) {
+                let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
+                out.push_str(&text[copied..start]);
+                out.push('"');
+                out.push_str(number);
+                out.push('"');
+                copied = i;
+            }
+            continue;
+        }
+        i += 1;
+    }
+    match out {
+        None => std::borrow::Cow::Borrowed(text),
+        Some(mut out) => {
+            out.push_str(&text[copied..]);
+            std::borrow::Cow::Owned(out)
+        }
+    }
 }
 
 fn flatten(prefix: &str, value: &serde_json::Value, out: &mut HashMap<String, String>) {
@@ -208,6 +279,17 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(bytes).unwrap();
         f
+    }
+
+    /// Finding 8: one `1e400` refused the whole file.
+    #[test]
+    fn a_number_too_large_for_a_double_spoils_one_field_not_the_file() {
+        let f = file(br#"{"items": [{"lat": 1e400, "name": "a \" 1e999"}, {"lat": -2.5e-3, "name": "b"}]}"#);
+        let rows: Vec<Record> = read_json(f.path(), "items").unwrap().into_iter().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].get("lat"), rows[0].get("name")), ("1e400", "a \" 1e999"));
+        assert_eq!(rows[1].get("lat"), "-0.0025");
+        assert_eq!(quote_huge_numbers("[1, 2.5]"), "[1, 2.5]");
     }
 
     #[test]

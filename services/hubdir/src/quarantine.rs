@@ -83,3 +83,31 @@ mod tests {
         assert!(lines[1].contains("agent-1\tsites/zw/2\tb\tFROM_THE_FUTURE"), "{text}");
     }
 }
+
+#[cfg(test)]
+mod federation_tests {
+    use super::*;
+    use hubdir_store::{ChangeOp, Delivery, RemoteChange, RemoteEvent, SignedBytes};
+
+    #[tokio::test]
+    async fn lists_the_peers_events_that_could_not_be_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("q.db").display());
+        let store = Store::connect(&db).await.unwrap();
+        let event = RemoteEvent {
+            origin: "fr".parse().unwrap(),
+            seq: 1,
+            epoch: "1".into(),
+            site_name: "sites/fr/x".into(),
+            change: RemoteChange::Unappliable { op: ChangeOp::Upsert, reason: "display_name: a NUL".into() },
+            time: chrono::Utc::now(),
+            signed: SignedBytes { bytes: vec![1], key_id: "fr-0".into(), signature: vec![0; 64] },
+        };
+        store.apply_remote("relay", vec![(event, Delivery::Stream)]).await.unwrap();
+        let mut out = Vec::new();
+        let args = QuarantineArgs { db, site: None, principal: None, federation: true, limit: 10 };
+        assert_eq!(run(&args, &mut out).await.unwrap(), 1);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().nth(1).unwrap().ends_with("\trelay\tfr\t1\tsites/fr/x\tdisplay_name: a NUL"), "{text}");
+    }
+}
