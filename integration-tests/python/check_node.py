@@ -43,6 +43,20 @@ def reflected_services(channel):
     return {s.name for s in response.list_services_response.service}
 
 
+def reflected_services_v1(channel):
+    """The same question of reflection v1, which grpcurl and newer clients use. grpcio ships
+    only v1alpha's classes; v1's messages are the same fields under another package, so those
+    classes serve, called on v1's method."""
+    call = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    response = next(call(iter([request]), timeout=10))
+    return {s.name for s in response.list_services_response.service}
+
+
 def main():
     address, proto_root, expected = sys.argv[1], sys.argv[2], sys.argv[3]
     demo = "--demo" in sys.argv[4:]
@@ -56,6 +70,10 @@ def main():
     if services != expected:
         fail(f"reflection lists {sorted(services)}, expected exactly {sorted(expected)}")
     print(f"reflection: exactly {len(services)} services")
+    services_v1 = reflected_services_v1(channel)
+    if services_v1 != expected:
+        fail(f"reflection v1 lists {sorted(services_v1)}, expected exactly {sorted(expected)}")
+    print(f"reflection v1: exactly {len(services_v1)} services")
 
     if "hubdir.v1.RegistryService" not in expected:
         return

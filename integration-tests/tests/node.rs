@@ -16,6 +16,7 @@ fn hubdir_serve_answers_a_python_client_and_stops_cleanly_on_sigterm() {
     let reader = node.token("sites.read", None, None, &[]);
     let report = python("check_node.py", &node.address, &[ALL, "--demo"], &[("HUBDIR_TOKEN", &reader)]);
     assert!(report.contains("health: SERVING"), "{report}");
+    assert!(report.contains("reflection v1: exactly"), "{report}");
     assert!(report.contains("ListSites/GetSite"), "{report}");
 
     let (status, logs) = node.terminate(Duration::from_secs(30));

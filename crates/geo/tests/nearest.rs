@@ -1,11 +1,13 @@
 //! The index against a brute-force great-circle oracle, on random and adversarial data:
-//! poles, the antimeridian, dense clusters, many sites on one point, sparse filters.
+//! poles, the antimeridian, dense clusters, many sites on one point, sparse filters. The
+//! oracle computes distances its own way (haversine) and the answers are compared as sites,
+//! so a site the filter refuses cannot stand in for a matching one at the same spot.
 
 use std::collections::HashMap;
 
 use hubdir_core::connectivity::{Class, State, StatusSummary};
 use hubdir_core::{Accessibility, Kind, ServiceType, SiteInput, SiteRecord, SiteStatus};
-use hubdir_geo::{Filter, SiteIndex, great_circle_m, unit_vector};
+use hubdir_geo::{EARTH_RADIUS_M, Filter, SiteIndex};
 use proptest::prelude::*;
 
 fn record(i: usize, lat: f64, lng: f64, kind: Kind, wifi: bool, status: SiteStatus) -> Option<SiteRecord> {
@@ -75,15 +77,28 @@ fn status(state: State, download: Option<f64>, fresh: bool) -> StatusSummary {
 
 const AS_OF: chrono::DateTime<chrono::Utc> = chrono::DateTime::from_timestamp_nanos(1_800_000_000_000_000_000);
 
+/// The oracle's own distance: haversine on latitude and longitude, not the index's chord and
+/// atan2 on unit vectors, so a shared mistake cannot hide.
+fn haversine_m(lat1: f64, lng1: f64, lat2: f64, lng2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = p2 - p1;
+    let dl = (lng2 - lng1).to_radians();
+    let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+}
+
+/// Haversine loses a few centimetres near antipodes: distances within this are ties.
+const TOLERANCE_M: f64 = 0.1;
+
+/// Every site the filter admits within `max`, with its distance, nearest first.
 fn oracle(
     records: &[SiteRecord],
     statuses_by_name: &Statuses,
-    (lat, lng, k, max): (f64, f64, usize, Option<f64>),
+    (lat, lng, max): (f64, f64, Option<f64>),
     filter: &Filter,
-) -> Vec<f64> {
-    let q = unit_vector(lat, lng);
+) -> Vec<(String, f64)> {
     let statuses = if filter.statuses.is_empty() { vec![SiteStatus::Open] } else { filter.statuses.clone() };
-    let mut distances: Vec<f64> = records
+    let mut distances: Vec<(String, f64)> = records
         .iter()
         .filter(|r| {
             let s = &r.site;
@@ -102,12 +117,44 @@ fn oracle(
                             .is_none_or(|min| fresh.and_then(|st| st.download_mbps).is_some_and(|d| d >= min))
                 }
         })
-        .map(|r| great_circle_m(q, unit_vector(r.site.location.latitude(), r.site.location.longitude())))
-        .filter(|d| max.is_none_or(|m| *d <= m))
+        .map(|r| {
+            let d = haversine_m(lat, lng, r.site.location.latitude(), r.site.location.longitude());
+            (r.site.name.to_string(), d)
+        })
+        .filter(|(_, d)| max.is_none_or(|m| *d <= m + TOLERANCE_M))
         .collect();
-    distances.sort_by(f64::total_cmp);
-    distances.truncate(k);
+    distances.sort_by(|a, b| a.1.total_cmp(&b.1));
     distances
+}
+
+/// The index's answer is right if it is the oracle's k nearest, as sites, where sites at the
+/// k-th distance (a tie) may stand for one another, and each distance is the oracle's.
+fn check_answer(got: &[(String, f64)], admitted: &[(String, f64)], k: usize, max: Option<f64>) -> Result<(), String> {
+    let by_name: HashMap<&str, f64> = admitted.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+    // Sites strictly inside `max` must be found; those at its edge may or may not be.
+    let sure = admitted.iter().filter(|(_, d)| max.is_none_or(|m| *d <= m - TOLERANCE_M)).count();
+    let want = k.min(admitted.len());
+    if got.len() > want || got.len() < k.min(sure) {
+        return Err(format!("{} sites, the oracle admits {} (k = {k})", got.len(), admitted.len()));
+    }
+    let Some(kth) = admitted.get(got.len().max(1) - 1).map(|(_, d)| *d) else { return Ok(()) };
+    for (name, distance) in got {
+        let Some(&oracle) = by_name.get(name.as_str()) else {
+            return Err(format!("{name} does not pass the filter (or max distance)"));
+        };
+        if (oracle - distance).abs() > TOLERANCE_M {
+            return Err(format!("{name} at {distance} m; the oracle says {oracle} m"));
+        }
+        if oracle > kth + TOLERANCE_M {
+            return Err(format!("{name} at {oracle} m is past the k-th nearest, {kth} m"));
+        }
+    }
+    for (name, distance) in admitted.iter().take_while(|(_, d)| *d < kth - TOLERANCE_M) {
+        if !got.iter().any(|(n, _)| n == name) {
+            return Err(format!("{name} at {distance} m was left out"));
+        }
+    }
+    Ok(())
 }
 
 proptest! {
@@ -183,11 +230,14 @@ proptest! {
         };
         let filter = Filter { as_of: Some(AS_OF), ..filter };
         for ((lat, lng), k, max) in queries {
-            let got: Vec<f64> = index.nearest(lat, lng, k, max, &filter).iter().map(|n| n.distance_meters).collect();
-            let want = oracle(&records, &statuses, (lat, lng, k, max), &filter);
-            prop_assert_eq!(got.len(), want.len(), "query ({}, {}) k={} max={:?}", lat, lng, k, max);
-            for (g, w) in got.iter().zip(&want) {
-                prop_assert!((g - w).abs() < 1e-6, "query ({}, {}): got {:?}, want {:?}", lat, lng, got, want);
+            let got: Vec<(String, f64)> = index
+                .nearest(lat, lng, k, max, &filter)
+                .iter()
+                .map(|n| (n.record.site.name.to_string(), n.distance_meters))
+                .collect();
+            let admitted = oracle(&records, &statuses, (lat, lng, max), &filter);
+            if let Err(why) = check_answer(&got, &admitted, k, max) {
+                prop_assert!(false, "query ({}, {}) k={} max={:?}: {}; got {:?}", lat, lng, k, max, why, got);
             }
         }
     }
