@@ -213,9 +213,19 @@ impl NodeProcess {
 
     /// Sends SIGTERM and waits (at most `deadline`) for the process to exit.
     pub fn terminate(self, deadline: Duration) -> (ExitStatus, Vec<String>) {
+        self.send_term();
+        self.wait(deadline)
+    }
+
+    /// Sends SIGTERM, and returns at once.
+    pub fn send_term(&self) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
         assert!(sent.success(), "kill -TERM {pid} failed");
+    }
+
+    /// Waits (at most `deadline`) for the process to exit; returns its status and logs.
+    pub fn wait(self, deadline: Duration) -> (ExitStatus, Vec<String>) {
         let (tx, rx) = mpsc::channel();
         let mut child = self.child;
         std::thread::spawn(move || {
@@ -223,7 +233,7 @@ impl NodeProcess {
         });
         let status = rx
             .recv_timeout(deadline)
-            .unwrap_or_else(|_| panic!("the node did not exit within {deadline:?} of SIGTERM"))
+            .unwrap_or_else(|_| panic!("the node did not exit within {deadline:?}"))
             .expect("wait for the node");
         // The process has exited, so its stderr is closed: the reader ends after the last line.
         self.reader.join().expect("log reader");

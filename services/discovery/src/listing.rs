@@ -179,7 +179,7 @@ pub async fn search(
         out.push(
             "country_code",
             ViolationReason::InvalidFormat,
-            format!("{country_code:?} is not an ISO 3166-1 alpha-2 code"),
+            format!("{} is not an ISO 3166-1 alpha-2 code", hubdir_core::echo(&country_code)),
         );
     }
     let cell = (!h3_cell.is_empty()).then(|| cell(&mut out, "h3_cell", &h3_cell)).flatten();
