@@ -5,6 +5,8 @@ Usage: authz_matrix.py ADDRESS PROTO_ROOT [--closed-discovery]
 
 HUBDIR_TOKENS is a JSON object {role: token} for the roles below (anonymous has none).
 With --closed-discovery the node runs with auth.anonymous_discovery = false.
+HUBDIR_SERVICE_ADDRESSES, if set, is a JSON object {service: address} for nodes that serve
+one service each (the split binaries on one database); ADDRESS serves the rest.
 """
 
 import json
@@ -20,25 +22,26 @@ OK = "OK"
 UNAUTH = "UNAUTHENTICATED"
 DENIED = "PERMISSION_DENIED"
 
-ROLES = ["anonymous", "reader", "publisher", "other_operator", "other_origin", "agent", "peer", "no_scope"]
+ROLES = ["anonymous", "reader", "publisher", "other_operator", "other_origin", "agent", "peer", "searcher", "no_scope"]
 
 
-def row(anonymous, reader, publisher, other_operator, other_origin, agent, peer, no_scope):
-    return dict(zip(ROLES, [anonymous, reader, publisher, other_operator, other_origin, agent, peer, no_scope]))
+def row(anonymous, reader, publisher, other_operator, other_origin, agent, peer, searcher, no_scope):
+    return dict(zip(ROLES, [anonymous, reader, publisher, other_operator, other_origin, agent, peer, searcher, no_scope]))
 
 
 def expected(closed_discovery):
-    read = row(UNAUTH, OK, OK, OK, OK, DENIED, DENIED, DENIED)
-    write = row(UNAUTH, DENIED, OK, DENIED, DENIED, DENIED, DENIED, DENIED)
+    read = row(UNAUTH, OK, OK, OK, OK, DENIED, DENIED, DENIED, DENIED)
+    write = row(UNAUTH, DENIED, OK, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED)
     # The call is accepted, but rows of another operator or origin come back REJECTED.
-    batch = row(UNAUTH, DENIED, OK, OK, OK, DENIED, DENIED, DENIED)
+    batch = row(UNAUTH, DENIED, OK, OK, OK, DENIED, DENIED, DENIED, DENIED)
     if closed_discovery:
-        discover = row(UNAUTH, OK, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED)
+        # Readers of the registry may search too; `discovery.read` is the searcher's scope.
+        discover = row(UNAUTH, OK, DENIED, DENIED, DENIED, DENIED, DENIED, OK, DENIED)
     else:
-        discover = row(*[OK] * 8)
-    ministry = row(UNAUTH, OK, OK, OK, OK, DENIED, DENIED, DENIED)
-    peer = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, DENIED, OK, DENIED)
-    agent = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, OK, DENIED, DENIED)
+        discover = row(*[OK] * 9)
+    ministry = row(UNAUTH, OK, OK, OK, OK, DENIED, DENIED, DENIED, DENIED)
+    peer = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, DENIED, OK, DENIED, DENIED)
+    agent = row(UNAUTH, DENIED, DENIED, DENIED, DENIED, OK, DENIED, DENIED, DENIED)
     return {
         "RegistryService/GetSite": read,
         "RegistryService/ListSites": read,
@@ -62,14 +65,18 @@ def main():
     address, proto_root = sys.argv[1], sys.argv[2]
     closed = "--closed-discovery" in sys.argv[3:]
     tokens = json.loads(os.environ["HUBDIR_TOKENS"])
-    channel = grpc.insecure_channel(address)
+    addresses = json.loads(os.environ.get("HUBDIR_SERVICE_ADDRESSES", "{}"))
+
+    def channel(service):
+        return grpc.insecure_channel(addresses.get(service, address))
+
     with tempfile.TemporaryDirectory() as out_dir:
         s = load_stubs(proto_root, out_dir)
         site_pb2, reg_pb2 = s["site"], s["registry"]
-        registry = s["registry_grpc"].RegistryServiceStub(channel)
-        discovery = s["discovery_grpc"].DiscoveryServiceStub(channel)
-        connectivity = s["connectivity_grpc"].ConnectivityServiceStub(channel)
-        federation = s["federation_grpc"].FederationServiceStub(channel)
+        registry = s["registry_grpc"].RegistryServiceStub(channel("RegistryService"))
+        discovery = s["discovery_grpc"].DiscoveryServiceStub(channel("DiscoveryService"))
+        connectivity = s["connectivity_grpc"].ConnectivityServiceStub(channel("ConnectivityService"))
+        federation = s["federation_grpc"].FederationServiceStub(channel("FederationService"))
         publisher = bearer(tokens["publisher"])
 
         def site(site_id, operator="ZimPost"):
@@ -86,6 +93,10 @@ def main():
         def calls(role):
             d, c, f = s["discovery"], s["connectivity"], s["federation"]
             here = site_pb2.LatLng(latitude=-17.8, longitude=31.0)
+            # A real measurement of the site the agent token names: the agent's is stored.
+            measured = c.Measurement(site="sites/zw/base", online=True, download_mbps=25.0,
+                                     idempotency_key=f"matrix-{role}")
+            measured.observe_time.GetCurrentTime()
             return {
                 "RegistryService/GetSite": lambda md: registry.GetSite(reg_pb2.GetSiteRequest(name="sites/zw/base"), metadata=md, timeout=10),
                 "RegistryService/ListSites": lambda md: registry.ListSites(reg_pb2.ListSitesRequest(page_size=5), metadata=md, timeout=10),
@@ -98,7 +109,7 @@ def main():
                 "DiscoveryService/FindNearest": lambda md: discovery.FindNearest(d.FindNearestRequest(location=here), metadata=md, timeout=10),
                 "DiscoveryService/SearchSites": lambda md: discovery.SearchSites(d.SearchSitesRequest(query="library", country_code="ZW"), metadata=md, timeout=10),
                 "DiscoveryService/ListSitesInCell": lambda md: discovery.ListSitesInCell(d.ListSitesInCellRequest(h3_cell="87f2a1072ffffff"), metadata=md, timeout=10),
-                "ConnectivityService/ReportStatus": lambda md: connectivity.ReportStatus(iter([c.ReportStatusRequest()]), metadata=md, timeout=10),
+                "ConnectivityService/ReportStatus": lambda md: connectivity.ReportStatus(iter([c.ReportStatusRequest(measurements=[measured])]), metadata=md, timeout=10),
                 "ConnectivityService/GetStatus": lambda md: connectivity.GetStatus(c.GetStatusRequest(name="sites/zw/base/connectivity"), metadata=md, timeout=10),
                 "ConnectivityService/SummarizeConnectivity": lambda md: connectivity.SummarizeConnectivity(c.SummarizeConnectivityRequest(country_code="ZW", start_time=Timestamp(seconds=0), end_time=Timestamp(seconds=86400 * 300)), metadata=md, timeout=10),
                 "FederationService/GetNodeInfo": lambda md: federation.GetNodeInfo(f.GetNodeInfoRequest(), metadata=md, timeout=10),
@@ -121,6 +132,8 @@ def main():
                 want = table[rpc][role]
                 if got != want:
                     mismatches.append(f"{rpc} as {role}: got {got}, expected {want}")
+                if rpc == "ConnectivityService/ReportStatus" and got == OK and response.accepted_count != 1:
+                    mismatches.append(f"{rpc} as {role}: the measurement was not stored: {response}")
                 if rpc == "RegistryService/BatchUpsertSites" and got == OK:
                     rejected = 0 if role == "publisher" else 1
                     if response.rejected_count != rejected:

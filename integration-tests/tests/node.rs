@@ -89,6 +89,7 @@ fn role_tokens(node: &NodeProcess) -> String {
         "other_origin": publisher("ke", "ZimPost"),
         "agent": node.token("connectivity.report", None, None, &["sites/zw/base"]),
         "peer": node.token("federation.sync", None, None, &[]),
+        "searcher": node.token("discovery.read", None, None, &[]),
         "no_scope": node.token("", None, None, &[]),
     });
     tokens.to_string()
@@ -99,9 +100,38 @@ fn every_rpc_and_role_is_authorised_as_the_matrix_says() {
     // One identity provider for two origins: its `ke` publisher is refused here by the node.
     let node = NodeProcess::start_granting("hubdir", &["serve", "--node-id", "zw"], "", &["zw", "ke"]);
     let report = python("authz_matrix.py", &node.address, &[], &[("HUBDIR_TOKENS", &role_tokens(&node))]);
-    assert!(report.contains("120 cells as expected"), "{report}");
+    assert!(report.contains("135 cells as expected"), "{report}");
     let (status, _) = node.terminate(Duration::from_secs(30));
     assert!(status.success());
+}
+
+/// The same matrix against the four split binaries, each serving its own service on one
+/// database (as in Kubernetes), so each binary's mount carries the same checks.
+#[test]
+fn the_split_binaries_authorise_as_the_matrix_says() {
+    let dir = support::NodeDir::granting("zw", &["zw", "ke"], "");
+    let db = format!("sqlite://{}", dir.file("node.db").display());
+    let args = ["--node-id", "zw"];
+    let nodes: Vec<(&str, NodeProcess)> = [
+        ("RegistryService", "hubdir-registry"),
+        ("DiscoveryService", "hubdir-discovery"),
+        ("ConnectivityService", "hubdir-connectivity"),
+        ("FederationService", "hubdir-federation"),
+    ]
+    .into_iter()
+    .map(|(service, binary)| (service, NodeProcess::start_in(&dir, binary, &args, Some(&db), "127.0.0.1:0")))
+    .collect();
+    let addresses: serde_json::Map<String, serde_json::Value> =
+        nodes.iter().map(|(service, node)| (service.to_string(), node.address.clone().into())).collect();
+    let addresses = serde_json::Value::Object(addresses).to_string();
+    let tokens = role_tokens(&nodes[0].1);
+    let env = [("HUBDIR_TOKENS", tokens.as_str()), ("HUBDIR_SERVICE_ADDRESSES", addresses.as_str())];
+    let report = python("authz_matrix.py", &nodes[0].1.address, &[], &env);
+    assert!(report.contains("135 cells as expected"), "{report}");
+    for (service, node) in nodes {
+        let (status, logs) = node.terminate(Duration::from_secs(30));
+        assert!(status.success(), "{service}: {status}\n{}", logs.join("\n"));
+    }
 }
 
 #[test]
@@ -110,7 +140,7 @@ fn anonymous_discovery_can_be_switched_off() {
     let node = NodeProcess::start_granting("hubdir", &["serve", "--node-id", "zw"], closed, &["zw", "ke"]);
     let tokens = role_tokens(&node);
     let report = python("authz_matrix.py", &node.address, &["--closed-discovery"], &[("HUBDIR_TOKENS", &tokens)]);
-    assert!(report.contains("cells as expected"), "{report}");
+    assert!(report.contains("135 cells as expected"), "{report}");
     let (status, _) = node.terminate(Duration::from_secs(30));
     assert!(status.success());
 }
