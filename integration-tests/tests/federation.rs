@@ -322,8 +322,17 @@ fn a_chain_relays_every_origin_and_survives_twenty_kill_9_at_random_points() {
     members.iter_mut().for_each(Member::stop);
 }
 
+/// Waits for `done`, checking every 50 ms, at most `deadline`.
+fn wait_for(deadline: Duration, what: &str, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < deadline, "not within {deadline:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
-fn a_triangle_over_faulty_links_converges_after_delays_resets_and_cuts() {
+fn a_triangle_over_faulty_links_converges_after_delays_resets_cuts_and_silence() {
     let mut members = members();
     // Every node follows both others, each through its own proxy, each peer allowed to relay
     // every origin: events arrive twice and are applied once.
@@ -359,18 +368,28 @@ fn a_triangle_over_faulty_links_converges_after_delays_resets_and_cuts() {
     write_round(&members, &mut acknowledged);
     let rt2 = runtime();
     rt2.block_on(converge(&members, &acknowledged, "initial sync"));
+    // Every link carried the sync: a proxy that carried nothing would make the rest moot.
+    assert!(proxies.iter().all(|p| p.stats().bytes > 0), "{:?}", proxies.iter().map(Proxy::stats).collect::<Vec<_>>());
 
     // Slow links: every chunk 150 ms late.
     proxies.iter().for_each(|p| p.delay(Duration::from_millis(150)));
     write_round(&members, &mut acknowledged);
     rt2.block_on(converge(&members, &acknowledged, "over delayed links"));
+    assert!(proxies.iter().all(|p| p.stats().delayed_chunks > 0), "a link was never delayed");
     // Resets in the middle of streams, then links cut while writes go on, then restored.
     proxies.iter().for_each(|p| p.pass());
     write_round(&members, &mut acknowledged);
     proxies.iter().for_each(Proxy::reset);
+    wait_for(Duration::from_secs(30), "every reset met an open connection", || {
+        proxies.iter().all(|p| p.stats().reset_open > 0)
+    });
     write_round(&members, &mut acknowledged);
     proxies.iter().for_each(|p| p.cut(true));
     write_round(&members, &mut acknowledged);
+    // Every follower tried its cut link again (and was refused) before the links come back.
+    wait_for(Duration::from_secs(60), "every cut link refused a reconnection", || {
+        proxies.iter().all(|p| p.stats().refused > 0)
+    });
     let name = acknowledged["fr"].keys().next().unwrap().clone();
     assert!(rt2.block_on(delete(&members[1], &name)));
     acknowledged.get_mut("fr").unwrap().remove(&name);
@@ -378,6 +397,19 @@ fn a_triangle_over_faulty_links_converges_after_delays_resets_and_cuts() {
     proxies.iter().for_each(Proxy::pass);
     let took = rt2.block_on(converge(&members, &acknowledged, "after cut links were restored"));
     eprintln!("triangle: converged {took:?} after the links came back");
+
+    // Silent peers: every link holds its bytes with the connection open. A follower hears no
+    // heartbeat for 15 s, gives the stream up and connects again: each proxy sees a new
+    // connection. Then the links flow again and everything written meanwhile arrives.
+    let before: Vec<u64> = proxies.iter().map(|p| p.stats().connections).collect();
+    proxies.iter().for_each(|p| p.stall(true));
+    write_round(&members, &mut acknowledged);
+    wait_for(Duration::from_secs(90), "every follower reconnected after its peer fell silent", || {
+        proxies.iter().zip(&before).all(|(p, b)| p.stats().connections > *b)
+    });
+    proxies.iter().for_each(Proxy::pass);
+    let took = rt2.block_on(converge(&members, &acknowledged, "after silent links came back"));
+    eprintln!("triangle: converged {took:?} after the silent links came back");
     rt2.block_on(nothing_lost(&members, &acknowledged, &deleted));
     members.iter_mut().for_each(Member::stop);
 }
