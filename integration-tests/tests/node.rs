@@ -297,3 +297,66 @@ fn a_request_that_does_not_decode_is_invalid_argument() {
     let (status, _) = node.terminate(Duration::from_secs(30));
     assert!(status.success());
 }
+
+/// An ES256 (ECDSA P-256) issuer, as `hubdir token keygen --algorithm ES256` makes one: a
+/// token it signs (`alg` ES256) writes a site and reads it back.
+#[test]
+fn an_es256_issuer_works_end_to_end() {
+    let keys = tempfile::tempdir().unwrap();
+    let keygen = Command::new(binary("hubdir"))
+        .args(["token", "keygen", "--algorithm", "ES256", "--kid", "es-1", "--node-id", "zw", "--dir"])
+        .arg(keys.path())
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
+    let issuer = String::from_utf8(keygen.stdout).unwrap();
+    assert!(issuer.contains("algorithm = \"ES256\""), "{issuer}");
+    let node = NodeProcess::start("hubdir", &["serve", "--node-id", "zw"], &issuer);
+    let issue = |key: &std::path::Path| {
+        let output = Command::new(binary("hubdir"))
+            .args(["token", "issue", "--kid", "es-1", "--subject", "es", "--scope", "sites.write sites.read"])
+            .args(["--origin", "zw", "--operator", "ZimPost", "--key"])
+            .arg(key)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let token = issue(&keys.path().join("es-1.key.pem"));
+    assert!(token.starts_with("eyJ"));
+    use base64::Engine;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    assert_eq!(header["alg"], "ES256");
+    // A write, then a read, with the ES256 token.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let name = runtime.block_on(async {
+        use hubdir_proto::v1::registry_service_client::RegistryServiceClient;
+        use hubdir_proto::v1::{CreateSiteRequest, GetSiteRequest, Kind, LatLng, Site};
+        let mut client = RegistryServiceClient::connect(format!("http://{}", node.address)).await.unwrap();
+        let bearer = |message| {
+            let mut request = tonic::Request::new(message);
+            request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+            request
+        };
+        let site = Site {
+            name: "sites/zw/es256".into(),
+            display_name: "Written with ES256".into(),
+            kind: Kind::Telecentre.into(),
+            operator: "ZimPost".into(),
+            country_code: "ZW".into(),
+            location: Some(LatLng { latitude: -17.8, longitude: 31.0 }),
+            time_zone: "Africa/Harare".into(),
+            ..Site::default()
+        };
+        client.create_site(bearer(CreateSiteRequest { site: Some(site) })).await.unwrap();
+        let read = client.get_site(tonic::Request::new(GetSiteRequest { name: "sites/zw/es256".into() })).await;
+        assert_eq!(read.unwrap_err().code(), tonic::Code::Unauthenticated);
+        let mut request = tonic::Request::new(GetSiteRequest { name: "sites/zw/es256".into() });
+        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        client.get_site(request).await.unwrap().into_inner().display_name
+    });
+    assert_eq!(name, "Written with ES256");
+    let (status, _) = node.terminate(Duration::from_secs(30));
+    assert!(status.success());
+}

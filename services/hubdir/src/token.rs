@@ -9,7 +9,7 @@ use hubdir_auth::dev::{self, TokenClaims};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
-    /// Create an Ed25519 key pair (KID.key.pem, readable by its owner only, and KID.pub.pem)
+    /// Create a key pair (KID.key.pem, readable by its owner only, and KID.pub.pem)
     /// and print the `[[auth.issuers]]` configuration that trusts it.
     Keygen {
         /// Where to write the key files.
@@ -31,6 +31,9 @@ pub enum TokenCommand {
         /// This node's id (`node.id`), the origin granted when no `--origin` is given.
         #[arg(long, value_name = "ID", env = "HUBDIR_NODE__ID", default_value = "local")]
         node_id: String,
+        /// The key's algorithm: `EdDSA` (Ed25519) or `ES256` (ECDSA P-256).
+        #[arg(long, default_value = "EdDSA", value_parser = ["EdDSA", "ES256"])]
+        algorithm: String,
     },
     /// Sign a token with a private key made by `keygen` and print it.
     Issue {
@@ -67,9 +70,10 @@ pub enum TokenCommand {
 pub fn run(command: TokenCommand) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout();
     match command {
-        TokenCommand::Keygen { dir, kid, issuer, audience, origins, node_id } => {
+        TokenCommand::Keygen { dir, kid, issuer, audience, origins, node_id, algorithm } => {
             let origins = if origins.is_empty() { vec![node_id] } else { origins };
-            let (private, public) = dev::generate_ed25519().map_err(anyhow::Error::msg)?;
+            let generated = if algorithm == "ES256" { dev::generate_es256() } else { dev::generate_ed25519() };
+            let (private, public) = generated.map_err(anyhow::Error::msg)?;
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             let private_file = dir.join(format!("{kid}.key.pem"));
             let public_file = dir.join(format!("{kid}.pub.pem"));
@@ -77,7 +81,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<()> {
             std::fs::write(&public_file, public).with_context(|| format!("cannot write {}", public_file.display()))?;
             writeln!(
                 stdout,
-                "# private key: {} (keep it secret)\n[[auth.issuers]]\nissuer = {issuer:?}\naudience = {audience:?}\norigins = {origins:?}\n\n[[auth.issuers.keys]]\nkid = {kid:?}\nalgorithm = \"EdDSA\"\npublic_key_file = {:?}",
+                "# private key: {} (keep it secret)\n[[auth.issuers]]\nissuer = {issuer:?}\naudience = {audience:?}\norigins = {origins:?}\n\n[[auth.issuers.keys]]\nkid = {kid:?}\nalgorithm = {algorithm:?}\npublic_key_file = {:?}",
                 private_file.display(),
                 public_file.display().to_string()
             )?;
