@@ -454,3 +454,87 @@ fn a_leader_whose_database_was_wiped_is_resynced_not_silently_diverged() {
     assert!(found.trim().starts_with("sites/zw/new"), "FindNearest on fr found {found}");
     members.iter_mut().for_each(Member::stop);
 }
+
+/// Key rotation as docs/FEDERATION.md tells it, on real processes: the leader moves to a new
+/// key before its follower pinned it, so the follower refuses its new events (UNKNOWN_KEY)
+/// and holds at the last one it could apply; once the follower pins the new key and
+/// restarts it resumes without loss; then the old key is ended with `valid_until` and the
+/// peer entry points at the new key, and events keep arriving.
+#[test]
+fn a_rotated_key_is_refused_until_pinned_then_the_follower_resumes() {
+    let mut members = vec![Member::new("zw"), Member::new("fr")];
+    let links = [Link { follower: 1, leader: 0, origins: vec!["zw"], endpoint: None }];
+    configure(&members, &links);
+    members.iter_mut().for_each(Member::start);
+    let rt = runtime();
+    let mut acknowledged: BTreeMap<&str, Acknowledged> = BTreeMap::new();
+    let write = |members: &[Member], n: usize, acknowledged: &mut BTreeMap<&str, Acknowledged>| {
+        let at = location("zw", n);
+        assert!(rt.block_on(create(&members[0], &format!("r{n}"), at)));
+        acknowledged.entry("zw").or_default().insert(format!("sites/zw/r{n}"), at);
+    };
+    write(&members, 0, &mut acknowledged);
+    let rt2 = runtime();
+    rt2.block_on(converge(&members, &acknowledged, "before the rotation"));
+
+    // 1. The leader creates its new key beside the old one (`hubdir federation key` with a
+    // config whose key_file is a new path) and 3. moves to it, before the follower pinned it.
+    let zw_dir = members[0].dir.clone();
+    let new_config = zw_dir.file("rotate.toml");
+    let new_key = zw_dir.file("node-2027.key");
+    std::fs::write(&new_config, format!("[federation]\nkey_file = {:?}\n", new_key.display().to_string())).unwrap();
+    let printed = Command::new(binary("hubdir"))
+        .args(["federation", "key", "--node-id", "zw", "--config"])
+        .arg(&new_config)
+        .output()
+        .unwrap();
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let new_public = String::from_utf8(printed.stdout).unwrap();
+    members[0].stop();
+    std::fs::rename(zw_dir.file("node.key"), zw_dir.file("node-old.key")).unwrap();
+    std::fs::rename(&new_key, zw_dir.file("node.key")).unwrap();
+    members[0].start();
+    write(&members, 1, &mut acknowledged);
+    let follower = members[1].process.as_ref().unwrap();
+    wait_for(Duration::from_secs(60), "the follower refused the new key's events", || {
+        follower.logs().iter().any(|l| l.contains("event rejected") && l.contains("UNKNOWN_KEY"))
+    });
+    let held = rt2.block_on(digests(&members[1])).unwrap();
+    assert_eq!(held["zw"].0, 1, "the follower applied an event signed by a key it never pinned");
+
+    // 2. The follower pins the new key as a second key of the origin and restarts: it resumes.
+    let fr_dir = members[1].dir.clone();
+    std::fs::write(fr_dir.file("zw-2027.pub.pem"), &new_public).unwrap();
+    let leader_endpoint = members[0].endpoint();
+    let peer = |public_key_file: &str| {
+        format!(
+            "[[federation.peers]]\nnode_id = \"zw\"\nendpoint = \"{}\"\npublic_key_file = {:?}\norigins = [\"zw\"]\ntoken_file = {:?}\n",
+            leader_endpoint,
+            fr_dir.file(public_key_file).display().to_string(),
+            fr_dir.file("zw.token").display().to_string()
+        )
+    };
+    let second_key = format!(
+        "[[federation.origin_keys]]\norigin = \"zw\"\npublic_key_file = {:?}\n",
+        fr_dir.file("zw-2027.pub.pem").display().to_string()
+    );
+    fr_dir.configure(&format!("{second_key}{}", peer("zw.pub.pem")));
+    members[1].stop();
+    members[1].start();
+    rt2.block_on(converge(&members, &acknowledged, "after the new key was pinned"));
+
+    // 4. The old key is ended and the peer entry names the new key: new events still arrive,
+    // and what the old key signed before stays.
+    let ended = chrono::Utc::now().to_rfc3339();
+    let old_key = format!(
+        "[[federation.origin_keys]]\norigin = \"zw\"\npublic_key_file = {:?}\nvalid_until = {ended:?}\n",
+        fr_dir.file("zw.pub.pem").display().to_string()
+    );
+    fr_dir.configure(&format!("{old_key}{}", peer("zw-2027.pub.pem")));
+    members[1].stop();
+    members[1].start();
+    write(&members, 2, &mut acknowledged);
+    rt2.block_on(converge(&members, &acknowledged, "after the old key was ended"));
+    rt2.block_on(nothing_lost(&members, &acknowledged, &[]));
+    members.iter_mut().for_each(Member::stop);
+}

@@ -198,6 +198,11 @@ impl NodeProcess {
         self.dir.file(name)
     }
 
+    /// The log lines so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
     /// Kills the process with SIGKILL (no shutdown of any kind) and waits for it.
     pub fn kill(mut self) -> Vec<String> {
         self.child.kill().expect("kill -9 the node");
