@@ -59,6 +59,8 @@ struct Member {
     process: Option<NodeProcess>,
     writer: String,
     peer_token: String,
+    /// Its database: SQLite in its directory unless a URL is given.
+    db: Option<String>,
 }
 
 impl Member {
@@ -66,7 +68,12 @@ impl Member {
         let dir = NodeDir::new(id, "");
         let writer = dir.token("sites.write", Some(id), Some(&format!("{id} post")), &[]);
         let peer_token = dir.token("federation.sync", None, None, &[]);
-        Member { id, dir, port: free_port(), process: None, writer, peer_token }
+        Member { id, dir, port: free_port(), process: None, writer, peer_token, db: None }
+    }
+
+    /// The same, on PostgreSQL (a schema of its own).
+    fn on(self, db: Option<String>) -> Member {
+        Member { db, ..self }
     }
 
     fn endpoint(&self) -> String {
@@ -86,8 +93,8 @@ impl Member {
 
     fn start(&mut self) {
         let listen = format!("127.0.0.1:{}", self.port);
-        self.process =
-            Some(NodeProcess::start_in(&self.dir, "hubdir", &["serve", "--node-id", self.id], None, &listen));
+        let db = self.db.as_deref();
+        self.process = Some(NodeProcess::start_in(&self.dir, "hubdir", &["serve", "--node-id", self.id], db, &listen));
     }
 
     fn kill(&mut self) {
@@ -256,7 +263,21 @@ fn chain_links() -> Vec<Link> {
 
 #[test]
 fn a_chain_relays_every_origin_and_survives_twenty_kill_9_at_random_points() {
-    let mut members = members();
+    chain_with_kills(members(), 20);
+}
+
+/// The same on PostgreSQL, each node in a schema of its own; eight kills keep CI's time.
+#[test]
+fn on_postgresql_a_chain_relays_every_origin_and_survives_eight_kill_9() {
+    let mut members = Vec::new();
+    for id in ["zw", "fr", "in"] {
+        let Some(url) = support::postgres_schema(&format!("chain_{id}")) else { return };
+        members.push(Member::new(id).on(Some(url)));
+    }
+    chain_with_kills(members, 8);
+}
+
+fn chain_with_kills(mut members: Vec<Member>, rounds: usize) {
     configure(&members, &chain_links());
     members.iter_mut().for_each(Member::start);
     let rt = runtime();
@@ -276,7 +297,7 @@ fn a_chain_relays_every_origin_and_survives_twenty_kill_9_at_random_points() {
     eprintln!("chain: initial sync in {took:?}");
 
     let mut rng = Rng::seeded();
-    for round in 0..20 {
+    for round in 0..rounds {
         let victim = rng.below(3) as usize;
         // Writes to the live nodes, then the kill at a random moment while they propagate.
         for _ in 0..rng.below(4) {

@@ -105,6 +105,18 @@ fn every_rpc_and_role_is_authorised_as_the_matrix_says() {
     assert!(status.success());
 }
 
+/// The same matrix with the node on PostgreSQL.
+#[test]
+fn on_postgresql_every_rpc_and_role_is_authorised_as_the_matrix_says() {
+    let Some(url) = support::postgres_schema("matrix") else { return };
+    let dir = support::NodeDir::granting("zw", &["zw", "ke"], "");
+    let node = NodeProcess::start_in(&dir, "hubdir", &["serve", "--node-id", "zw"], Some(&url), "127.0.0.1:0");
+    let report = python("authz_matrix.py", &node.address, &[], &[("HUBDIR_TOKENS", &role_tokens(&node))]);
+    assert!(report.contains("135 cells as expected"), "{report}");
+    let (status, _) = node.terminate(Duration::from_secs(30));
+    assert!(status.success());
+}
+
 /// The same matrix against the four split binaries, each serving its own service on one
 /// database (as in Kubernetes), so each binary's mount carries the same checks.
 #[test]
