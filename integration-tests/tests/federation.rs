@@ -270,9 +270,11 @@ fn a_chain_relays_every_origin_and_survives_twenty_kill_9_at_random_points() {
 #[test]
 fn on_postgresql_a_chain_relays_every_origin_and_survives_eight_kill_9() {
     let mut members = Vec::new();
+    let mut schemas = Vec::new();
     for id in ["zw", "fr", "in"] {
-        let Some(url) = support::postgres_schema(&format!("chain_{id}")) else { return };
-        members.push(Member::new(id).on(Some(url)));
+        let Some(schema) = support::postgres_schema() else { return };
+        members.push(Member::new(id).on(Some(schema.url.clone())));
+        schemas.push(schema);
     }
     chain_with_kills(members, 8);
 }

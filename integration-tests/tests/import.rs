@@ -62,8 +62,19 @@ fn run(file: &str, mapping_name: &str, db: &str, dir: &Path) -> Run {
 #[test]
 fn india_post_faults_are_each_rejected_with_their_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("in.db").display());
-    let first = run("india-post-sample.csv", "india-post", &db, dir.path());
+    india_post_import(&format!("sqlite://{}", dir.path().join("in.db").display()), dir.path());
+}
+
+#[test]
+fn on_postgresql_india_post_faults_are_each_rejected_with_their_reason() {
+    let Some(schema) = support::postgres_schema() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    india_post_import(&schema.url, dir.path());
+}
+
+fn india_post_import(db: &str, dir: &Path) {
+    let db = db.to_owned();
+    let first = run("india-post-sample.csv", "india-post", &db, dir);
     assert!(
         first.stdout.starts_with("read 49, imported 39 (created 39, updated 0), unchanged 0, rejected 10"),
         "{}",
@@ -87,7 +98,7 @@ fn india_post_faults_are_each_rejected_with_their_reason() {
     assert!(report.iter().any(|l| l.starts_with("49,50,110090-Khajoori-Khas-BO,id,DUPLICATE_ID")), "{report:?}");
 
     // Replaying the same file changes nothing.
-    let again = run("india-post-sample.csv", "india-post", &db, dir.path());
+    let again = run("india-post-sample.csv", "india-post", &db, dir);
     assert!(
         again.stdout.starts_with("read 49, imported 0 (created 0, updated 0), unchanged 39, rejected 10"),
         "{}",

@@ -108,9 +108,9 @@ fn every_rpc_and_role_is_authorised_as_the_matrix_says() {
 /// The same matrix with the node on PostgreSQL.
 #[test]
 fn on_postgresql_every_rpc_and_role_is_authorised_as_the_matrix_says() {
-    let Some(url) = support::postgres_schema("matrix") else { return };
+    let Some(schema) = support::postgres_schema() else { return };
     let dir = support::NodeDir::granting("zw", &["zw", "ke"], "");
-    let node = NodeProcess::start_in(&dir, "hubdir", &["serve", "--node-id", "zw"], Some(&url), "127.0.0.1:0");
+    let node = NodeProcess::start_in(&dir, "hubdir", &["serve", "--node-id", "zw"], Some(&schema.url), "127.0.0.1:0");
     let report = python("authz_matrix.py", &node.address, &[], &[("HUBDIR_TOKENS", &role_tokens(&node))]);
     assert!(report.contains("135 cells as expected"), "{report}");
     let (status, _) = node.terminate(Duration::from_secs(30));

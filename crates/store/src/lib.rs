@@ -20,6 +20,8 @@ mod reads;
 mod remote;
 mod sequencer;
 mod signing;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod writes;
 
 use std::time::Duration;

@@ -2,9 +2,7 @@
 //! `HUBDIR_TEST_POSTGRES_URL` is set; `.ci/run` sets it). Each PostgreSQL test runs in a
 //! schema of its own.
 
-use std::io::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use hubdir_core::connectivity::{Benchmark, Measurement, Source, StatusSummary, Technology};
 use hubdir_core::{Kind, ServiceType, Site, SiteInput, SiteName, SiteStatus};
@@ -15,61 +13,15 @@ use hubdir_store::{
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-const POSTGRES_ENV: &str = "HUBDIR_TEST_POSTGRES_URL";
-
-/// A test database that removes itself when the test ends.
-struct TestDb {
-    store: Arc<Store>,
-    _sqlite_dir: Option<tempfile::TempDir>,
-    pg_schema: Option<(String, String)>,
-}
-
-impl TestDb {
-    async fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("hubdir.db").display());
-        TestDb { store: Arc::new(Store::connect(&url).await.unwrap()), _sqlite_dir: Some(dir), pg_schema: None }
-    }
-
-    async fn postgres() -> Option<TestDb> {
-        let Ok(base) = std::env::var(POSTGRES_ENV) else {
-            // Written straight to stderr so the test harness does not swallow it.
-            let _ =
-                writeln!(std::io::stderr(), "SKIPPED PostgreSQL store test: {POSTGRES_ENV} is unset (.ci/run sets it)");
-            return None;
-        };
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let schema = format!(
-            "hubdir_test_{}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            chrono::Utc::now().timestamp_micros()
-        );
-        let admin = sea_orm::Database::connect(&base).await.unwrap();
-        admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-        let store = Arc::new(Store::connect(&url).await.unwrap());
-        Some(TestDb { store, _sqlite_dir: None, pg_schema: Some((base, schema)) })
-    }
-
-    async fn finish(self) {
-        if let Some((base, schema)) = self.pg_schema {
-            let admin = sea_orm::Database::connect(&base).await.unwrap();
-            admin.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
-        }
-    }
-}
-
+/// Runs each named `async fn name(store: Arc<Store>)` on a fresh SQLite database and on a
+/// fresh PostgreSQL schema (`hubdir_store::testing`), removed afterwards.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    let db = super::TestDb::sqlite().await;
-                    super::$name(db.store.clone()).await;
-                    db.finish().await;
+                    super::run(hubdir_store::testing::Backend::Sqlite, super::$name).await;
                 }
             )*
         }
@@ -77,13 +29,16 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    let Some(db) = super::TestDb::postgres().await else { return };
-                    super::$name(db.store.clone()).await;
-                    db.finish().await;
+                    super::run(hubdir_store::testing::Backend::Postgres, super::$name).await;
                 }
             )*
         }
     };
+}
+
+async fn run<F: Future<Output = ()>>(backend: hubdir_store::testing::Backend, test: fn(Arc<Store>) -> F) {
+    let Some(db) = hubdir_store::testing::TestDb::new(backend).await else { return };
+    test(Arc::new(db.store().await)).await;
 }
 
 on_both_backends!(

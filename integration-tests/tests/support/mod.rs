@@ -2,7 +2,7 @@
 
 pub mod proxy;
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -270,23 +270,10 @@ pub fn python(script: &str, address: &str, args: &[&str], env: &[(&str, &str)]) 
     stdout
 }
 
-/// A fresh schema on the PostgreSQL of `HUBDIR_TEST_POSTGRES_URL`, and a URL whose sessions
-/// use it. Without the variable: `None` after a SKIPPED line, or a panic when `CI=true` (CI
-/// must not pass for want of PostgreSQL).
-pub fn postgres_schema(label: &str) -> Option<String> {
-    use sea_orm::ConnectionTrait;
-    let Ok(base) = std::env::var("HUBDIR_TEST_POSTGRES_URL") else {
-        assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "CI=true, but HUBDIR_TEST_POSTGRES_URL is unset");
-        let _ = writeln!(std::io::stderr(), "SKIPPED PostgreSQL variant ({label}): HUBDIR_TEST_POSTGRES_URL is unset");
-        return None;
-    };
-    let schema = format!("hubdir_it_{label}_{}", std::process::id());
+/// A fresh schema on the PostgreSQL of `HUBDIR_TEST_POSTGRES_URL` (its URL in `.url`),
+/// dropped with the value. Without the variable: `None` after a SKIPPED line, or a panic
+/// when `CI=true` (CI must not pass for want of PostgreSQL).
+pub fn postgres_schema() -> Option<hubdir_store::testing::TestDb> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let admin = sea_orm::Database::connect(&base).await.unwrap();
-        admin.execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.unwrap();
-        admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.unwrap();
-    });
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+    runtime.block_on(hubdir_store::testing::TestDb::new(hubdir_store::testing::Backend::Postgres))
 }

@@ -8,6 +8,7 @@ use hubdir_core::{Kind, ServiceType, SiteInput};
 use hubdir_node::{Config, NodeContext};
 use hubdir_proto::v1::discovery_service_client::DiscoveryServiceClient;
 use hubdir_proto::v1::{self as pb, FindNearestRequest, SiteFilter};
+use hubdir_store::testing::{Backend, TestDb};
 use hubdir_store::{Change, Precondition, Store, Write};
 use tokio::net::TcpListener;
 use tonic::Code;
@@ -38,12 +39,12 @@ fn site_open(id: &str, lat: f64, lng: f64, kind: Kind, wifi: bool, hours: &str) 
 struct Node {
     client: DiscoveryServiceClient<Channel>,
     store: Arc<Store>,
-    _dir: tempfile::TempDir,
+    _db: TestDb,
 }
 
-async fn start() -> Node {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::connect(&format!("sqlite://{}", dir.path().join("d.db").display())).await.unwrap());
+async fn start(backend: Backend) -> Option<Node> {
+    let db = TestDb::new(backend).await?;
+    let store = Arc::new(db.store().await);
     store
         .write(vec![
             site("a", -17.8292, 31.0522, Kind::PublicLibrary, true),
@@ -60,7 +61,7 @@ async fn start() -> Node {
         hubdir_node::server::serve(ctx, &[hubdir_discovery::MOUNT], listener, std::future::pending()).await
     });
     let client = DiscoveryServiceClient::connect(format!("http://{address}")).await.unwrap();
-    Node { client, store, _dir: dir }
+    Some(Node { client, store, _db: db })
 }
 
 fn near(lat: f64, lng: f64, k: i32, filter: Option<SiteFilter>) -> FindNearestRequest {
@@ -76,9 +77,8 @@ fn names(response: &pb::FindNearestResponse) -> Vec<String> {
     response.results.iter().map(|r| r.site.as_ref().unwrap().name.clone()).collect()
 }
 
-#[tokio::test]
-async fn nearest_first_with_distances_and_filters() {
-    let mut node = start().await;
+async fn nearest_first_with_distances_and_filters(backend: Backend) {
+    let Some(mut node) = start(backend).await else { return };
     let response = node.client.find_nearest(near(-17.83, 31.05, 3, None)).await.unwrap().into_inner();
     assert_eq!(names(&response), vec!["sites/zw/a", "sites/zw/b", "sites/zw/c"]);
     let distances: Vec<f64> = response.results.iter().map(|r| r.distance_meters).collect();
@@ -103,9 +103,8 @@ async fn nearest_first_with_distances_and_filters() {
     assert!(response.results.is_empty());
 }
 
-#[tokio::test]
-async fn bad_requests_name_their_field() {
-    let mut node = start().await;
+async fn bad_requests_name_their_field(backend: Backend) {
+    let Some(mut node) = start(backend).await else { return };
     let cases = [
         (near(91.0, 31.0, 3, None), "location.latitude"),
         (near(-17.0, f64::NAN, 3, None), "location.longitude"),
@@ -128,9 +127,8 @@ async fn bad_requests_name_their_field() {
     assert_eq!(status.get_details_bad_request().unwrap().field_violations[0].field, "filter.open_at");
 }
 
-#[tokio::test]
-async fn open_at_follows_the_post_office_hours_in_harare() {
-    let mut node = start().await;
+async fn open_at_follows_the_post_office_hours_in_harare(backend: Backend) {
+    let Some(mut node) = start(backend).await else { return };
     let mut open_at = async |utc: &str| {
         let at = chrono::DateTime::parse_from_rfc3339(utc).unwrap();
         let open_at = Some(prost_types::Timestamp { seconds: at.timestamp(), nanos: 0 });
@@ -172,9 +170,8 @@ async fn until_found(
     }
 }
 
-#[tokio::test]
-async fn a_committed_write_is_found_and_a_deleted_one_is_not() {
-    let mut node = start().await;
+async fn a_committed_write_is_found_and_a_deleted_one_is_not(backend: Backend) {
+    let Some(mut node) = start(backend).await else { return };
     // The index has loaded once this answers.
     node.client.find_nearest(near(0.5, 0.5, 1, None)).await.unwrap();
     let request = || near(10.0, 10.0, 1, None);
@@ -194,9 +191,8 @@ fn site_names(sites: &[pb::Site]) -> Vec<String> {
     sites.iter().map(|s| s.name.clone()).collect()
 }
 
-#[tokio::test]
-async fn list_sites_in_cell_pages_in_name_order_and_refuses_coarse_cells() {
-    let mut node = start().await;
+async fn list_sites_in_cell_pages_in_name_order_and_refuses_coarse_cells(backend: Backend) {
+    let Some(mut node) = start(backend).await else { return };
     let stored = node.store.get_site(&"sites/zw/a".parse().unwrap()).await.unwrap().unwrap().h3_cell;
     let cell = |res: u8| {
         let resolution = hubdir_geo::Resolution::try_from(res).unwrap();
@@ -237,9 +233,8 @@ async fn second_token(node: &mut Node, h3_cell: String) -> String {
     node.client.list_sites_in_cell(request).await.unwrap().into_inner().next_page_token
 }
 
-#[tokio::test]
-async fn search_finds_words_in_names_first_then_addresses() {
-    let mut node = start().await;
+async fn search_finds_words_in_names_first_then_addresses(backend: Backend) {
+    let Some(mut node) = start(backend).await else { return };
     let mut library = site("lib", -17.8250, 31.0450, Kind::PublicLibrary, true);
     let mut office = site("po", -17.8260, 31.0460, Kind::PostOffice, false);
     if let (Change::Upsert(l), Change::Upsert(o)) = (&mut library.change, &mut office.change) {
@@ -288,3 +283,12 @@ async fn search_finds_words_in_names_first_then_addresses() {
         assert_eq!(status.get_details_bad_request().unwrap().field_violations[0].field, field);
     }
 }
+
+hubdir_store::on_both_backends!(
+    nearest_first_with_distances_and_filters,
+    bad_requests_name_their_field,
+    open_at_follows_the_post_office_hours_in_harare,
+    a_committed_write_is_found_and_a_deleted_one_is_not,
+    list_sites_in_cell_pages_in_name_order_and_refuses_coarse_cells,
+    search_finds_words_in_names_first_then_addresses,
+);

@@ -13,6 +13,7 @@ use hubdir_proto::convert;
 use hubdir_proto::v1::connectivity_service_client::ConnectivityServiceClient;
 use hubdir_proto::v1::discovery_service_client::DiscoveryServiceClient;
 use hubdir_proto::v1::{self as pb, FindNearestRequest, ReportStatusRequest, SiteFilter};
+use hubdir_store::testing::{Backend, TestDb};
 use hubdir_store::{Change, Precondition, Store, Write};
 use tokio::net::TcpListener;
 use tonic::metadata::MetadataValue;
@@ -24,13 +25,15 @@ struct Node {
     store: Arc<Store>,
     private_key: String,
     _dir: tempfile::TempDir,
+    _db: TestDb,
 }
 
 const HERE: (f64, f64) = (-17.8292, 31.0522);
 
-async fn start() -> Node {
+async fn start(backend: Backend) -> Option<Node> {
+    let db = TestDb::new(backend).await?;
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::connect(&format!("sqlite://{}", dir.path().join("c.db").display())).await.unwrap());
+    let store = Arc::new(db.store().await);
     let writes = ["a", "b", "c"]
         .iter()
         .enumerate()
@@ -73,13 +76,14 @@ async fn start() -> Node {
         hubdir_node::server::serve(ctx, &mounts, listener, std::future::pending()).await
     });
     let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
-    Node {
+    Some(Node {
         connectivity: ConnectivityServiceClient::new(channel.clone()),
         discovery: DiscoveryServiceClient::new(channel),
         store,
         private_key,
         _dir: dir,
-    }
+        _db: db,
+    })
 }
 
 impl Node {
@@ -153,9 +157,8 @@ fn measurement(site: &str, key: &str, seconds_ago: i64, online: bool, download: 
     }
 }
 
-#[tokio::test]
-async fn agents_report_only_for_their_sites_and_bad_reports_are_quarantined() {
-    let mut node = start().await;
+async fn agents_report_only_for_their_sites_and_bad_reports_are_quarantined(backend: Backend) {
+    let Some(mut node) = start(backend).await else { return };
     let response = node
         .report(
             &["sites/zw/a"],
@@ -214,9 +217,8 @@ async fn agents_report_only_for_their_sites_and_bad_reports_are_quarantined() {
     assert!(quarantined.iter().all(|q| q.body.contains(&q.idempotency_key)), "the measurement is kept as sent");
 }
 
-#[tokio::test]
-async fn an_online_only_search_follows_reports_and_their_time_to_live() {
-    let mut node = start().await;
+async fn an_online_only_search_follows_reports_and_their_time_to_live(backend: Backend) {
+    let Some(mut node) = start(backend).await else { return };
     let online =
         SiteFilter { connectivity_states: vec![pb::ConnectivityState::Online.into()], ..SiteFilter::default() };
     // Nothing reported yet: every site is UNKNOWN.
@@ -257,9 +259,8 @@ async fn an_online_only_search_follows_reports_and_their_time_to_live() {
 
 /// The hand-computed example of `metrics`, end to end: reported over gRPC, summarised for the
 /// country over the last hour.
-#[tokio::test]
-async fn a_country_summary_matches_the_hand_computed_example() {
-    let mut node = start().await;
+async fn a_country_summary_matches_the_hand_computed_example(backend: Backend) {
+    let Some(mut node) = start(backend).await else { return };
     let mut a: Vec<pb::Measurement> = [10.0, 20.0, 30.0, 40.0]
         .iter()
         .enumerate()
@@ -304,3 +305,9 @@ async fn a_country_summary_matches_the_hand_computed_example() {
     let status = node.connectivity.summarize_connectivity(node.with_token("sites.read", &[], bad)).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
 }
+
+hubdir_store::on_both_backends!(
+    agents_report_only_for_their_sites_and_bad_reports_are_quarantined,
+    an_online_only_search_follows_reports_and_their_time_to_live,
+    a_country_summary_matches_the_hand_computed_example,
+);
