@@ -424,3 +424,25 @@ hubdir_store::on_both_backends!(
     a_batch_cannot_take_over_another_operators_site_or_repeat_a_name,
     what_a_batch_echoes_and_holds_is_bounded_in_bytes,
 );
+
+/// A write that meets a SQLite database locked by another process past the busy timeout
+/// (30 s) is UNAVAILABLE ("retry later"), not INTERNAL: a real lock, held by a second
+/// connection to the same file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_finds_sqlite_locked_is_unavailable() {
+    use sea_orm::ConnectionTrait;
+    let Some(mut node) = Node::start(Backend::Sqlite, 0).await else { return };
+    let mut options = sea_orm::ConnectOptions::new(node._db.url.clone());
+    options.max_connections(1).min_connections(1).sqlx_logging(false);
+    let other = sea_orm::Database::connect(options).await.unwrap();
+    other.execute_unprepared("BEGIN EXCLUSIVE").await.unwrap();
+    let create = node.req(As::Publisher, CreateSiteRequest { site: Some(new_site("locked", "ZimPost")) });
+    let refused = node.client.create_site(create).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("retry"), "{}", refused.message());
+    other.execute_unprepared("ROLLBACK").await.unwrap();
+    // The lock gone, the same write goes through.
+    let create = node.req(As::Publisher, CreateSiteRequest { site: Some(new_site("locked", "ZimPost")) });
+    node.client.create_site(create).await.unwrap();
+    node.stop().await;
+}
