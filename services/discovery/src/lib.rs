@@ -82,19 +82,6 @@ struct Query {
     filter: Filter,
 }
 
-fn enum_list<T>(out: &mut Violations, field: &str, raw: &[i32], map: impl Fn(i32) -> Option<T>) -> Vec<T> {
-    raw.iter()
-        .enumerate()
-        .filter_map(|(i, v)| {
-            let value = map(*v);
-            if value.is_none() {
-                out.push(format!("{field}[{i}]"), ViolationReason::UnknownValue, format!("{v} is not a known value"));
-            }
-            value
-        })
-        .collect()
-}
-
 /// A validated `SiteFilter`.
 pub(crate) fn filter_from(filter: SiteFilter, out: &mut Violations) -> Filter {
     let SiteFilter {
@@ -124,12 +111,14 @@ pub(crate) fn filter_from(filter: SiteFilter, out: &mut Violations) -> Filter {
             at
         }
     };
-    let kinds = enum_list(out, "filter.kinds", &kinds, |v| convert::kind_from_proto(v).flatten());
-    let services = enum_list(out, "filter.services", &services, convert::service_from_proto);
-    let accessibility = enum_list(out, "filter.accessibility", &accessibility, convert::accessibility_from_proto);
-    let statuses = enum_list(out, "filter.statuses", &statuses, |v| convert::status_from_proto(v).flatten());
-    let connectivity_states =
-        enum_list(out, "filter.connectivity_states", &connectivity_states, |v| convert::state_from_proto(v).flatten());
+    let kinds = convert::known_list(out, "filter.kinds", &kinds, |v| convert::kind_from_proto(v).flatten());
+    let services = convert::known_list(out, "filter.services", &services, convert::service_from_proto);
+    let accessibility =
+        convert::known_list(out, "filter.accessibility", &accessibility, convert::accessibility_from_proto);
+    let statuses = convert::known_list(out, "filter.statuses", &statuses, |v| convert::status_from_proto(v).flatten());
+    let connectivity_states = convert::known_list(out, "filter.connectivity_states", &connectivity_states, |v| {
+        convert::state_from_proto(v).flatten()
+    });
     let languages = languages
         .iter()
         .enumerate()

@@ -3,7 +3,7 @@
 
 use hubdir_core::{
     Accessibility, Address, Contact, Kind, ServiceType, Site, SiteInput, SiteRecord, SiteStatus, ViolationReason,
-    Violations,
+    Violations, limits,
 };
 use prost_types::Timestamp;
 
@@ -23,6 +23,17 @@ fn known<T>(out: &mut Violations, field: String, raw: i32, map: impl Fn(i32) -> 
         out.push(field, ViolationReason::UnknownValue, format!("{raw} is not a known value"));
     }
     value
+}
+
+/// Maps a repeated wire enum onto domain values. A list longer than any valid one is refused
+/// once (TOO_MANY) and not looked at value by value, so an error never grows with its input
+/// (found by fuzzing: 15,000 unknown services made 330 KB of errors).
+pub fn known_list<T>(out: &mut Violations, field: &str, raw: &[i32], map: impl Fn(i32) -> Option<T>) -> Vec<T> {
+    if raw.len() > limits::ENUM_VALUES {
+        out.push(field, ViolationReason::TooMany, format!("at most {} values, got {}", limits::ENUM_VALUES, raw.len()));
+        return Vec::new();
+    }
+    raw.iter().enumerate().filter_map(|(i, v)| known(out, format!("{field}[{i}]"), *v, &map)).collect()
 }
 
 pub fn kind_from_proto(raw: i32) -> Option<Option<Kind>> {
@@ -164,16 +175,8 @@ pub fn site_from_proto(site: pb::Site) -> Result<(Site, Option<String>), Violati
     let mut out = Violations::default();
     let kind = known(&mut out, "kind".into(), kind, kind_from_proto).flatten();
     let status = known(&mut out, "status".into(), status, status_from_proto).flatten();
-    let services = services
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, raw)| known(&mut out, format!("services[{i}]"), raw, service_from_proto))
-        .collect();
-    let accessibility = accessibility
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, raw)| known(&mut out, format!("accessibility[{i}]"), raw, accessibility_from_proto))
-        .collect();
+    let services = known_list(&mut out, "services", &services, service_from_proto);
+    let accessibility = known_list(&mut out, "accessibility", &accessibility, accessibility_from_proto);
     let address = address
         .map(|pb::Address { lines, locality, region, postal_code }| Address { lines, locality, region, postal_code })
         .unwrap_or_default();
@@ -322,6 +325,12 @@ mod tests {
         assert!(fields.contains(&"kind".to_string()), "{fields:?}");
         assert!(fields.contains(&"services[1]".to_string()), "{fields:?}");
         assert!(fields.contains(&"accessibility[0]".to_string()), "{fields:?}");
+        // A list past any valid length is one violation, not one per value.
+        let mut flood = sample();
+        flood.services = vec![4242; 15_000];
+        let violations = site_from_proto(flood).unwrap_err();
+        let fields: Vec<(&str, &str)> = violations.0.iter().map(|v| (v.field.as_str(), v.reason.code())).collect();
+        assert_eq!(fields, [("services", "TOO_MANY")]);
     }
 
     #[test]
