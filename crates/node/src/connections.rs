@@ -1,7 +1,6 @@
 //! Accepting connections within bounds: at most `server.max_connections` open at once (past
 //! it a new connection is closed at once, logged and counted), and a connection that has not
-//! sent its first bytes (the HTTP/2 preface) within `server.handshake_timeout_secs` is
-//! closed. The process therefore never runs out of file descriptors to idle sockets, and the
+//! sent the whole HTTP/2 preface (24 bytes) within `server.handshake_timeout_secs` is closed. The process therefore never runs out of file descriptors to idle sockets, and the
 //! connections it holds are ones that speak.
 
 use std::io;
@@ -81,7 +80,7 @@ pub fn accept(
             return None;
         }
         let deadline = Box::pin(tokio::time::sleep(limits.handshake_timeout));
-        Some(Ok(Counted { inner: stream, counts: counts.clone(), first_bytes_by: Some(deadline) }))
+        Some(Ok(Counted { inner: stream, counts: counts.clone(), first_bytes_by: Some(deadline), read: 0 }))
     })
 }
 
@@ -90,9 +89,15 @@ pub fn accept(
 pub struct Counted {
     inner: TcpStream,
     counts: Arc<ConnectionCounts>,
-    /// Until the first bytes arrive: when the connection is closed if they have not.
+    /// Until the HTTP/2 preface has arrived: when the connection is closed if it has not.
     first_bytes_by: Option<Pin<Box<Sleep>>>,
+    /// Bytes read so far, up to the preface's length.
+    read: usize,
 }
+
+/// The length of the HTTP/2 client preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`): a client
+/// that sends one byte and stops has not started talking.
+const PREFACE_BYTES: usize = 24;
 
 impl Drop for Counted {
     fn drop(&mut self) {
@@ -114,8 +119,10 @@ impl AsyncRead for Counted {
         let before = buf.filled().len();
         let read = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Some(deadline) = &mut this.first_bytes_by {
+            let got = buf.filled().len() - before;
             match &read {
-                Poll::Ready(Ok(())) if buf.filled().len() > before => this.first_bytes_by = None,
+                Poll::Ready(Ok(())) if this.read + got >= PREFACE_BYTES => this.first_bytes_by = None,
+                Poll::Ready(Ok(())) => this.read += got,
                 Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
                     this.counts.timed_out.fetch_add(1, Ordering::Relaxed);
                     return Poll::Ready(Err(io::Error::new(

@@ -3,7 +3,8 @@
 //!
 //! An event is *superseded* by a later event of the same site when the later one is an
 //! UPSERT or DELETE, or when both are STATUS events: a site's last record event and the last
-//! status after it say everything the earlier ones did.
+//! status after it say everything the earlier ones did. A peer's event that this node could
+//! not apply (kept without its payload) supersedes nothing.
 
 use hubdir_core::Origin;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
@@ -95,6 +96,13 @@ fn superseding(through: Option<u64>) -> SelectStatement {
             Condition::any()
                 .add(inner(change_log::Column::Op).ne("STATUS"))
                 .add(outer(change_log::Column::Op).eq("STATUS")),
+        )
+        // A peer's event this node could not apply (logged without its payload; a tombstone
+        // has none either) supersedes nothing: the site still holds what came before it.
+        .cond_where(
+            Condition::any()
+                .add(inner(change_log::Column::Op).eq("DELETE"))
+                .add(inner(change_log::Column::Payload).is_not_null()),
         );
     if let Some(through) = through {
         query.and_where(inner(change_log::Column::Seq).lte(through as i64));

@@ -11,9 +11,11 @@
 //! that, a store told which origins it owns ([`Store::owning`](crate::Store::owning), as every
 //! node is) writes locally into those only.
 //!
-//! Locks are taken in origin order (callers pass a sorted set), so writers never deadlock:
-//! `BEGIN IMMEDIATE` on SQLite, `SELECT ... FOR UPDATE` on PostgreSQL. A rolled-back
-//! transaction gives its numbers back, so each log stays gapless.
+//! A local write locks its origins in origin order (a sorted set), so local writers never
+//! deadlock: `BEGIN IMMEDIATE` on SQLite, `SELECT ... FOR UPDATE` on PostgreSQL. A peer's
+//! batch locks origins in the order its events arrive; on PostgreSQL two such batches may
+//! deadlock, and the loser is retried (40P01 is UNAVAILABLE). A rolled-back transaction gives
+//! its numbers back, so each log stays gapless.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -133,7 +135,16 @@ impl Local {
             // A fresh epoch per incarnation of the origin's log: a recreated database gets a
             // new one.
             let row = lock_row(txn, &origin, false, format!("{:x}", to_micros(chrono::Utc::now()))).await?;
-            if row.remote {
+            if row.remote && owned.names(&origin) {
+                // Named this node's own, it is written here: a row marked otherwise (m0006
+                // guessed from a cursor a node once kept for its own origin) is corrected.
+                origin_sequences::Entity::update_many()
+                    .col_expr(origin_sequences::Column::Remote, false.into())
+                    .filter(origin_sequences::Column::Origin.eq(origin.as_str()))
+                    .exec(txn)
+                    .await?;
+                local.held.insert(origin, position(&row)?);
+            } else if row.remote {
                 local.refused.insert(origin, NotOwned::AppliedFromPeers);
             } else {
                 local.held.insert(origin, position(&row)?);

@@ -64,6 +64,7 @@ on_both_backends!(
     a_local_write_never_takes_a_seq_of_an_origin_applied_from_peers,
     the_quarantine_is_truncated_chunked_and_bounded,
     both_databases_store_exactly_what_validation_accepts,
+    an_event_that_could_not_be_applied_supersedes_nothing,
 );
 
 fn site(name: &str, country: &str, kind: Kind, lat: f64, lng: f64) -> Site {
@@ -964,4 +965,24 @@ async fn both_databases_store_exactly_what_validation_accepts(store: Arc<Store>)
         let err = store.write(vec![upsert(bad, Precondition::None)]).await.unwrap_err();
         assert!(matches!(err, StoreError::Database(_)), "{err:?}");
     }
+}
+
+/// A peer's event kept without its content (it failed this node's checks) must not hide the
+/// event before it from snapshots or compaction: the site still holds that one, and a
+/// follower served a snapshot must get it too.
+async fn an_event_that_could_not_be_applied_supersedes_nothing(store: Arc<Store>) {
+    let fr = "fr".parse().unwrap();
+    apply_one(&store, remote("e1", 1, "1", fr_upsert("1")), Delivery::Stream).await;
+    let unappliable = RemoteChange::Unappliable { op: ChangeOp::Upsert, reason: "display_name: a NUL".into() };
+    assert_eq!(
+        apply_one(&store, remote("e1", 2, "1", unappliable), Delivery::Stream).await,
+        RemoteApplied::Quarantined
+    );
+    let seqs = |events: Vec<ChangeEvent>| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.snapshot_after(&fr, 0, 2, 100).await.unwrap()), [1, 2]);
+    assert_eq!(store.compact(&fr).await.unwrap(), 0);
+    assert_eq!(log_of(&store, "fr").await.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 2]);
+    // A later real change still supersedes both.
+    apply_one(&store, remote("e1", 3, "1", RemoteChange::Delete), Delivery::Stream).await;
+    assert_eq!(seqs(store.snapshot_after(&fr, 0, 3, 100).await.unwrap()), [3]);
 }

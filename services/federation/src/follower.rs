@@ -246,7 +246,9 @@ async fn apply(
             }
             RemoteApplied::Quarantined => stats.count("UNAPPLIABLE"),
             RemoteApplied::OwnOrigin => {
-                tracing::debug!(%peer, "event of this node's own origin ignored");
+                // Expected when a peer relays this node's own origin back; anything else means
+                // the origin was written here (say by `hubdir import --db`) and is not the peer's.
+                tracing::debug!(%peer, "event of an origin written here ignored");
                 stats.count("OWN_ORIGIN");
             }
             RemoteApplied::Gap { held } => {
