@@ -188,7 +188,8 @@ pub struct ServerConfig {
     /// Keep it well under the process's file-descriptor limit (`ulimit -n`), which the
     /// database connections and files share.
     pub max_connections: usize,
-    /// A connection that sends nothing for this long after it opens is closed, in seconds.
+    /// A connection that has not sent the whole HTTP/2 preface this long after it opens is
+    /// closed, in seconds.
     pub handshake_timeout_secs: u64,
     /// Any connection, busy or idle, is asked to go away (HTTP/2 GOAWAY; clients reconnect)
     /// after this long, and closed `drain_deadline_secs` later, in seconds.

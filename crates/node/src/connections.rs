@@ -16,28 +16,12 @@ use tokio::time::Sleep;
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 
-/// How many connections are open, and how many were refused at the cap.
+/// How many connections are open, and how many were refused at the cap (for the log line;
+/// exported as a metric once the node has metrics).
 #[derive(Debug, Default)]
 pub struct ConnectionCounts {
     open: AtomicUsize,
     refused: AtomicU64,
-    timed_out: AtomicU64,
-}
-
-impl ConnectionCounts {
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-
-    /// Connections closed at once because the cap was reached.
-    pub fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
-    }
-
-    /// Connections closed because they sent nothing within the handshake timeout.
-    pub fn timed_out(&self) -> u64 {
-        self.timed_out.load(Ordering::Relaxed)
-    }
 }
 
 /// The bounds on accepted connections.
@@ -124,7 +108,6 @@ impl AsyncRead for Counted {
                 Poll::Ready(Ok(())) if this.read + got >= PREFACE_BYTES => this.first_bytes_by = None,
                 Poll::Ready(Ok(())) => this.read += got,
                 Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
-                    this.counts.timed_out.fetch_add(1, Ordering::Relaxed);
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "no HTTP/2 preface within the handshake timeout",
