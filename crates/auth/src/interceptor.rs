@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use hubdir_core::{ERROR_DOMAIN, Reason};
 use tonic::{Code, Request, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -20,7 +21,7 @@ impl Authenticator {
 }
 
 fn unauthenticated(message: String) -> Status {
-    let details = ErrorDetails::with_error_info("UNAUTHENTICATED", "hubdir.v1", HashMap::new());
+    let details = ErrorDetails::with_error_info(Reason::Unauthenticated.as_str(), ERROR_DOMAIN, HashMap::new());
     Status::with_error_details(Code::Unauthenticated, message, details)
 }
 

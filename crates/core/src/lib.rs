@@ -7,11 +7,13 @@
 pub mod connectivity;
 mod country_codes;
 mod name;
+mod reason;
 pub mod search;
 mod site;
 mod validate;
 
 pub use name::{NameError, Origin, SiteId, SiteName};
+pub use reason::{ERROR_DOMAIN, Reason};
 pub use site::{
     Accessibility, Address, Contact, CountryCode, Kind, LanguageTag, LatLng, OpeningHours, ServiceType, Site,
     SiteInput, SiteRecord, SiteStatus, TimeZone,

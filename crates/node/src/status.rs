@@ -1,16 +1,32 @@
 //! Domain errors to gRPC statuses, with `google.rpc` details (AIP-193). One exhaustive match
 //! per error type, a deliberately small set of codes, and never database text for a client:
 //! internal errors reach the client as an opaque message and the log gets the whole chain.
+//! Each [`Reason`] has one gRPC code, given here; handlers build statuses through the named
+//! constructors below rather than by hand.
 
 use std::collections::HashMap;
 
 use hubdir_core::Violations;
+pub use hubdir_core::{ERROR_DOMAIN, Reason};
 use hubdir_store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-/// The `ErrorInfo.domain` of every hubdir error.
-pub const ERROR_DOMAIN: &str = "hubdir.v1";
+/// The gRPC code every error with this reason carries.
+pub fn code(reason: Reason) -> Code {
+    match reason {
+        Reason::InvalidArgument => Code::InvalidArgument,
+        Reason::Unauthenticated => Code::Unauthenticated,
+        Reason::PermissionDenied | Reason::OriginNotOwned => Code::PermissionDenied,
+        Reason::SiteNotFound => Code::NotFound,
+        Reason::SiteAlreadyExists => Code::AlreadyExists,
+        // AIP-154: a stale etag is ABORTED, so the client re-reads and retries.
+        Reason::EtagMismatch => Code::Aborted,
+        Reason::StoreUnavailable | Reason::IndexLoading => Code::Unavailable,
+        Reason::NoNodeKey | Reason::ScopeTooLarge => Code::FailedPrecondition,
+        Reason::Internal => Code::Internal,
+    }
+}
 
 /// INVALID_ARGUMENT with one `BadRequest` field violation per refused field.
 pub fn invalid_argument(violations: &Violations) -> Status {
@@ -69,65 +85,76 @@ pub fn bad_request(message: String, field_violations: Vec<FieldViolation>) -> St
         metadata.insert("omitted_violations".to_owned(), omitted.to_string());
         kept.push(field_violation("", "TRUNCATED", &format!("{omitted} more field violations left out")));
     }
-    let mut details = ErrorDetails::with_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, metadata);
+    let mut details = ErrorDetails::with_error_info(Reason::InvalidArgument.as_str(), ERROR_DOMAIN, metadata);
     details.set_bad_request(kept);
     Status::with_error_details(Code::InvalidArgument, truncate(message, MAX_MESSAGE_BYTES), details)
 }
 
-/// A status with an `ErrorInfo` whose reason is machine-readable.
-pub fn with_reason(code: Code, reason: &str, message: impl Into<String>, metadata: HashMap<String, String>) -> Status {
-    Status::with_error_details(code, message, ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata))
+/// A status with the code of `reason` and an `ErrorInfo` carrying it.
+pub fn with_reason(reason: Reason, message: impl Into<String>, metadata: HashMap<String, String>) -> Status {
+    let details = ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, metadata);
+    Status::with_error_details(code(reason), message, details)
+}
+
+fn naming_site(name: &str) -> HashMap<String, String> {
+    HashMap::from([("site".to_owned(), truncate(name.to_owned(), 256))])
+}
+
+/// NOT_FOUND: no site of that name.
+pub fn site_not_found(name: &impl std::fmt::Display) -> Status {
+    let name = &name.to_string();
+    with_reason(Reason::SiteNotFound, format!("site {name} does not exist"), naming_site(name))
+}
+
+/// ABORTED: the etag sent is not the stored one.
+pub fn etag_mismatch(name: &impl std::fmt::Display) -> Status {
+    let name = &name.to_string();
+    with_reason(
+        Reason::EtagMismatch,
+        format!("site {name} has changed since the etag sent was read: re-read it"),
+        naming_site(name),
+    )
+}
+
+/// INTERNAL with an opaque message; `what` goes to the log only.
+pub fn internal(what: impl std::fmt::Display) -> Status {
+    tracing::error!(what = %what, "internal error");
+    with_reason(Reason::Internal, "internal error", HashMap::new())
+}
+
+/// UNAVAILABLE: the database cannot be reached now; `source` goes to the log only.
+pub fn store_unavailable(source: impl std::fmt::Display) -> Status {
+    tracing::error!(error = %source, "store unavailable");
+    with_reason(Reason::StoreUnavailable, "the node's database is unavailable; retry later", HashMap::new())
 }
 
 /// Maps a store error; database details are logged here and never sent.
 pub fn from_store(err: StoreError) -> Status {
-    let site = |name: &str| HashMap::from([("site".to_owned(), name.to_owned())]);
     match err {
-        StoreError::NotFound(ref name) => with_reason(Code::NotFound, "SITE_NOT_FOUND", err.to_string(), site(name)),
+        StoreError::NotFound(ref name) => site_not_found(name),
         StoreError::AlreadyExists(ref name) => {
-            with_reason(Code::AlreadyExists, "SITE_ALREADY_EXISTS", err.to_string(), site(name))
+            with_reason(Reason::SiteAlreadyExists, err.to_string(), naming_site(name))
         }
-        // AIP-154: a stale etag is ABORTED, so the client re-reads and retries.
-        StoreError::EtagMismatch { ref name, .. } => {
-            with_reason(Code::Aborted, "ETAG_MISMATCH", err.to_string(), site(name))
-        }
+        StoreError::EtagMismatch { ref name, .. } => etag_mismatch(name),
         // A node writes only its own origin; others arrive signed from their peers.
         StoreError::NotOwned { ref origin, .. } => origin_not_owned(origin, err.to_string()),
-        StoreError::Unavailable(ref source) => {
-            tracing::error!(error = %source, "store unavailable");
-            with_reason(
-                Code::Unavailable,
-                "STORE_UNAVAILABLE",
-                "the node's database is unavailable; retry later",
-                HashMap::new(),
-            )
-        }
-        StoreError::Database(ref source) => {
-            tracing::error!(error = %source, "database error");
-            with_reason(Code::Internal, "INTERNAL", "internal error", HashMap::new())
-        }
-        StoreError::Corrupt(ref what) => {
-            tracing::error!(what = %what, "corrupt stored data");
-            with_reason(Code::Internal, "INTERNAL", "internal error", HashMap::new())
-        }
+        StoreError::Unavailable(source) => store_unavailable(source),
+        StoreError::Database(source) => internal(format!("database error: {source}")),
+        StoreError::Corrupt(what) => internal(format!("corrupt stored data: {what}")),
     }
 }
 
 /// PERMISSION_DENIED for a write into an origin this node does not write.
 pub fn origin_not_owned(origin: &str, message: String) -> Status {
     let metadata = HashMap::from([("origin".to_owned(), origin.to_owned())]);
-    with_reason(Code::PermissionDenied, "ORIGIN_NOT_OWNED", message, metadata)
+    with_reason(Reason::OriginNotOwned, message, metadata)
 }
 
 /// UNAUTHENTICATED or PERMISSION_DENIED, with the reason in the message.
 pub fn from_denied(denied: hubdir_auth::Denied) -> Status {
     match denied {
-        hubdir_auth::Denied::Unauthenticated(why) => {
-            with_reason(Code::Unauthenticated, "UNAUTHENTICATED", why, HashMap::new())
-        }
-        hubdir_auth::Denied::PermissionDenied(why) => {
-            with_reason(Code::PermissionDenied, "PERMISSION_DENIED", why, HashMap::new())
-        }
+        hubdir_auth::Denied::Unauthenticated(why) => with_reason(Reason::Unauthenticated, why, HashMap::new()),
+        hubdir_auth::Denied::PermissionDenied(why) => with_reason(Reason::PermissionDenied, why, HashMap::new()),
     }
 }
 
@@ -199,5 +226,39 @@ mod tests {
         let bad = status.get_details_bad_request().unwrap();
         let fields: Vec<_> = bad.field_violations.iter().map(|f| (f.field.as_str(), f.reason.as_str())).collect();
         assert_eq!(fields, vec![("location.latitude", "OUT_OF_RANGE"), ("name", "INVALID_FORMAT")]);
+    }
+
+    /// The README's table of reasons is the API's documentation: it must list exactly the
+    /// reasons there are, each with the code it travels with.
+    #[test]
+    fn the_readme_table_lists_every_reason_with_its_code() {
+        let readme = include_str!("../../../README.md");
+        let table = readme.split("| situation | code | reason |").nth(1).expect("README has the table of reasons");
+        let mut listed = Vec::new();
+        for row in table.lines().skip(2).take_while(|line| line.starts_with('|')) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let word = |cell: &str| cell.split('`').nth(1).unwrap_or_default().to_owned();
+            listed.push((word(cells[2]), word(cells[3])));
+        }
+        let mut expected: Vec<(String, String)> = Reason::ALL
+            .iter()
+            .map(|&r| (format!("{:?}", code(r)), r.as_str().to_owned()))
+            .map(|(code, reason)| (screaming(&code), reason))
+            .collect();
+        listed.sort();
+        expected.sort();
+        assert_eq!(listed, expected, "README.md's table of reasons differs from hubdir_core::Reason");
+    }
+
+    /// `NotFound` -> `NOT_FOUND`, as gRPC spells its codes.
+    fn screaming(camel: &str) -> String {
+        let mut out = String::new();
+        for (i, c) in camel.chars().enumerate() {
+            if c.is_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        out
     }
 }

@@ -28,7 +28,7 @@ use hubdir_proto::v1::{
     ConnectivityStatus, GetStatusRequest, ReportStatusRequest, ReportStatusResponse, SummarizeConnectivityRequest,
     SummarizeConnectivityResponse,
 };
-use hubdir_store::{SiteQuery, Store, StoreError};
+use hubdir_store::{SiteQuery, Store};
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
@@ -157,7 +157,7 @@ impl Connectivity {
         match scope {
             ScopeQuery::Site(name) => {
                 let record = self.store.get_site(&name).await.map_err(status::from_store)?;
-                let record = record.ok_or_else(|| status::from_store(StoreError::NotFound(name.to_string())))?;
+                let record = record.ok_or_else(|| status::site_not_found(&name))?;
                 sites.insert(name.to_string(), record.site.country.to_string());
             }
             ScopeQuery::Sites(mut query) => {
@@ -171,8 +171,7 @@ impl Connectivity {
                     }
                     if sites.len() > MAX_SUMMARY_SITES {
                         return Err(status::with_reason(
-                            tonic::Code::FailedPrecondition,
-                            "SCOPE_TOO_LARGE",
+                            status::Reason::ScopeTooLarge,
                             format!("the scope holds more than {MAX_SUMMARY_SITES} sites: summarise a smaller one"),
                             Default::default(),
                         ));
@@ -240,7 +239,7 @@ impl ConnectivityService for Connectivity {
             status::invalid_argument(&out)
         })?;
         if self.store.get_site(&site).await.map_err(status::from_store)?.is_none() {
-            return Err(status::from_store(StoreError::NotFound(site.to_string())));
+            return Err(status::site_not_found(&site));
         }
         let latest = self.store.latest_status(&site).await.map_err(status::from_store)?;
         let (state, class, latest) = match latest {

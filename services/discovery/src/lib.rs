@@ -25,7 +25,7 @@ use hubdir_proto::v1::{
 use hubdir_store::Store;
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 use follow::Shared;
 
@@ -226,8 +226,7 @@ impl DiscoveryService for Discovery {
         let mut ready = self.shared.ready.subscribe();
         if tokio::time::timeout(INDEX_WAIT, ready.wait_for(|loaded| *loaded)).await.map_or(true, |r| r.is_err()) {
             return Err(status::with_reason(
-                Code::Unavailable,
-                "INDEX_LOADING",
+                status::Reason::IndexLoading,
                 "the discovery index is still loading; retry shortly",
                 Default::default(),
             ));

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hubdir_node::status;
 use hubdir_proto::convert;
 use hubdir_proto::v1::subscribe_response::Message;
 use hubdir_proto::v1::{
@@ -139,7 +140,7 @@ fn cursors(positions: &HashMap<String, Position>) -> Vec<Cursor> {
 /// Runs one follower's stream until it goes away.
 pub async fn run(store: Arc<Store>, request: SubscribeRequest, tx: Sender) {
     if let Err(Ended::Store(err)) = stream(&store, request, &tx).await {
-        let _ = tx.send(Err(Status::unavailable(format!("reading the change log failed: {err}")))).await;
+        let _ = tx.send(Err(status::from_store(err))).await;
     }
 }
 

@@ -25,7 +25,7 @@ use hubdir_store::{Store, StoreError};
 use tokio_stream::Stream;
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 /// How `hubdir serve` and `hubdir-federation` mount this service.
 pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
@@ -102,8 +102,7 @@ impl FederationService for Federation {
         peer_only(&request)?;
         let Some(identity) = &self.identity else {
             return Err(status::with_reason(
-                Code::FailedPrecondition,
-                "NO_NODE_KEY",
+                status::Reason::NoNodeKey,
                 "this process runs without a node key",
                 Default::default(),
             ));

@@ -19,7 +19,7 @@ use hubdir_proto::v1::{
     BatchUpsertSitesRequest, BatchUpsertSitesResponse, CreateSiteRequest, DeleteSiteRequest, GetSiteRequest,
     ListSitesRequest, ListSitesResponse, Site, UpdateSiteRequest,
 };
-use hubdir_store::{Applied, Change, Precondition, Store, StoreError, Write};
+use hubdir_store::{Applied, Change, Precondition, Store, Write};
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
@@ -75,25 +75,21 @@ fn can_read(caller: &Principal) -> Result<(), Status> {
 
 /// The site as stored, or NOT_FOUND.
 async fn current(store: &Store, name: &SiteName) -> Result<SiteRecord, Status> {
-    store
-        .get_site(name)
-        .await
-        .map_err(status::from_store)?
-        .ok_or_else(|| status::from_store(StoreError::NotFound(name.to_string())))
+    store.get_site(name).await.map_err(status::from_store)?.ok_or_else(|| status::site_not_found(name))
 }
 
 fn record_of(applied: Applied) -> Result<SiteRecord, Status> {
     match applied {
         Applied::Created(r) | Applied::Updated(r) | Applied::Unchanged(r) => Ok(r),
         Applied::Deleted { name, .. } | Applied::AlreadyAbsent(name) => {
-            Err(status::from_store(StoreError::Corrupt(format!("an upsert of {name} reported a delete"))))
+            Err(status::internal(format!("an upsert of {name} reported a delete")))
         }
     }
 }
 
 async fn write_one(store: &Store, write: Write) -> Result<Applied, Status> {
     let mut applied = store.write(vec![write]).await.map_err(status::from_store)?;
-    applied.pop().ok_or_else(|| status::from_store(StoreError::Corrupt("a write reported nothing".into())))
+    applied.pop().ok_or_else(|| status::internal("a write reported nothing"))
 }
 
 #[tonic::async_trait]
@@ -126,7 +122,7 @@ impl RegistryService for Registry {
         let stored = current(&self.store, &name).await?;
         caller.require_publisher_of(&name, &stored.site.operator).map_err(status::from_denied)?;
         if !patch.etag.is_empty() && patch.etag != stored.etag {
-            return Err(status::from_store(StoreError::EtagMismatch { name: name.to_string(), expected: patch.etag }));
+            return Err(status::etag_mismatch(&name));
         }
         let read_etag = stored.etag.clone();
         let merged = update_mask::apply(to_proto(stored), patch, &paths).map_err(|v| status::invalid_argument(&v))?;
@@ -145,7 +141,7 @@ impl RegistryService for Registry {
         let stored = current(&self.store, &name).await?;
         caller.require_publisher_of(&name, &stored.site.operator).map_err(status::from_denied)?;
         if !etag.is_empty() && etag != stored.etag {
-            return Err(status::from_store(StoreError::EtagMismatch { name: name.to_string(), expected: etag }));
+            return Err(status::etag_mismatch(&name));
         }
         // Guarded by the version whose ownership was just checked, not by the client's etag.
         let precondition = Precondition::Etag(stored.etag);
