@@ -91,7 +91,7 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
         std::io::stdout().write_all(shown.to_toml().as_bytes())?;
         return Ok(None);
     }
-    hubdir_telemetry::init(&config.log.filter, config.log.format.parse()?)?;
+    hubdir_telemetry::init(&config.log.filter, config.log.format)?;
     // Check the token keys before touching the network or the database.
     hubdir_auth::Verifier::from_config(&config.auth)?;
     // The node key: created on first start, its public id logged, the key itself never.

@@ -53,7 +53,7 @@ pub struct OriginKeyConfig {
     /// Events written after this instant (RFC 3339, quoted) are refused under this key: the
     /// end of a retired key's overlap. Unset: no end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub valid_until: Option<String>,
+    pub valid_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A peer node this node follows, and how far it is trusted.
@@ -209,7 +209,7 @@ pub struct LogConfig {
     /// `RUST_LOG`-style directives.
     pub filter: String,
     /// `text` or `json`.
-    pub format: String,
+    pub format: hubdir_telemetry::LogFormat,
 }
 
 impl Default for Config {
@@ -230,7 +230,10 @@ impl Default for Config {
                 drain_deadline_secs: 10,
             },
             store: StoreConfig { url: "sqlite://hubdir.db".into() },
-            log: LogConfig { filter: hubdir_telemetry::DEFAULT_FILTER.into(), format: "text".into() },
+            log: LogConfig {
+                filter: hubdir_telemetry::DEFAULT_FILTER.into(),
+                format: hubdir_telemetry::LogFormat::Text,
+            },
             auth: hubdir_auth::AuthConfig::default(),
             connectivity: ConnectivityConfig::default(),
             federation: FederationConfig {
@@ -374,9 +377,9 @@ mod tests {
     #[test]
     fn strings_from_the_environment_stay_strings() {
         let config =
-            Config::load(None, env(&[("HUBDIR_NODE__ID", "42"), ("HUBDIR_LOG__FORMAT", "true")]), toml::Table::new());
+            Config::load(None, env(&[("HUBDIR_NODE__ID", "42"), ("HUBDIR_LOG__FORMAT", "json")]), toml::Table::new());
         let config = config.unwrap();
-        assert_eq!((config.node.id.as_str(), config.log.format.as_str()), ("42", "true"));
+        assert_eq!((config.node.id.as_str(), config.log.format), ("42", hubdir_telemetry::LogFormat::Json));
     }
 
     #[test]
@@ -395,6 +398,23 @@ mod tests {
         assert!(err.to_string().contains("listen"), "{err}");
         let err = Config::load(Some(Path::new("/nonexistent/hubdir.toml")), vec![], toml::Table::new()).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/hubdir.toml"), "{err}");
+    }
+
+    /// Typed keys are checked when the configuration loads, naming the key, not when (or
+    /// whether) the code that uses them runs.
+    #[test]
+    fn typed_keys_are_refused_at_load_naming_the_key() {
+        let err = Config::load(None, env(&[("HUBDIR_LOG__FORMAT", "xml")]), toml::Table::new()).unwrap_err();
+        assert!(err.to_string().contains("format"), "{err}");
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let keys = "[[federation.origin_keys]]\norigin = \"in\"\npublic_key_file = \"in.pem\"\n";
+        writeln!(file, "{keys}valid_until = \"next tuesday\"").unwrap();
+        let err = Config::load(Some(file.path()), vec![], toml::Table::new()).unwrap_err();
+        assert!(err.to_string().contains("valid_until"), "{err}");
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "{keys}valid_until = \"2027-01-15T12:00:00Z\"").unwrap();
+        let config = Config::load(Some(file.path()), vec![], toml::Table::new()).unwrap();
+        assert_eq!(config.federation.origin_keys[0].valid_until.unwrap().to_rfc3339(), "2027-01-15T12:00:00+00:00");
     }
 
     #[test]

@@ -43,18 +43,15 @@ impl FollowerStats {
     }
 }
 
-fn read_key(origin: &str, path: &std::path::Path, valid_until: Option<&str>) -> anyhow::Result<(String, TrustedKey)> {
+fn read_key(
+    origin: &str,
+    path: &std::path::Path,
+    valid_until: Option<chrono::DateTime<chrono::Utc>>,
+) -> anyhow::Result<(String, TrustedKey)> {
     let pem = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the key of origin {origin} at {}", path.display()))?;
     let key = VerifyingKey::from_public_key_pem(&pem)
         .map_err(|_| anyhow::anyhow!("{} is not an Ed25519 public key PEM (origin {origin})", path.display()))?;
-    let valid_until = valid_until
-        .map(|text| {
-            chrono::DateTime::parse_from_rfc3339(text).map(|t| t.to_utc()).map_err(|e| {
-                anyhow::anyhow!("federation.origin_keys.valid_until {text:?} of origin {origin} is not RFC 3339: {e}")
-            })
-        })
-        .transpose()?;
     let valid_from = chrono::DateTime::<chrono::Utc>::MIN_UTC;
     let trusted = TrustedKey { origin: origin.to_owned(), key, valid_from, valid_until };
     Ok((key_id(origin, &key), trusted))
@@ -63,7 +60,7 @@ fn read_key(origin: &str, path: &std::path::Path, valid_until: Option<&str>) -> 
 /// Every pinned key: each peer's own, and the `origin_keys` of relayed origins and rotations.
 pub fn trusted_keys(config: &FederationConfig) -> anyhow::Result<HashMap<String, TrustedKey>> {
     let peers = config.peers.iter().map(|p| read_key(&p.node_id, &p.public_key_file, None));
-    let others = config.origin_keys.iter().map(|k| read_key(&k.origin, &k.public_key_file, k.valid_until.as_deref()));
+    let others = config.origin_keys.iter().map(|k| read_key(&k.origin, &k.public_key_file, k.valid_until));
     peers.chain(others).collect()
 }
 

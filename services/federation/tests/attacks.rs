@@ -166,7 +166,7 @@ async fn every_attack_in_a_stream_is_rejected_and_counted_and_honest_events_stil
         origins: vec![],
         token_file,
     };
-    let yesterday = (Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    let yesterday = Utc::now() - chrono::Duration::days(1);
     let config = FederationConfig {
         peers: vec![peer.clone()],
         origin_keys: vec![
