@@ -52,11 +52,19 @@ struct Run {
     errors_csv: String,
 }
 
+/// Runs an import whose valid rows are written; it exits 0 when no row was rejected and 3
+/// when some were (the default `--max-rejected` is 0), as docs/IMPORT.md says.
 fn run(file: &str, mapping_name: &str, db: &str, dir: &Path) -> Run {
     let errors = dir.join(format!("{mapping_name}-errors.csv"));
     let output = import(&fixture(file), &mapping(mapping_name), db, &errors, &[]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    Run { stdout: String::from_utf8(output.stdout).unwrap(), errors_csv: std::fs::read_to_string(errors).unwrap() }
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let any_rejected = rejected(&stdout).iter().any(|(_, n)| *n > 0);
+    assert_eq!(output.status.code(), Some(if any_rejected { 3 } else { 0 }), "{stdout}{stderr}");
+    if any_rejected {
+        assert!(stderr.contains("more than --max-rejected allows"), "{stderr}");
+    }
+    Run { stdout, errors_csv: std::fs::read_to_string(errors).unwrap() }
 }
 
 #[test]
@@ -104,6 +112,20 @@ fn india_post_import(db: &str, dir: &Path) {
         "{}",
         again.stdout
     );
+
+    // A scheduler that accepts these data errors says how many: at the threshold it exits 0,
+    // one row under it 3, and the same as a share of the rows read.
+    let errors = dir.join("threshold-errors.csv");
+    for (threshold, code) in [("10", 0), ("9", 3), ("20.5%", 0), ("20%", 3)] {
+        let output = import(
+            &fixture("india-post-sample.csv"),
+            &mapping("india-post"),
+            &db,
+            &errors,
+            &["--max-rejected", threshold],
+        );
+        assert_eq!(output.status.code(), Some(code), "--max-rejected {threshold}");
+    }
 }
 
 #[test]
@@ -166,21 +188,24 @@ fn imports_stream_to_a_running_node_which_checks_the_token() {
             .args(["--node", &url, "--errors"])
             .arg(dir.path().join("errors.csv"))
             .env("HUBDIR_TOKEN", token)
+            .args(["--max-rejected", "10"])
             .output()
             .expect("run hubdir import");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).unwrap()
+        (output.status.code(), String::from_utf8(output.stdout).unwrap())
     };
 
     let publisher = node.token("sites.write", Some("in-post"), Some("India Post"), &[]);
-    let stdout = over_grpc(&publisher);
+    let (code, stdout) = over_grpc(&publisher);
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.starts_with("read 49, imported 39 (created 39, updated 0), unchanged 0, rejected 10"), "{stdout}");
-    let again = over_grpc(&publisher);
+    let (_, again) = over_grpc(&publisher);
     assert!(again.contains("unchanged 39"), "{again}");
 
-    // Another operator's token: the node refuses every row, and the report says why.
+    // Another operator's token: the node refuses every row, and the report says why. A cron
+    // job must not look green: exit 4, whatever --max-rejected allows.
     let stranger = node.token("sites.write", Some("in-post"), Some("Someone Else"), &[]);
-    let refused = over_grpc(&stranger);
+    let (code, refused) = over_grpc(&stranger);
+    assert_eq!(code, Some(4), "{refused}");
     assert!(refused.contains("imported 0"), "{refused}");
     assert!(rejected(&refused).contains(&("PERMISSION_DENIED".to_owned(), 39)), "{refused}");
     let (status, _) = node.terminate(Duration::from_secs(30));

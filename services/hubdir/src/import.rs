@@ -50,6 +50,82 @@ pub struct ImportArgs {
     /// Where to write the rejected rows (CSV: row, line, site_id, field, reason, message).
     #[arg(long, default_value = "import-errors.csv")]
     pub errors: PathBuf,
+    /// How many rows may be rejected for their data (a count, or a share of the rows read
+    /// such as `2%`) before the import exits 3. The valid rows are written either way.
+    #[arg(long, default_value = "0", value_parser = parse_threshold)]
+    pub max_rejected: Threshold,
+}
+
+/// `--max-rejected`: a count of rows or a percentage of the rows read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    Rows(u64),
+    Percent(f64),
+}
+
+fn parse_threshold(text: &str) -> Result<Threshold, String> {
+    let bad = || format!("{text:?} is neither a count of rows (10) nor a percentage (2.5%)");
+    match text.strip_suffix('%') {
+        Some(percent) => match percent.trim().parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) => Ok(Threshold::Percent(p)),
+            _ => Err(bad()),
+        },
+        None => text.trim().parse().map(Threshold::Rows).map_err(|_| bad()),
+    }
+}
+
+/// How `hubdir import` ends, for a scheduler to act on (docs/IMPORT.md lists them). A failure
+/// before or during the writes (a file that cannot be read, a bad mapping, an unreachable
+/// store or node) exits 1, and a command-line mistake 2, as for every hubdir command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every row was written or unchanged, or the rows rejected for their data are within
+    /// `--max-rejected`.
+    Done = 0,
+    /// More rows were rejected for their data than `--max-rejected` allows.
+    TooManyRejected = 3,
+    /// The node refused rows for authorisation (the token may not write their origin or
+    /// operator): never a success, whatever `--max-rejected` says.
+    Unauthorised = 4,
+}
+
+/// Reasons a row is refused for who sent it rather than for what it holds.
+const AUTHORISATION_REASONS: [&str; 2] = ["PERMISSION_DENIED", "ORIGIN_NOT_OWNED"];
+
+impl Verdict {
+    pub fn of(summary: &Summary, threshold: Threshold) -> Verdict {
+        let unauthorised: u64 = AUTHORISATION_REASONS.iter().filter_map(|reason| summary.rejected.get(*reason)).sum();
+        if unauthorised > 0 {
+            return Verdict::Unauthorised;
+        }
+        let rejected = summary.rejected_total();
+        let within = match threshold {
+            Threshold::Rows(max) => rejected <= max,
+            Threshold::Percent(max) => rejected as f64 <= summary.read as f64 * max / 100.0,
+        };
+        if within { Verdict::Done } else { Verdict::TooManyRejected }
+    }
+
+    /// What to tell the person (or the log) when the verdict is not `Done`.
+    pub fn explain(self, summary: &Summary, threshold: Threshold) -> Option<String> {
+        let allowed = match threshold {
+            Threshold::Rows(n) => format!("{n} rows"),
+            Threshold::Percent(p) => format!("{p}% of the rows read"),
+        };
+        match self {
+            Verdict::Done => None,
+            Verdict::TooManyRejected => Some(format!(
+                "{} of {} rows were rejected, more than --max-rejected allows ({allowed}); exit 3",
+                summary.rejected_total(),
+                summary.read
+            )),
+            Verdict::Unauthorised => Some(
+                "the node refused rows for authorisation (PERMISSION_DENIED or ORIGIN_NOT_OWNED): check the \
+                 token's origin and operator; exit 4"
+                    .to_owned(),
+            ),
+        }
+    }
 }
 
 struct Progress {
@@ -265,4 +341,34 @@ pub fn write_report(path: &std::path::Path, errors: &[RowError]) -> anyhow::Resu
     let file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
     hubdir_import::write_errors(std::io::BufWriter::new(file), errors)?;
     Ok(path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(read: u64, rejected: &[(&str, u64)]) -> Summary {
+        Summary { read, rejected: rejected.iter().map(|(r, n)| (r.to_string(), *n)).collect(), ..Summary::default() }
+    }
+
+    #[test]
+    fn thresholds_parse_as_counts_or_percentages() {
+        assert_eq!(parse_threshold("10"), Ok(Threshold::Rows(10)));
+        assert_eq!(parse_threshold("2.5%"), Ok(Threshold::Percent(2.5)));
+        for bad in ["-1", "ten", "101%", "%"] {
+            assert!(parse_threshold(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn data_errors_fail_past_the_threshold_and_authorisation_always() {
+        let some = summary(100, &[("PLACEHOLDER", 3)]);
+        assert_eq!(Verdict::of(&some, Threshold::Rows(0)), Verdict::TooManyRejected);
+        assert_eq!(Verdict::of(&some, Threshold::Rows(3)), Verdict::Done);
+        assert_eq!(Verdict::of(&some, Threshold::Percent(3.0)), Verdict::Done);
+        assert_eq!(Verdict::of(&some, Threshold::Percent(2.9)), Verdict::TooManyRejected);
+        assert_eq!(Verdict::of(&summary(5, &[]), Threshold::Rows(0)), Verdict::Done);
+        let refused = summary(100, &[("PERMISSION_DENIED", 1)]);
+        assert_eq!(Verdict::of(&refused, Threshold::Percent(100.0)), Verdict::Unauthorised);
+    }
 }

@@ -9,6 +9,9 @@ mod quarantine;
 mod rng;
 mod token;
 
+use std::io::Write as _;
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 use hubdir_node::ServeArgs;
 use hubdir_node::server::Mount;
@@ -58,58 +61,68 @@ enum Command {
     Token(token::TokenCommand),
 }
 
+/// Exit codes: 0 done, 1 failed (the error is printed), 2 a command-line mistake; `import`
+/// adds 3 and 4 (see `import::Verdict`).
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
-        Command::Serve { serve, demo, demo_sites } => {
-            let Some(prepared) = hubdir_node::cli::prepare(&serve).await? else {
-                return Ok(());
-            };
-            if demo {
-                let origin = prepared.ctx.config.node.id.clone();
-                let summary = demo::load(&prepared.ctx.store, origin.as_str(), demo_sites).await?;
-                tracing::info!(
-                    created = summary.created,
-                    updated = summary.updated,
-                    unchanged = summary.unchanged,
-                    "demo data loaded"
-                );
-            }
-            hubdir_node::cli::run(prepared, &ALL_SERVICES).await
-        }
-        Command::Token(command) => token::run(command),
-        Command::Federation(command) => federation::run(command, &mut std::io::stdout().lock()).await,
+        Command::Import(args) => import(args).await,
+        Command::Serve { serve, demo, demo_sites } => serve_node(serve, demo, demo_sites).await.map(done),
+        Command::Token(command) => token::run(command).map(done),
+        Command::Federation(command) => federation::run(command, &mut std::io::stdout().lock()).await.map(done),
         Command::Agent(args) => {
             let line = agent::run(&args).await?;
-            use std::io::Write as _;
             writeln!(std::io::stdout(), "{line}")?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Quarantine(args) => {
             let count = quarantine::run(&args, &mut std::io::stdout().lock()).await?;
-            use std::io::Write as _;
             writeln!(std::io::stderr(), "{count} refused measurements")?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Export(args) => {
             let count = export::run(&args).await?;
-            use std::io::Write as _;
             writeln!(std::io::stderr(), "exported {count} sites")?;
-            Ok(())
-        }
-        Command::Import(args) => {
-            let mut errors = Vec::new();
-            let result = import::run(&args, &mut errors).await;
-            // The report is written whatever happened: rows refused before a failure count.
-            let report = import::write_report(&args.errors, &errors)?;
-            // Named only when there is something in it (a file that cannot be read has no rows).
-            let summary = match result {
-                Err(e) if !errors.is_empty() => Err(e.context(format!("the rejected rows so far are in {report}"))),
-                other => other,
-            }?;
-            use std::io::Write as _;
-            writeln!(std::io::stdout(), "{}\nerror report: {report}", summary.render())?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn done(_: ()) -> ExitCode {
+    ExitCode::SUCCESS
+}
+
+async fn serve_node(serve: ServeArgs, demo: bool, demo_sites: usize) -> anyhow::Result<()> {
+    let Some(prepared) = hubdir_node::cli::prepare(&serve).await? else {
+        return Ok(());
+    };
+    if demo {
+        let origin = prepared.ctx.config.node.id.clone();
+        let summary = demo::load(&prepared.ctx.store, origin.as_str(), demo_sites).await?;
+        tracing::info!(
+            created = summary.created,
+            updated = summary.updated,
+            unchanged = summary.unchanged,
+            "demo data loaded"
+        );
+    }
+    hubdir_node::cli::run(prepared, &ALL_SERVICES).await
+}
+
+async fn import(args: import::ImportArgs) -> anyhow::Result<ExitCode> {
+    let mut errors = Vec::new();
+    let result = import::run(&args, &mut errors).await;
+    // The report is written whatever happened: rows refused before a failure count.
+    let report = import::write_report(&args.errors, &errors)?;
+    // Named only when there is something in it (a file that cannot be read has no rows).
+    let summary = match result {
+        Err(e) if !errors.is_empty() => Err(e.context(format!("the rejected rows so far are in {report}"))),
+        other => other,
+    }?;
+    writeln!(std::io::stdout(), "{}\nerror report: {report}", summary.render())?;
+    let verdict = import::Verdict::of(&summary, args.max_rejected);
+    if let Some(why) = verdict.explain(&summary, args.max_rejected) {
+        writeln!(std::io::stderr(), "error: {why}")?;
+    }
+    Ok(ExitCode::from(verdict as u8))
 }
