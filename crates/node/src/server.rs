@@ -81,7 +81,8 @@ pub async fn serve(
     health::set_all(&reporter, &service_names, ServingStatus::NotServing).await;
 
     // Reflection advertises exactly what is mounted, in both protocol versions (the Python
-    // reflection client speaks only v1alpha).
+    // reflection client speaks only v1alpha), and knows the `google.rpc` error details, so
+    // a client without .proto files (grpcurl) can decode an error's BadRequest and ErrorInfo.
     let advertised: Vec<&'static str> =
         service_names.iter().copied().chain([HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA]).collect();
     let reflection = || {
@@ -89,6 +90,7 @@ pub async fn serve(
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(hubdir_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET),
             |builder, name| builder.with_service_name(*name),
