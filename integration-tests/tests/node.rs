@@ -46,6 +46,34 @@ fn grpcurl_decodes_error_details_through_reflection() {
     node.kill();
 }
 
+/// An unreachable PostgreSQL fails at once, naming the server and the cause (it used to be
+/// 30 s of silence and "pool timed out"); a missing role or database is named too, without
+/// the driver's "at line N"; each cause is printed once.
+#[test]
+fn postgres_connection_errors_name_the_server_and_the_cause_at_once() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let Some(schema) = support::postgres_schema() else { return };
+    let on_port = schema.url.replace(":5432/", &format!(":{closed}/"));
+    let missing_db = format!("{}_missing", schema.url.split('?').next().unwrap());
+    for (url, expected) in [
+        (on_port.as_str(), format!("127.0.0.1:{closed}")),
+        (on_port.as_str(), "connection refused".to_owned()),
+        (missing_db.as_str(), "does not exist".to_owned()),
+    ] {
+        let started = std::time::Instant::now();
+        let output = Command::new(binary("hubdir-registry")).args(["--db", url]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        assert!(stderr.contains(&expected), "{expected} missing from {stderr}");
+        assert!(!stderr.contains(" at line "), "{stderr}");
+        assert!(!stderr.contains("Stack backtrace"), "{stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| !l.contains(" INFO ")).collect();
+        let unique: std::collections::HashSet<&&str> = errors.iter().collect();
+        assert_eq!(unique.len(), errors.len(), "a cause printed twice: {stderr}");
+    }
+}
+
 #[test]
 fn each_service_binary_serves_only_its_service() {
     for (binary_name, service) in [
@@ -252,6 +280,7 @@ fn the_node_key_is_created_private_published_and_never_logged() {
     assert!(status.success(), "exit status {status}");
     let logs = logs.join("\n");
     assert!(logs.contains(&key_id), "the key id is logged at start:\n{logs}");
+    assert!(logs.contains("node key created") && !logs.contains("node key loaded"), "{logs}");
     for line in pem.lines().filter(|l| !l.starts_with("-----")) {
         assert!(!logs.contains(line), "the private key reached the logs");
     }

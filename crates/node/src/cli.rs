@@ -11,23 +11,65 @@ use tokio::net::TcpListener;
 use crate::config::{Config, set_flag};
 use crate::server::{Mount, NodeContext, serve, termination_signal};
 
-/// Flags of `hubdir serve` and of each standalone service binary. Flags override the
-/// `HUBDIR_` environment, which overrides the config file, which overrides the defaults.
+/// The flags of every command that reads a node's configuration (`serve`, `export`,
+/// `quarantine`, `federation ...`). Flags override the `HUBDIR_` environment, which
+/// overrides the config file, which overrides the defaults.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct ServeArgs {
+pub struct NodeArgs {
     /// TOML configuration file.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Database URL: `sqlite://hubdir.db` (created if missing) or `postgres://...`.
+    /// Database URL: `sqlite://path.db` (created if missing) or `postgres://...`
+    /// [default: `store.url`, `sqlite://hubdir.db`].
     #[arg(long, value_name = "URL")]
     pub db: Option<String>,
-    /// Address to listen on, e.g. `127.0.0.1:50051`.
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
-    /// This node's id (the origin of the sites it publishes), e.g. `zw`.
+    /// This node's id (the origin of the sites it publishes), e.g. `zw` [default: `node.id`,
+    /// `local`].
     #[arg(long, value_name = "ID")]
     pub node_id: Option<String>,
-    /// Log format: `text` or `json`.
+}
+
+impl NodeArgs {
+    fn flags(&self) -> toml::Table {
+        let mut flags = toml::Table::new();
+        if let Some(db) = &self.db {
+            set_flag(&mut flags, "store", "url", db.clone().into());
+        }
+        if let Some(id) = &self.node_id {
+            set_flag(&mut flags, "node", "id", id.clone().into());
+        }
+        flags
+    }
+
+    /// The effective configuration: defaults, file, this process's environment, flags.
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        load(self.config.as_deref(), self.flags())
+    }
+
+    /// The node's store, as the configuration names it.
+    pub async fn open_store(&self) -> anyhow::Result<Store> {
+        let url = self.load_config()?.store.url;
+        Store::connect(&url).await.with_context(|| format!("cannot open the store at {}", redact_url(&url)))
+    }
+}
+
+fn load(file: Option<&std::path::Path>, flags: toml::Table) -> anyhow::Result<Config> {
+    // `vars_os`: a variable that is not UTF-8 is skipped, not a panic.
+    let env: Vec<(String, String)> =
+        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+    Ok(Config::load(file, with_rust_log(env), flags)?)
+}
+
+/// Flags of `hubdir serve` and of each standalone service binary.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Address to listen on; port 0 picks a free one (logged) [default: `server.listen`,
+    /// `127.0.0.1:50051`].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Log format, `text` or `json` [default: `log.format`, `text`].
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
     /// Print the effective configuration as TOML and exit.
@@ -36,29 +78,16 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn flags(&self) -> toml::Table {
-        let mut flags = toml::Table::new();
-        if let Some(db) = &self.db {
-            set_flag(&mut flags, "store", "url", db.clone().into());
-        }
+    /// The effective configuration: defaults, file, this process's environment, flags.
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        let mut flags = self.node.flags();
         if let Some(listen) = &self.listen {
             set_flag(&mut flags, "server", "listen", listen.clone().into());
-        }
-        if let Some(id) = &self.node_id {
-            set_flag(&mut flags, "node", "id", id.clone().into());
         }
         if let Some(format) = &self.log_format {
             set_flag(&mut flags, "log", "format", format.clone().into());
         }
-        flags
-    }
-
-    /// The effective configuration: defaults, file, this process's environment, flags.
-    pub fn load_config(&self) -> anyhow::Result<Config> {
-        // `vars_os`: a variable that is not UTF-8 is skipped, not a panic.
-        let env: Vec<(String, String)> =
-            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
-        Ok(Config::load(self.config.as_deref(), with_rust_log(env), self.flags())?)
+        load(self.node.config.as_deref(), flags)
     }
 }
 
@@ -95,8 +124,14 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     // Check the token keys before touching the network or the database.
     hubdir_auth::Verifier::from_config(&config.auth)?;
     // The node key: created on first start, its public id logged, the key itself never.
-    let identity = Arc::new(NodeIdentity::load_or_create(config.node.id.as_str(), &config.federation.key_file)?);
-    tracing::info!(key_id = identity.key_id(), "node key loaded");
+    let key_file = &config.federation.key_file;
+    let existed = key_file.exists();
+    let identity = Arc::new(NodeIdentity::load_or_create(config.node.id.as_str(), key_file)?);
+    if existed {
+        tracing::info!(key_id = identity.key_id(), "node key loaded");
+    } else {
+        tracing::info!(key_id = identity.key_id(), file = %key_file.display(), "node key created (owner-only)");
+    }
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -124,6 +159,34 @@ pub async fn standalone_main(args: ServeArgs, mounts: &[Mount]) -> anyhow::Resul
     }
 }
 
+/// Ends a command: prints an error and its causes for people (each cause once: drivers
+/// often repeat their source's text in their own) and exits 1; otherwise exits with `code`.
+pub fn finish(result: anyhow::Result<std::process::ExitCode>) -> std::process::ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "{}", report(&err));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `error: WHAT` then `  because: CAUSE` lines, skipping a cause already said.
+pub fn report(err: &anyhow::Error) -> String {
+    let mut out = format!("error: {err}");
+    let mut said = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if said.contains(&text) {
+            continue;
+        }
+        out.push_str(&format!("\n  because: {text}"));
+        said = text;
+    }
+    out
+}
+
 /// Hides a password in a database URL before it is shown.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
@@ -141,6 +204,16 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_report_says_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("Connection Error: {0}")]
+        struct Wrapper(#[source] std::io::Error);
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let err = anyhow::Error::new(Wrapper(io)).context("cannot open the store");
+        assert_eq!(report(&err), "error: cannot open the store\n  because: Connection Error: connection refused");
+    }
 
     /// Finding 8: RUST_LOG was documented by its syntax but not read.
     #[test]

@@ -9,6 +9,6 @@ pub mod page_token;
 pub mod server;
 pub mod status;
 
-pub use cli::ServeArgs;
+pub use cli::{NodeArgs, ServeArgs};
 pub use config::Config;
 pub use server::{Mount, NodeContext};

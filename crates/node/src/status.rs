@@ -139,6 +139,7 @@ pub fn from_store(err: StoreError) -> Status {
         // A node writes only its own origin; others arrive signed from their peers.
         StoreError::NotOwned { ref origin, .. } => origin_not_owned(origin, err.to_string()),
         StoreError::Unavailable(source) => store_unavailable(source),
+        StoreError::Connect { target, cause } => store_unavailable(format!("{target}: {cause}")),
         StoreError::Database(source) => internal(format!("database error: {source}")),
         StoreError::Corrupt(what) => internal(format!("corrupt stored data: {what}")),
     }

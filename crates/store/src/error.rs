@@ -14,6 +14,10 @@ pub enum StoreError {
     NotOwned { origin: String, why: crate::NotOwned },
     #[error("the database cannot be reached")]
     Unavailable(#[source] DbErr),
+    /// Opening the store failed: `target` names the server (host, port, database, user,
+    /// never the password) and `cause` says why in one line.
+    #[error("cannot connect to {target}: {cause}")]
+    Connect { target: String, cause: String },
     #[error("database error")]
     Database(#[source] DbErr),
     #[error("stored data is corrupt: {0}")]

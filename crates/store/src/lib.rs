@@ -101,6 +101,9 @@ impl Store {
             // forever.
             options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
         }
+        if url.starts_with("postgres") {
+            probe_postgres(url).await?;
+        }
         let db = Database::connect(options).await.map_err(StoreError::from_connect)?;
         migrate(&db).await?;
         let sqlite_writer = (db.get_database_backend() == DbBackend::Sqlite).then(|| tokio::sync::Mutex::new(()));
@@ -184,4 +187,48 @@ pub(crate) fn to_micros(time: chrono::DateTime<chrono::Utc>) -> i64 {
 
 pub(crate) fn from_micros(us: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// How long opening a PostgreSQL store waits for the server's first answer.
+const CONNECT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One connection, once, before the pool: the pool retries a refused connection until its
+/// acquire timeout and then says only "pool timed out", while this fails within seconds
+/// naming the server and the cause (refused, no answer, an unknown role or database).
+async fn probe_postgres(url: &str) -> Result<(), StoreError> {
+    use sea_orm::sqlx::Connection as _;
+    use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
+    let options: PgConnectOptions = url.parse().map_err(|err: sea_orm::sqlx::Error| StoreError::Connect {
+        target: "PostgreSQL".into(),
+        cause: format!("the URL does not parse: {err}"),
+    })?;
+    let target = format!(
+        "PostgreSQL at {}:{} (database {}, user {})",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or(options.get_username()),
+        options.get_username()
+    );
+    let cause = match tokio::time::timeout(CONNECT_PROBE_TIMEOUT, PgConnection::connect_with(&options)).await {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            return Ok(());
+        }
+        Err(_) => format!("no answer within {} s", CONNECT_PROBE_TIMEOUT.as_secs()),
+        Ok(Err(err)) => connect_cause(&err),
+    };
+    Err(StoreError::Connect { target, cause })
+}
+
+/// One line saying why a connection failed, without the driver's source locations.
+fn connect_cause(err: &sea_orm::sqlx::Error) -> String {
+    use sea_orm::sqlx::Error;
+    match err {
+        Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused: is PostgreSQL running and listening there?".into()
+        }
+        Error::Io(io) => io.to_string(),
+        Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
 }

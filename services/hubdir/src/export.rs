@@ -26,11 +26,11 @@ pub enum ExportFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
+    /// What to write: HSDS 3.0 JSON, GeoJSON or hubdir's CSV.
     #[arg(long, value_enum)]
     format: ExportFormat,
-    /// The node's database URL.
-    #[arg(long, default_value = "sqlite://hubdir.db")]
-    db: String,
+    #[command(flatten)]
+    node: hubdir_node::NodeArgs,
     /// Where to write; standard output if absent.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -157,9 +157,7 @@ async fn each_page(store: &Store, mut f: impl FnMut(&[SiteRecord]) -> anyhow::Re
 
 /// Writes every site; returns how many.
 pub async fn run(args: &ExportArgs) -> anyhow::Result<u64> {
-    let store = Store::connect(&args.db)
-        .await
-        .with_context(|| format!("cannot open the store at {}", hubdir_node::cli::redact_url(&args.db)))?;
+    let store = args.node.open_store().await?;
     let out: Box<dyn Write> = match &args.out {
         Some(path) => {
             Box::new(std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?)

@@ -6,8 +6,7 @@ use std::io::Write;
 use ed25519_dalek::pkcs8::EncodePublicKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use hubdir_federation_core::NodeIdentity;
-use hubdir_node::ServeArgs;
-use hubdir_store::Store;
+use hubdir_node::NodeArgs;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum FederationCommand {
@@ -15,19 +14,19 @@ pub enum FederationCommand {
     /// if the node has none yet.
     Key {
         #[command(flatten)]
-        args: ServeArgs,
+        args: NodeArgs,
     },
     /// Remove the events of every origin's log that later events of the same site supersede.
     /// Peers behind the compacted part then get a snapshot instead of the events.
     Compact {
         #[command(flatten)]
-        args: ServeArgs,
+        args: NodeArgs,
     },
     /// For each configured peer and origin: the cursor, the peer's max seq, the lag, and
     /// whether the digests match.
     Status {
         #[command(flatten)]
-        args: ServeArgs,
+        args: NodeArgs,
     },
 }
 
@@ -41,8 +40,7 @@ pub async fn run(command: FederationCommand, out: &mut impl Write) -> anyhow::Re
             write!(out, "{pem}")?;
         }
         FederationCommand::Compact { args } => {
-            let config = args.load_config()?;
-            let store = Store::connect(&config.store.url).await?;
+            let store = args.open_store().await?;
             writeln!(out, "origin\tlast_seq\tremoved")?;
             for log in store.origin_logs().await? {
                 let removed = store.compact(&log.origin).await?;
@@ -51,7 +49,7 @@ pub async fn run(command: FederationCommand, out: &mut impl Write) -> anyhow::Re
         }
         FederationCommand::Status { args } => {
             let config = args.load_config()?;
-            let store = Store::connect(&config.store.url).await?;
+            let store = args.open_store().await?;
             writeln!(out, "peer\torigin\tcursor\tpeer_max_seq\tlag\tdigests")?;
             for peer in &config.federation.peers {
                 match hubdir_federation::peer_status::peer_status(&store, peer).await {

@@ -21,6 +21,7 @@ const CHUNK: usize = 1000;
 const MAX_ATOMIC_STREAM_ROWS: usize = hubdir_registry::MAX_BATCH_ROWS;
 
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("target").args(["db", "node"]).required(true))]
 pub struct ImportArgs {
     /// The file to import: CSV, GeoJSON or JSON as the mapping says; without a mapping,
     /// hubdir's own CSV format (what `hubdir export --format csv` writes).
@@ -29,7 +30,7 @@ pub struct ImportArgs {
     #[arg(long)]
     mapping: Option<PathBuf>,
     /// Write straight into this database (`sqlite://hubdir.db` or `postgres://...`).
-    #[arg(long, conflicts_with = "node", required_unless_present = "node")]
+    #[arg(long, value_name = "URL", conflicts_with = "node")]
     db: Option<String>,
     /// With --db: the node's key file (`federation.key_file`), so the events written are signed
     /// and reach the node's peers; without it they stay unsigned and are never sent to peers.
@@ -39,7 +40,7 @@ pub struct ImportArgs {
     #[arg(long, requires = "node_key")]
     node_id: Option<String>,
     /// Or stream to a running node's RegistryService.BatchUpsertSites (`http://host:50051`).
-    #[arg(long, requires = "token")]
+    #[arg(long, value_name = "URL", requires = "token")]
     node: Option<String>,
     /// A bearer token with sites.write for the mapping's origin and the rows' operator.
     #[arg(long, env = "HUBDIR_TOKEN", hide_env_values = true)]

@@ -64,8 +64,12 @@ enum Command {
 /// Exit codes: 0 done, 1 failed (the error is printed), 2 a command-line mistake; `import`
 /// adds 3 and 4 (see `import::Verdict`).
 #[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
-    match Cli::parse().command {
+async fn main() -> ExitCode {
+    hubdir_node::cli::finish(command(Cli::parse().command).await)
+}
+
+async fn command(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Import(args) => import(args).await,
         Command::Serve { serve, demo, demo_sites } => serve_node(serve, demo, demo_sites).await.map(done),
         Command::Token(command) => token::run(command).map(done),
@@ -125,4 +129,54 @@ async fn import(args: import::ImportArgs) -> anyhow::Result<ExitCode> {
         writeln!(std::io::stderr(), "error: {why}")?;
     }
     Ok(ExitCode::from(verdict as u8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn subcommand<'a>(cli: &'a clap::Command, path: &[&str]) -> &'a clap::Command {
+        path.iter().fold(cli, |command, name| command.find_subcommand(name).expect(name))
+    }
+
+    /// One meaning per flag: every command that reads a node's database takes the same
+    /// `--config`/`--db`/`--node-id` with the same default, only serving commands take the
+    /// server's flags, and every flag says what it is.
+    #[test]
+    fn commands_share_node_flags_and_only_serve_takes_server_flags() {
+        Cli::command().debug_assert();
+        let mut cli = Cli::command();
+        cli.build();
+        let help = |command: &clap::Command, id: &str| {
+            command.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_help()).map(|h| h.to_string())
+        };
+        let serve = subcommand(&cli, &["serve"]);
+        for path in [
+            &["export"][..],
+            &["quarantine"],
+            &["federation", "key"],
+            &["federation", "status"],
+            &["federation", "compact"],
+        ] {
+            let command = subcommand(&cli, path);
+            for id in ["config", "db", "node_id"] {
+                assert_eq!(help(command, id), help(serve, id), "{path:?} --{id}");
+            }
+            for id in ["listen", "log_format", "dump_config"] {
+                assert!(help(command, id).is_none(), "{path:?} takes the server-only --{id}");
+            }
+        }
+        let mut undescribed = Vec::new();
+        let mut stack = vec![cli.clone()];
+        while let Some(command) = stack.pop() {
+            for arg in command.get_arguments().filter(|a| !["help", "version"].contains(&a.get_id().as_str())) {
+                if arg.get_help().is_none() {
+                    undescribed.push(format!("{} {}", command.get_name(), arg.get_id()));
+                }
+            }
+            stack.extend(command.get_subcommands().cloned());
+        }
+        assert!(undescribed.is_empty(), "flags without a description: {undescribed:?}");
+    }
 }

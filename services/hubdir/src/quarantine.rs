@@ -1,13 +1,10 @@
 //! `hubdir quarantine`: the connectivity measurements a node refused, newest first, with why;
 //! or (`--federation`) the peers' events it could not apply.
 
-use hubdir_store::Store;
-
 #[derive(Debug, clap::Args)]
 pub struct QuarantineArgs {
-    /// The node's database URL.
-    #[arg(long, default_value = "sqlite://hubdir.db")]
-    db: String,
+    #[command(flatten)]
+    node: hubdir_node::NodeArgs,
     /// Only measurements of this site (`sites/{origin}/{site_id}`). Refusals of a sender who
     /// may not report for the site it named are not filed under that site: see `--principal`.
     #[arg(long, conflicts_with = "federation")]
@@ -26,7 +23,7 @@ pub struct QuarantineArgs {
 /// Prints one tab-separated line per refused measurement: received, site, idempotency key,
 /// reason, and the measurement as sent (JSON). Returns how many it printed.
 pub async fn run(args: &QuarantineArgs, out: &mut impl std::io::Write) -> anyhow::Result<usize> {
-    let store = Store::connect(&args.db).await?;
+    let store = args.node.open_store().await?;
     if args.federation {
         let kept = store.list_federation_quarantine(args.limit).await?;
         writeln!(out, "received\tpeer\torigin\tseq\tsite\treason")?;
@@ -57,7 +54,7 @@ pub async fn run(args: &QuarantineArgs, out: &mut impl std::io::Write) -> anyhow
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hubdir_store::Quarantined;
+    use hubdir_store::{Quarantined, Store};
 
     #[tokio::test]
     async fn lists_what_was_refused_for_one_site() {
@@ -74,8 +71,13 @@ mod tests {
         };
         store.quarantine(vec![kept("sites/zw/1", "a"), kept("sites/zw/2", "b")]).await.unwrap();
         let mut out = Vec::new();
-        let args =
-            QuarantineArgs { db, site: Some("sites/zw/2".into()), principal: None, federation: false, limit: 10 };
+        let args = QuarantineArgs {
+            node: hubdir_node::NodeArgs { db: Some(db), ..Default::default() },
+            site: Some("sites/zw/2".into()),
+            principal: None,
+            federation: false,
+            limit: 10,
+        };
         assert_eq!(run(&args, &mut out).await.unwrap(), 1);
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -87,7 +89,7 @@ mod tests {
 #[cfg(test)]
 mod federation_tests {
     use super::*;
-    use hubdir_store::{ChangeOp, Delivery, RemoteChange, RemoteEvent, SignedBytes};
+    use hubdir_store::{ChangeOp, Delivery, RemoteChange, RemoteEvent, SignedBytes, Store};
 
     #[tokio::test]
     async fn lists_the_peers_events_that_could_not_be_applied() {
@@ -105,7 +107,13 @@ mod federation_tests {
         };
         store.apply_remote("relay", vec![(event, Delivery::Stream)]).await.unwrap();
         let mut out = Vec::new();
-        let args = QuarantineArgs { db, site: None, principal: None, federation: true, limit: 10 };
+        let args = QuarantineArgs {
+            node: hubdir_node::NodeArgs { db: Some(db), ..Default::default() },
+            site: None,
+            principal: None,
+            federation: true,
+            limit: 10,
+        };
         assert_eq!(run(&args, &mut out).await.unwrap(), 1);
         let text = String::from_utf8(out).unwrap();
         assert!(text.lines().nth(1).unwrap().ends_with("\trelay\tfr\t1\tsites/fr/x\tdisplay_name: a NUL"), "{text}");

@@ -40,10 +40,13 @@ pub enum TokenCommand {
         /// The private key file (KID.key.pem).
         #[arg(long)]
         key: PathBuf,
+        /// The key's id, as `keygen --kid` named it: the node looks the key up by it.
         #[arg(long)]
         kid: String,
+        /// The issuer (`iss`): the `[[auth.issuers]]` entry that trusts the key.
         #[arg(long, default_value = "hubdir-dev")]
         issuer: String,
+        /// The audience (`aud`) the node expects.
         #[arg(long, default_value = "hubdir")]
         audience: String,
         /// Who the token speaks for.

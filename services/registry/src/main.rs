@@ -11,6 +11,7 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    hubdir_node::cli::standalone_main(Cli::parse().serve, &[hubdir_registry::MOUNT]).await
+async fn main() -> std::process::ExitCode {
+    let served = hubdir_node::cli::standalone_main(Cli::parse().serve, &[hubdir_registry::MOUNT]).await;
+    hubdir_node::cli::finish(served.map(|()| std::process::ExitCode::SUCCESS))
 }
