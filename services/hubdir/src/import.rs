@@ -129,26 +129,55 @@ impl Verdict {
     }
 }
 
-struct Progress {
-    on_terminal: bool,
+/// Progress of a long import, on standard error: a live line on a terminal; a plain line
+/// every [`PLAIN_EVERY`] otherwise (a log file or a cron mail gets no control codes).
+#[derive(Debug)]
+enum Progress {
+    Terminal(indicatif::ProgressBar),
+    Plain { started: std::time::Instant, last: std::time::Instant },
 }
 
+/// How often a plain progress line is written.
+const PLAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Progress {
-    fn show(&self, summary: &Summary) {
-        if self.on_terminal {
-            eprint!(
-                "\rread {:>9}  imported {:>9}  unchanged {:>9}  rejected {:>9}",
-                summary.read,
-                summary.created + summary.updated,
-                summary.unchanged,
-                summary.rejected_total()
-            );
+    fn new() -> Progress {
+        let now = std::time::Instant::now();
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            Progress::Terminal(bar)
+        } else {
+            Progress::Plain { started: now, last: now }
+        }
+    }
+
+    fn line(summary: &Summary, elapsed: std::time::Duration) -> String {
+        let rate = summary.read as f64 / elapsed.as_secs_f64().max(0.001);
+        format!(
+            "read {}, imported {}, unchanged {}, rejected {} ({rate:.0} rows/s)",
+            summary.read,
+            summary.created + summary.updated,
+            summary.unchanged,
+            summary.rejected_total()
+        )
+    }
+
+    fn show(&mut self, summary: &Summary) {
+        match self {
+            Progress::Terminal(bar) => bar.set_message(Self::line(summary, bar.elapsed())),
+            Progress::Plain { started, last } => {
+                if last.elapsed() >= PLAIN_EVERY {
+                    *last = std::time::Instant::now();
+                    eprintln!("import: {}", Self::line(summary, started.elapsed()));
+                }
+            }
         }
     }
 
     fn done(&self) {
-        if self.on_terminal {
-            eprintln!();
+        if let Progress::Terminal(bar) = self {
+            bar.finish_and_clear();
         }
     }
 }
@@ -279,7 +308,7 @@ pub async fn run(args: &ImportArgs, errors: &mut Vec<RowError>) -> anyhow::Resul
         None => hubdir_import::hubdir_csv_records(&args.file)?,
     };
     let mut sink = Sink::open(args).await?;
-    let progress = Progress { on_terminal: std::io::stderr().is_terminal() };
+    let mut progress = Progress::new();
     let mut summary = Summary::default();
     let mut pending = Vec::new();
     let mut seen = std::collections::HashSet::new();
