@@ -68,7 +68,9 @@ pub(crate) fn cut(mut text: String, max: usize) -> String {
 /// The latest status of a site, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Latest {
-    pub measurement: Measurement,
+    /// The measurement that gave it; `None` for a status a peer announced (measurements stay
+    /// with the node that received them).
+    pub measurement: Option<Measurement>,
     pub summary: StatusSummary,
 }
 
@@ -253,31 +255,7 @@ impl Store {
             latest_rows.push(row);
         }
         insert_all(&txn, events).await?;
-        for chunk in chunks(columns::<connectivity_latest::Entity>(), latest_rows) {
-            connectivity_latest::Entity::insert_many(chunk)
-                .on_conflict(
-                    OnConflict::column(connectivity_latest::Column::SiteName)
-                        .update_columns([
-                            connectivity_latest::Column::Online,
-                            connectivity_latest::Column::DownloadMbps,
-                            connectivity_latest::Column::UploadMbps,
-                            connectivity_latest::Column::LatencyMs,
-                            connectivity_latest::Column::Technology,
-                            connectivity_latest::Column::PublicWifiAccessPoints,
-                            connectivity_latest::Column::PublicComputers,
-                            connectivity_latest::Column::PowerBackup,
-                            connectivity_latest::Column::Source,
-                            connectivity_latest::Column::ObservedAtUs,
-                            connectivity_latest::Column::ReceivedAtUs,
-                            connectivity_latest::Column::Measurement,
-                            connectivity_latest::Column::Summary,
-                            connectivity_latest::Column::LoggedSummary,
-                        ])
-                        .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        upsert_latest(&txn, latest_rows).await?;
         seqs.finish(&txn).await?;
         txn.commit().await?;
         self.notify_change();
@@ -412,9 +390,43 @@ impl Store {
 }
 
 fn latest_from_row(row: connectivity_latest::Model) -> Result<Latest, StoreError> {
-    let measurement = row.measurement.ok_or_else(|| StoreError::Corrupt(format!("latest of {}", row.site_name)))?;
     let summary = row.summary.ok_or_else(|| StoreError::Corrupt(format!("status of {}", row.site_name)))?;
-    Ok(Latest { measurement: parse("measurement", &measurement)?, summary: parse("status", &summary)? })
+    let measurement = row.measurement.map(|m| parse("measurement", &m)).transpose()?;
+    Ok(Latest { measurement, summary: parse("status", &summary)? })
+}
+
+/// Writes sites' latest statuses, replacing what each held.
+pub(crate) async fn upsert_latest(
+    txn: &DatabaseTransaction,
+    rows: Vec<connectivity_latest::ActiveModel>,
+) -> Result<(), StoreError> {
+    use connectivity_latest::Column;
+    for chunk in chunks(columns::<connectivity_latest::Entity>(), rows) {
+        connectivity_latest::Entity::insert_many(chunk)
+            .on_conflict(
+                OnConflict::column(Column::SiteName)
+                    .update_columns([
+                        Column::Online,
+                        Column::DownloadMbps,
+                        Column::UploadMbps,
+                        Column::LatencyMs,
+                        Column::Technology,
+                        Column::PublicWifiAccessPoints,
+                        Column::PublicComputers,
+                        Column::PowerBackup,
+                        Column::Source,
+                        Column::ObservedAtUs,
+                        Column::ReceivedAtUs,
+                        Column::Measurement,
+                        Column::Summary,
+                        Column::LoggedSummary,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The figures of one raw measurement that the metrics use.

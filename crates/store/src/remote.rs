@@ -12,7 +12,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
 
 use crate::chunked::insert_all;
-use crate::entity::{change_log, federation_quarantine, peer_cursors, site_services, sites};
+use crate::entity::{change_log, connectivity_latest, federation_quarantine, peer_cursors, site_services, sites};
 use crate::sequencer::{Position, Remote};
 use crate::signing::SignedBytes;
 use crate::writes::{insert_sites, remove_sites};
@@ -222,7 +222,14 @@ async fn forget_origin(txn: &DatabaseTransaction, origin: &Origin) -> Result<(),
         .column(sites::Column::Name)
         .filter(sites::Column::Origin.eq(origin.as_str()))
         .into_query();
-    site_services::Entity::delete_many().filter(site_services::Column::SiteName.in_subquery(names)).exec(txn).await?;
+    site_services::Entity::delete_many()
+        .filter(site_services::Column::SiteName.in_subquery(names.clone()))
+        .exec(txn)
+        .await?;
+    connectivity_latest::Entity::delete_many()
+        .filter(connectivity_latest::Column::SiteName.in_subquery(names))
+        .exec(txn)
+        .await?;
     sites::Entity::delete_many().filter(sites::Column::Origin.eq(origin.as_str())).exec(txn).await?;
     change_log::Entity::delete_many().filter(change_log::Column::Origin.eq(origin.as_str())).exec(txn).await?;
     peer_cursors::Entity::delete_many().filter(peer_cursors::Column::Origin.eq(origin.as_str())).exec(txn).await?;
@@ -240,6 +247,9 @@ async fn write_applied(txn: &DatabaseTransaction, peer: &str, events: Vec<Remote
     let mut quarantined = Vec::new();
     // Per site, its state after the batch: the last record event's row (None: deleted).
     let mut last: HashMap<String, Option<(SiteRecord, String)>> = HashMap::new();
+    // Per site, the last status announced in the batch: kept as its latest status, so the
+    // discovery index has it again after a restart (it loads statuses from there).
+    let mut statuses: HashMap<String, (String, StatusSummary)> = HashMap::new();
     for event in events {
         let name = event.site_name.clone();
         let (op, payload) = match event.change {
@@ -256,7 +266,9 @@ async fn write_applied(txn: &DatabaseTransaction, peer: &str, events: Vec<Remote
                 ("DELETE", None)
             }
             RemoteChange::Status(summary) => {
-                ("STATUS", Some(serde_json::to_string(&summary).unwrap_or_default().into_bytes()))
+                let body = serde_json::to_string(&summary).unwrap_or_default();
+                statuses.insert(name.clone(), (event.origin.to_string(), summary));
+                ("STATUS", Some(body.into_bytes()))
             }
             RemoteChange::Unappliable { op, reason } => {
                 tracing::warn!(%peer, origin = %event.origin, seq = event.seq, site = %crate::connectivity::cut(name.clone(), 256), "a peer's event could not be applied here: quarantined");
@@ -288,5 +300,38 @@ async fn write_applied(txn: &DatabaseTransaction, peer: &str, events: Vec<Remote
     insert_sites(txn, last.into_values().flatten()).await?;
     insert_all(txn, log).await?;
     insert_all(txn, quarantined).await?;
-    Ok(())
+    keep_latest_statuses(txn, statuses).await
+}
+
+/// A peer's announced statuses as the sites' latest: the state and class it gave, without a
+/// measurement (measurements stay with the origin that received them).
+async fn keep_latest_statuses(
+    txn: &DatabaseTransaction,
+    statuses: HashMap<String, (String, StatusSummary)>,
+) -> Result<(), StoreError> {
+    let now = to_micros(Utc::now());
+    let rows: Vec<connectivity_latest::ActiveModel> = statuses
+        .into_iter()
+        .map(|(site_name, (origin, summary))| {
+            let json = serde_json::to_string(&summary).unwrap_or_default();
+            connectivity_latest::ActiveModel {
+                site_name: Set(site_name),
+                online: Set(summary.state == hubdir_core::connectivity::State::Online),
+                download_mbps: Set(summary.download_mbps),
+                upload_mbps: Set(None),
+                latency_ms: Set(None),
+                technology: Set(String::new()),
+                public_wifi_access_points: Set(None),
+                public_computers: Set(None),
+                power_backup: Set(None),
+                source: Set(format!("peer:{origin}")),
+                observed_at_us: Set(to_micros(summary.observed_at)),
+                received_at_us: Set(now),
+                measurement: Set(None),
+                summary: Set(Some(json.clone())),
+                logged_summary: Set(Some(json)),
+            }
+        })
+        .collect();
+    crate::connectivity::upsert_latest(txn, rows).await
 }

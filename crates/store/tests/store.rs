@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use hubdir_core::connectivity::{Benchmark, Measurement, Source, StatusSummary, Technology};
+use hubdir_core::connectivity::{Benchmark, Measurement, Source, State, StatusSummary, Technology};
 use hubdir_core::{Kind, ServiceType, Site, SiteInput, SiteName, SiteStatus};
 use hubdir_store::entity::{connectivity_history, connectivity_latest, node_keys, peer_cursors, peers, site_services};
 use hubdir_store::{
@@ -65,7 +65,28 @@ on_both_backends!(
     the_quarantine_is_truncated_chunked_and_bounded,
     both_databases_store_exactly_what_validation_accepts,
     an_event_that_could_not_be_applied_supersedes_nothing,
+    a_peers_status_is_kept_as_the_sites_latest_and_goes_with_a_resynced_origin,
 );
+
+/// A loose end of #12: a follower logged peers' STATUS events but did not keep them as the
+/// sites' latest status, so its discovery index (which loads statuses from there) lost them
+/// at a restart until the peer's next refresh.
+async fn a_peers_status_is_kept_as_the_sites_latest_and_goes_with_a_resynced_origin(store: Arc<Store>) {
+    let events = vec![
+        (remote("1f", 1, "x", fr_upsert("x")), Delivery::Stream),
+        (remote("1f", 2, "x", fr_status(10.0)), Delivery::Stream),
+        (remote("1f", 3, "x", fr_status(42.0)), Delivery::Stream),
+    ];
+    assert!(store.apply_remote("fr", events).await.unwrap().iter().all(|o| *o == RemoteApplied::Applied));
+    let summaries = store.latest_summaries().await.unwrap();
+    assert_eq!(summaries.len(), 1);
+    assert_eq!((summaries[0].0.as_str(), summaries[0].1.download_mbps), ("sites/fr/x", Some(42.0)));
+    let latest = store.latest_status(&name("sites/fr/x")).await.unwrap().unwrap();
+    assert_eq!((latest.summary.state, latest.measurement), (State::Online, None));
+    // The origin's database was recreated: what was held of it goes, its statuses too.
+    assert_eq!(apply_one(&store, remote("20", 1, "y", fr_upsert("y")), Delivery::Stream).await, RemoteApplied::Applied);
+    assert!(store.latest_summaries().await.unwrap().is_empty());
+}
 
 fn site(name: &str, country: &str, kind: Kind, lat: f64, lng: f64) -> Site {
     SiteInput {
@@ -540,7 +561,8 @@ async fn measurements_keep_the_newest_as_latest_and_log_only_changes(store: Arc<
     assert_eq!(record(vec![measured("sites/zw/1", "b", 50, false, None)]).await, [fresh(false, false)]);
     // Newer, same state and class, ten minutes on: the latest, not announced again.
     assert_eq!(record(vec![measured("sites/zw/1", "c", 20, true, Some(35.0))]).await, [fresh(true, false)]);
-    assert_eq!(store.latest_status(&name("sites/zw/1")).await.unwrap().unwrap().measurement.idempotency_key, "c");
+    let latest = store.latest_status(&name("sites/zw/1")).await.unwrap().unwrap();
+    assert_eq!(latest.measurement.unwrap().idempotency_key, "c");
     // The line goes down: announced.
     assert_eq!(record(vec![measured("sites/zw/1", "d", 10, false, None)]).await, [fresh(true, true)]);
     let log = log_of(&store, "zw").await;
@@ -548,7 +570,7 @@ async fn measurements_keep_the_newest_as_latest_and_log_only_changes(store: Arc<
     assert_eq!(ops, [ChangeOp::Upsert, ChangeOp::Status, ChangeOp::Status]);
     let summaries = store.latest_summaries().await.unwrap();
     assert_eq!(summaries.len(), 1);
-    assert_eq!(summaries[0].1.state, hubdir_core::connectivity::State::Offline);
+    assert_eq!(summaries[0].1.state, State::Offline);
     let history = connectivity_history::Entity::find().all(store.connection()).await.unwrap();
     assert_eq!(history.len(), 4, "a, b, c and d; the replay and the unknown site are not stored");
 

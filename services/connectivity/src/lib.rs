@@ -246,7 +246,7 @@ impl ConnectivityService for Connectivity {
             None => (State::Unknown, Class::Unknown, None),
             Some(l) => {
                 let (state, class) = l.summary.at(Utc::now());
-                (state, class, Some(convert::measurement_to_proto(l.measurement)))
+                (state, class, l.measurement.map(convert::measurement_to_proto))
             }
         };
         Ok(Response::new(ConnectivityStatus {
