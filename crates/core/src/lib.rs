@@ -4,6 +4,7 @@
 //! a [`Site`] or into [`Violations`] that name every offending field. A [`SiteRecord`] is a
 //! site as stored: the site plus what the server computes (H3 cell, etag, time, sequence).
 
+mod cell;
 pub mod connectivity;
 mod country_codes;
 mod name;
@@ -12,6 +13,7 @@ pub mod search;
 mod site;
 mod validate;
 
+pub use cell::{H3Cell, NotACell};
 pub use name::{NameError, Origin, SiteId, SiteName};
 pub use reason::{ERROR_DOMAIN, Reason};
 pub use site::{

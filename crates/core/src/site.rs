@@ -255,7 +255,7 @@ pub struct SiteInput {
 pub struct SiteRecord {
     pub site: Site,
     /// H3 cell at resolution 15 containing the location.
-    pub h3_cell: u64,
+    pub h3_cell: crate::H3Cell,
     pub etag: String,
     pub update_time: DateTime<Utc>,
     /// The origin's change-log sequence number of the last change.

@@ -19,9 +19,9 @@ fn cell_at(location: LatLng, resolution: Resolution) -> Option<CellIndex> {
     H3LatLng::new(location.latitude(), location.longitude()).ok().map(|ll| ll.to_cell(resolution))
 }
 
-/// The resolution-15 cell stored with a site, in its integer form.
-pub fn site_cell(location: LatLng) -> Option<u64> {
-    cell_at(location, SITE_CELL_RESOLUTION).map(u64::from)
+/// The resolution-15 cell stored with a site.
+pub fn site_cell(location: LatLng) -> Option<hubdir_core::H3Cell> {
+    cell_at(location, SITE_CELL_RESOLUTION).and_then(|cell| hubdir_core::H3Cell::new(u64::from(cell)))
 }
 
 /// The coarsest resolution whose cells may be listed: a resolution-3 cell covers about
@@ -42,11 +42,6 @@ pub fn descendant_range(cell: CellIndex) -> (u64, u64) {
     let finer_mask = if finer_digits == 0 { 0 } else { (1u64 << finer_digits) - 1 };
     let at_fifteen = (index & !(0xF << RESOLUTION_SHIFT)) | (15 << RESOLUTION_SHIFT);
     (at_fifteen & !finer_mask, at_fifteen | finer_mask)
-}
-
-/// The canonical hexadecimal form of a stored cell; empty if `cell` is not a valid index.
-pub fn cell_to_string(cell: u64) -> String {
-    CellIndex::try_from(cell).map(|c| c.to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -77,10 +72,12 @@ mod tests {
         ) {
             prop_assume!(!(lat == 0.0 && lng == 0.0));
             let cell = site_cell(at(lat, lng)).unwrap();
-            let index = CellIndex::try_from(cell).unwrap();
+            let index = CellIndex::try_from(cell.get()).unwrap();
             prop_assert_eq!(index.resolution(), SITE_CELL_RESOLUTION);
-            let text = cell_to_string(cell);
-            prop_assert_eq!(text.parse::<CellIndex>().unwrap(), index);
+            // hubdir_core::H3Cell shows and parses cells as h3o does.
+            let text = cell.to_string();
+            prop_assert_eq!(&text, &index.to_string());
+            prop_assert_eq!(text.parse::<hubdir_core::H3Cell>().unwrap(), cell);
             // A resolution-15 cell is under a metre across: its centre is the point.
             let centre = H3LatLng::from(index);
             let d = centre.distance_m(H3LatLng::new(lat, lng).unwrap());
@@ -95,7 +92,7 @@ mod tests {
             dlat in -0.05f64..0.05, dlng in -0.05f64..0.05,
         ) {
             prop_assume!(!(lat == 0.0 && lng == 0.0));
-            let stored = site_cell(at(lat, lng)).unwrap();
+            let stored = site_cell(at(lat, lng)).unwrap().get();
             let resolution = Resolution::try_from(res).unwrap();
             let cell = CellIndex::try_from(stored).unwrap().parent(resolution).unwrap();
             let (low, high) = descendant_range(cell);
@@ -103,7 +100,7 @@ mod tests {
             // A nearby point is in the range exactly when it is in the cell.
             let (lat2, lng2) = ((lat + dlat).clamp(-90.0, 90.0), (lng + dlng).clamp(-180.0, 180.0));
             prop_assume!(!(lat2 == 0.0 && lng2 == 0.0));
-            let near = site_cell(at(lat2, lng2)).unwrap();
+            let near = site_cell(at(lat2, lng2)).unwrap().get();
             let inside = CellIndex::try_from(near).unwrap().parent(resolution) == Some(cell);
             prop_assert_eq!((low..=high).contains(&near), inside);
             // And a cell of another resolution at that point has its own range.
@@ -119,6 +116,6 @@ mod tests {
         for (lat, lng) in [(90.0, 0.0), (-90.0, 0.0), (-17.7, 180.0), (-17.7, -180.0)] {
             assert!(site_cell(at(lat, lng)).is_some());
         }
-        assert_eq!(cell_to_string(0), "");
+        assert_eq!(hubdir_core::H3Cell::new(0), None);
     }
 }

@@ -50,9 +50,11 @@ fn all_words(column: sites::Column, words: &[String]) -> Condition {
 pub(crate) fn record_from_row(row: sites::Model) -> Result<SiteRecord, StoreError> {
     let site: Site =
         serde_json::from_str(&row.body).map_err(|e| StoreError::Corrupt(format!("site {}: {e}", row.name)))?;
+    let h3_cell = hubdir_core::H3Cell::new(row.h3_cell as u64)
+        .ok_or_else(|| StoreError::Corrupt(format!("site {}: h3_cell {} is not a cell", row.name, row.h3_cell)))?;
     Ok(SiteRecord {
         site,
-        h3_cell: row.h3_cell as u64,
+        h3_cell,
         etag: row.etag,
         update_time: from_micros(row.update_time_us),
         origin_seq: row.origin_seq as u64,

@@ -245,7 +245,7 @@ fn site_row(record: SiteRecord, body: String) -> sites::ActiveModel {
         latitude: Set(site.location.latitude()),
         longitude: Set(site.location.longitude()),
         // H3 indexes leave the top bit clear, so they fit in an i64.
-        h3_cell: Set(h3_cell as i64),
+        h3_cell: Set(h3_cell.get() as i64),
         status: Set(site.status.code().to_owned()),
         body: Set(body),
         etag: Set(etag),

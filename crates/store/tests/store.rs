@@ -503,7 +503,7 @@ async fn text_and_cell_queries_match_words_and_ranges(store: Arc<Store>) {
     assert!(found(TextMatch::InName(vec!["_".into()]), None).await.is_empty());
     // The resolution-5 cell of central Harare holds the two Harare sites, not Mutare or Gweru.
     let stored = store.get_site(&name("sites/zw/2")).await.unwrap().unwrap().h3_cell;
-    let cell = hubdir_geo::CellIndex::try_from(stored).unwrap().parent(hubdir_geo::Resolution::Five).unwrap();
+    let cell = hubdir_geo::CellIndex::try_from(stored.get()).unwrap().parent(hubdir_geo::Resolution::Five).unwrap();
     let range = Some(hubdir_geo::descendant_range(cell));
     let all = words("");
     assert_eq!(found(TextMatch::InName(all), range).await, ["sites/zw/1", "sites/zw/2"]);

@@ -201,9 +201,8 @@ fn nearby_to_proto(nearby: Nearby, now: chrono::DateTime<chrono::Utc>) -> Nearby
     let (state, class) = status.map_or((State::Unknown, Class::Unknown), |s| s.at(now));
     let record: SiteRecord = (*record).clone();
     let name = format!("{}/connectivity", record.site.name);
-    let cell = hubdir_geo::cell_to_string(record.h3_cell);
     NearbySite {
-        site: Some(convert::record_to_proto(record, cell)),
+        site: Some(convert::record_to_proto(record)),
         distance_meters,
         connectivity: Some(pb::ConnectivityStatus {
             name,

@@ -107,11 +107,6 @@ async fn scan(
     }
 }
 
-fn to_proto(record: SiteRecord) -> pb::Site {
-    let cell = hubdir_geo::cell_to_string(record.h3_cell);
-    convert::record_to_proto(record, cell)
-}
-
 /// The fingerprint a page token is bound to.
 fn fingerprint(parts: &[&str], filter: &Option<pb::SiteFilter>) -> String {
     let filter = filter.as_ref().map(|f| f.encode_to_vec()).unwrap_or_default();
@@ -146,7 +141,7 @@ pub async fn in_cell(
     let mut budget = SCAN_BUDGET;
     let found = scan(store, query, &filter, want, &mut budget).await?;
     Ok(ListSitesInCellResponse {
-        sites: found.records.into_iter().map(to_proto).collect(),
+        sites: found.records.into_iter().map(convert::record_to_proto).collect(),
         next_page_token: found.resume_after.map(|after| tokens.encode(&after, &fingerprint)).unwrap_or_default(),
     })
 }
@@ -220,7 +215,7 @@ pub async fn search(
             ..SiteQuery::default()
         };
         let found = scan(store, query, &filter, want - sites.len(), &mut budget).await?;
-        sites.extend(found.records.into_iter().map(to_proto));
+        sites.extend(found.records.into_iter().map(convert::record_to_proto));
         match found.resume_after {
             Some(name) => {
                 next_page_token = tokens.encode(&format!("{group}\t{name}"), &fingerprint);

@@ -196,7 +196,7 @@ async fn list_sites_in_cell_pages_in_name_order_and_refuses_coarse_cells(backend
     let stored = node.store.get_site(&"sites/zw/a".parse().unwrap()).await.unwrap().unwrap().h3_cell;
     let cell = |res: u8| {
         let resolution = hubdir_geo::Resolution::try_from(res).unwrap();
-        hubdir_geo::CellIndex::try_from(stored).unwrap().parent(resolution).unwrap().to_string()
+        hubdir_geo::CellIndex::try_from(stored.get()).unwrap().parent(resolution).unwrap().to_string()
     };
     let list = |h3_cell: String, page_size: i32, page_token: String, filter: Option<SiteFilter>| {
         pb::ListSitesInCellRequest { h3_cell, filter, page_size, page_token }

@@ -61,7 +61,7 @@ async fn through_store(url: &str, sites: &[Site]) -> f64 {
 
 /// The columns hubdir stores for a site, as plain values.
 fn row(site: &Site) -> [String; 15] {
-    let cell = hubdir_geo::site_cell(site.location).unwrap_or(0) as i64;
+    let cell = hubdir_geo::site_cell(site.location).map_or(0, |c| c.get() as i64);
     [
         site.name.to_string(),
         site.name.origin().to_string(),

@@ -135,7 +135,7 @@ fn geojson_feature(record: &SiteRecord) -> Value {
             "time_zone": site.time_zone.as_str(),
             "status": site.status.code(),
             "free_access": site.free_access,
-            "h3_cell": hubdir_geo::cell_to_string(record.h3_cell),
+            "h3_cell": record.h3_cell.to_string(),
             "etag": record.etag,
             "update_time": record.update_time.to_rfc3339(),
         },

@@ -49,11 +49,6 @@ pub struct Registry {
     tokens: page_token::PageTokens,
 }
 
-pub(crate) fn to_proto(record: SiteRecord) -> Site {
-    let cell = hubdir_geo::cell_to_string(record.h3_cell);
-    convert::record_to_proto(record, cell)
-}
-
 fn parse_name(field: &str, text: &str) -> Result<SiteName, Status> {
     text.parse::<SiteName>().map_err(|e| {
         let mut v = Violations::default();
@@ -102,14 +97,14 @@ impl RegistryService for Registry {
             .map_err(|v| status::invalid_argument(&v.nested_in("site")))?;
         caller.require_publisher_of(&site.name, &site.operator).map_err(status::from_denied)?;
         let write = Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::Absent };
-        Ok(Response::new(to_proto(record_of(write_one(&self.store, write).await?)?)))
+        Ok(Response::new(convert::record_to_proto(record_of(write_one(&self.store, write).await?)?)))
     }
 
     async fn get_site(&self, request: Request<GetSiteRequest>) -> Result<Response<Site>, Status> {
         can_read(&principal(&request))?;
         let GetSiteRequest { name } = request.into_inner();
         let name = parse_name("name", &name)?;
-        Ok(Response::new(to_proto(current(&self.store, &name).await?)))
+        Ok(Response::new(convert::record_to_proto(current(&self.store, &name).await?)))
     }
 
     async fn update_site(&self, request: Request<UpdateSiteRequest>) -> Result<Response<Site>, Status> {
@@ -125,12 +120,13 @@ impl RegistryService for Registry {
             return Err(status::etag_mismatch(&name));
         }
         let read_etag = stored.etag.clone();
-        let merged = update_mask::apply(to_proto(stored), patch, &paths).map_err(|v| status::invalid_argument(&v))?;
+        let merged = update_mask::apply(convert::record_to_proto(stored), patch, &paths)
+            .map_err(|v| status::invalid_argument(&v))?;
         let (site, _) = convert::site_from_proto(merged).map_err(|v| status::invalid_argument(&v.nested_in("site")))?;
         caller.require_publisher_of(&site.name, &site.operator).map_err(status::from_denied)?;
         // The etag read above guards against a write that landed in between.
         let write = Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::Etag(read_etag) };
-        Ok(Response::new(to_proto(record_of(write_one(&self.store, write).await?)?)))
+        Ok(Response::new(convert::record_to_proto(record_of(write_one(&self.store, write).await?)?)))
     }
 
     async fn delete_site(&self, request: Request<DeleteSiteRequest>) -> Result<Response<()>, Status> {
@@ -164,7 +160,10 @@ impl RegistryService for Registry {
         } else {
             String::new()
         };
-        Ok(Response::new(ListSitesResponse { sites: records.into_iter().map(to_proto).collect(), next_page_token }))
+        Ok(Response::new(ListSitesResponse {
+            sites: records.into_iter().map(convert::record_to_proto).collect(),
+            next_page_token,
+        }))
     }
 
     async fn batch_upsert_sites(

@@ -267,10 +267,16 @@ pub fn site_to_proto(site: Site) -> pb::Site {
     }
 }
 
-/// A stored site as the API shows it. `h3_cell` is rendered by the caller's geo helper.
-pub fn record_to_proto(record: SiteRecord, h3_cell: String) -> pb::Site {
-    let SiteRecord { site, h3_cell: _, etag, update_time, origin_seq } = record;
-    pb::Site { h3_cell, etag, update_time: Some(timestamp(update_time)), origin_seq, ..site_to_proto(site) }
+/// A stored site as the API shows it.
+pub fn record_to_proto(record: SiteRecord) -> pb::Site {
+    let SiteRecord { site, h3_cell, etag, update_time, origin_seq } = record;
+    pb::Site {
+        h3_cell: h3_cell.to_string(),
+        etag,
+        update_time: Some(timestamp(update_time)),
+        origin_seq,
+        ..site_to_proto(site)
+    }
 }
 
 #[cfg(test)]
@@ -303,11 +309,12 @@ mod tests {
         let record = SiteRecord {
             etag: site.content_etag(),
             site: site.clone(),
-            h3_cell: 0,
+            h3_cell: "8f2830828052d25".parse().unwrap(),
             update_time: chrono::DateTime::from_timestamp(1_700_000_000, 5).unwrap(),
             origin_seq: 7,
         };
-        let back = record_to_proto(record, "cell".into());
+        let back = record_to_proto(record);
+        assert_eq!(back.h3_cell, "8f2830828052d25");
         let (again, _) = site_from_proto(back.clone()).unwrap();
         assert_eq!(again, site);
         assert_eq!(back.origin_seq, 7);
