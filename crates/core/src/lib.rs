@@ -7,6 +7,7 @@
 mod cell;
 pub mod connectivity;
 mod country_codes;
+mod filter;
 mod name;
 mod reason;
 pub mod search;
@@ -14,6 +15,7 @@ mod site;
 mod validate;
 
 pub use cell::{H3Cell, NotACell};
+pub use filter::Filter;
 pub use name::{NameError, Origin, SiteId, SiteName};
 pub use reason::{ERROR_DOMAIN, Reason};
 pub use site::{

@@ -18,8 +18,9 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hubdir_core::Filter;
 use hubdir_core::{Accessibility, Kind, ServiceType, SiteInput, SiteRecord};
-use hubdir_geo::{EARTH_RADIUS_M, Filter, SiteIndex};
+use hubdir_geo::{EARTH_RADIUS_M, SiteIndex};
 
 /// The process's resident memory, in bytes (Linux).
 fn resident_bytes() -> isize {

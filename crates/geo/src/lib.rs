@@ -1,10 +1,14 @@
 //! H3 helpers and the in-memory nearest-neighbour index.
 
+mod filter;
 mod index;
 mod masked;
+mod sphere;
 
+pub use filter::Matcher;
 pub use h3o::{CellIndex, Resolution};
-pub use index::{EARTH_RADIUS_M, Filter, Matcher, Nearby, SiteIndex, great_circle_m, unit_vector};
+pub use index::{Nearby, SiteIndex};
+pub use sphere::{EARTH_RADIUS_M, great_circle_m, unit_vector};
 
 use h3o::LatLng as H3LatLng;
 use hubdir_core::LatLng;

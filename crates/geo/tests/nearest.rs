@@ -5,9 +5,10 @@
 
 use std::collections::HashMap;
 
+use hubdir_core::Filter;
 use hubdir_core::connectivity::{Class, State, StatusSummary};
 use hubdir_core::{Accessibility, Kind, ServiceType, SiteInput, SiteRecord, SiteStatus};
-use hubdir_geo::{EARTH_RADIUS_M, Filter, SiteIndex};
+use hubdir_geo::{EARTH_RADIUS_M, SiteIndex};
 use proptest::prelude::*;
 
 fn record(i: usize, lat: f64, lng: f64, kind: Kind, wifi: bool, status: SiteStatus) -> Option<SiteRecord> {

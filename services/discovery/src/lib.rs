@@ -12,15 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hubdir_auth::{Scope, principal};
+use hubdir_core::Filter;
 use hubdir_core::connectivity::{Class, State};
-use hubdir_core::{LanguageTag, SiteRecord, ViolationReason, Violations};
-use hubdir_geo::{Filter, Nearby};
+use hubdir_core::{SiteRecord, ViolationReason, Violations};
+use hubdir_geo::Nearby;
 use hubdir_node::{Mount, NodeContext, status};
 use hubdir_proto::convert;
 use hubdir_proto::v1::discovery_service_server::{DiscoveryService, DiscoveryServiceServer, SERVICE_NAME};
 use hubdir_proto::v1::{
     self as pb, FindNearestRequest, FindNearestResponse, ListSitesInCellRequest, ListSitesInCellResponse, NearbySite,
-    SearchSitesRequest, SearchSitesResponse, SiteFilter,
+    SearchSitesRequest, SearchSitesResponse,
 };
 use hubdir_store::Store;
 use tonic::service::RoutesBuilder;
@@ -82,75 +83,6 @@ struct Query {
     filter: Filter,
 }
 
-/// A validated `SiteFilter`.
-pub(crate) fn filter_from(filter: SiteFilter, out: &mut Violations) -> Filter {
-    let SiteFilter {
-        kinds,
-        services,
-        languages,
-        accessibility,
-        open,
-        open_at,
-        connectivity_states,
-        min_download_mbps,
-        free_access,
-        statuses,
-    } = filter;
-    let open_at = match (open, open_at) {
-        (false, None) => None,
-        (false, Some(_)) => {
-            out.push("filter.open_at", ViolationReason::InvalidFormat, "set it together with filter.open = true");
-            None
-        }
-        (true, None) => Some(chrono::Utc::now()),
-        (true, Some(at)) => {
-            let at = convert::from_timestamp(&at);
-            if at.is_none() {
-                out.push("filter.open_at", ViolationReason::OutOfRange, "not a valid instant");
-            }
-            at
-        }
-    };
-    let kinds = convert::known_list(out, "filter.kinds", &kinds, |v| convert::kind_from_proto(v).flatten());
-    let services = convert::known_list(out, "filter.services", &services, convert::service_from_proto);
-    let accessibility =
-        convert::known_list(out, "filter.accessibility", &accessibility, convert::accessibility_from_proto);
-    let statuses = convert::known_list(out, "filter.statuses", &statuses, |v| convert::status_from_proto(v).flatten());
-    let connectivity_states = convert::known_list(out, "filter.connectivity_states", &connectivity_states, |v| {
-        convert::state_from_proto(v).flatten()
-    });
-    let languages = languages
-        .iter()
-        .enumerate()
-        .filter_map(|(i, tag)| {
-            let parsed = LanguageTag::parse(tag).map(|t| t.primary());
-            if parsed.is_none() {
-                out.push(
-                    format!("filter.languages[{i}]"),
-                    ViolationReason::InvalidFormat,
-                    format!("{tag:?} is not a BCP 47 tag"),
-                );
-            }
-            parsed
-        })
-        .collect();
-    if !min_download_mbps.is_finite() || min_download_mbps < 0.0 {
-        out.push("filter.min_download_mbps", ViolationReason::OutOfRange, "must be a number of Mbit/s, 0 or more");
-    }
-    Filter {
-        kinds,
-        services,
-        languages,
-        accessibility,
-        statuses,
-        free_access,
-        open_at,
-        connectivity_states,
-        min_download_mbps: (min_download_mbps > 0.0).then_some(min_download_mbps),
-        as_of: None,
-    }
-}
-
 fn query_from(request: FindNearestRequest) -> Result<Query, Status> {
     let FindNearestRequest { location, max_results, max_distance_meters, filter } = request;
     let mut out = Violations::default();
@@ -188,7 +120,7 @@ fn query_from(request: FindNearestRequest) -> Result<Query, Status> {
             "must be 0 (no limit) or a positive number of metres",
         );
     }
-    let filter = filter_from(filter.unwrap_or_default(), &mut out);
+    let filter = convert::filter_from_proto(filter.unwrap_or_default(), &mut out);
     if !out.is_empty() {
         return Err(status::invalid_argument(&out));
     }

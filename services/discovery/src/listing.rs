@@ -6,9 +6,10 @@
 //! sparse filter may answer a short (even empty) page with a token to continue, as AIP-158
 //! allows, rather than scanning a whole country in one request.
 
+use hubdir_core::Filter;
 use hubdir_core::search::{MAX_QUERY_WORDS, query_words};
 use hubdir_core::{CountryCode, SiteRecord, ViolationReason, Violations};
-use hubdir_geo::{CellIndex, Filter, MIN_LIST_RESOLUTION};
+use hubdir_geo::{CellIndex, MIN_LIST_RESOLUTION};
 use hubdir_node::page_token::{self, PageTokens};
 use hubdir_node::status;
 use hubdir_proto::convert;
@@ -18,8 +19,6 @@ use hubdir_proto::v1::{
 use hubdir_store::{SiteQuery, Store, TextMatch};
 use prost::Message;
 use tonic::Status;
-
-use crate::filter_from;
 
 /// The most stored rows one call reads.
 pub const SCAN_BUDGET: usize = 10_000;
@@ -80,7 +79,7 @@ async fn scan(
     budget: &mut usize,
 ) -> Result<Scanned, Status> {
     let mut records = Vec::new();
-    let mut matcher = filter.matcher();
+    let mut matcher = hubdir_geo::Matcher::new(filter);
     loop {
         query.limit = ROWS_PER_READ.min(*budget as u64).max(1);
         let rows = store.list_sites(&query).await.map_err(status::from_store)?;
@@ -126,7 +125,7 @@ pub async fn in_cell(
     let cell = cell(&mut out, "h3_cell", &h3_cell);
     let want = page_size(&mut out, requested, CELL_PAGE);
     let fingerprint = fingerprint(&[&h3_cell], &filter);
-    let filter = filter_from(filter.unwrap_or_default(), &mut out);
+    let filter = convert::filter_from_proto(filter.unwrap_or_default(), &mut out);
     let after = tokens.decode(&token, &fingerprint).unwrap_or_else(|v| {
         out.0.extend(v.0);
         None
@@ -183,7 +182,7 @@ pub async fn search(
     }
     let want = page_size(&mut out, requested, SEARCH_PAGE);
     let fingerprint = fingerprint(&[&query, &country_code, &h3_cell], &filter);
-    let filter = filter_from(filter.unwrap_or_default(), &mut out);
+    let filter = convert::filter_from_proto(filter.unwrap_or_default(), &mut out);
     let resume = tokens
         .decode(&token, &fingerprint)
         .map(|after| after.map(|a| a.split_once('\t').map(|(g, n)| (g.parse::<usize>(), n.to_owned()))))

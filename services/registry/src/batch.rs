@@ -69,7 +69,7 @@ pub async fn run(
             let mut result =
                 RowResult { row: row as i64, name, outcome: RowOutcome::Unspecified.into(), errors: vec![] };
             match convert::site_from_proto(site) {
-                Err(violations) => results.reject(&mut result, violations_to_errors(&violations)),
+                Err(violations) => results.reject(&mut result, convert::field_errors(&violations)),
                 // Another node's origin arrives only through its signed feed.
                 Ok((site, _etag)) if site.name.origin() != own => results.reject(
                     &mut result,
@@ -189,18 +189,6 @@ impl Results {
         self.reject(&mut result, errors);
         self.rows[row] = result;
     }
-}
-
-fn violations_to_errors(violations: &Violations) -> Vec<FieldError> {
-    violations
-        .0
-        .iter()
-        .map(|v| FieldError {
-            field: v.field.clone(),
-            reason: v.reason.code().to_owned(),
-            description: v.description.clone(),
-        })
-        .collect()
 }
 
 fn field_error(field: &str, reason: &str, description: String) -> FieldError {
