@@ -117,7 +117,7 @@ impl Measurement {
         if self.idempotency_key.is_empty() || self.idempotency_key.len() > MAX_IDEMPOTENCY_KEY {
             return invalid("idempotency_key", "required, at most 128 bytes");
         }
-        if crate::validate::control_char(&self.idempotency_key, &[]).is_some() {
+        if crate::control_char(&self.idempotency_key, &[]).is_some() {
             return invalid("idempotency_key", "must not contain control characters");
         }
         if rate(self.download_mbps) {

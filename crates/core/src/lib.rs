@@ -13,6 +13,7 @@ mod reason;
 pub mod search;
 mod site;
 mod validate;
+mod violations;
 
 pub use cell::{H3Cell, NotACell};
 pub use filter::Filter;
@@ -22,4 +23,4 @@ pub use site::{
     Accessibility, Address, Contact, CountryCode, Kind, LanguageTag, LatLng, OpeningHours, ServiceType, Site,
     SiteInput, SiteRecord, SiteStatus, TimeZone,
 };
-pub use validate::{Violation, ViolationReason, Violations, control_char, echo, limits};
+pub use violations::{Violation, ViolationReason, Violations, control_char, echo, limits};
