@@ -33,7 +33,7 @@ use sea_orm_migration::MigratorTrait;
 pub use connectivity::{Latest, QUARANTINE_BODY_BYTES, QUARANTINE_FIELD_BYTES, Quarantined, Recorded, RollUp, Sample};
 pub use error::StoreError;
 pub use keys::PublishedKey;
-pub use log::{ChangeEvent, ChangeOp, OriginLog};
+pub use log::{ChangeBody, ChangeEvent, ChangeOp, OriginLog};
 pub use reads::{SiteQuery, TextMatch};
 pub use remote::{Delivery, RemoteApplied, RemoteChange, RemoteEvent};
 pub use sequencer::NotOwned;
@@ -181,6 +181,18 @@ impl Store {
 }
 
 /// Microseconds since the Unix epoch: how every time is stored.
+/// A site as the store keeps it: with the H3 cell of its position, computed here only.
+pub(crate) fn stored_record(
+    site: hubdir_core::Site,
+    etag: String,
+    update_time: chrono::DateTime<chrono::Utc>,
+    origin_seq: u64,
+) -> Result<hubdir_core::SiteRecord, StoreError> {
+    let h3_cell = hubdir_geo::site_cell(site.location)
+        .ok_or_else(|| StoreError::Corrupt(format!("site {} has a non-finite location", site.name)))?;
+    Ok(hubdir_core::SiteRecord { site, h3_cell, etag, update_time, origin_seq })
+}
+
 pub(crate) fn to_micros(time: chrono::DateTime<chrono::Utc>) -> i64 {
     time.timestamp_micros()
 }

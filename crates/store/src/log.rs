@@ -6,7 +6,8 @@
 //! status after it say everything the earlier ones did. A peer's event that this node could
 //! not apply (kept without its payload) supersedes nothing.
 
-use hubdir_core::Origin;
+use hubdir_core::connectivity::StatusSummary;
+use hubdir_core::{Origin, Site, SiteName, SiteRecord};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -34,6 +35,46 @@ pub struct ChangeEvent {
     pub time: chrono::DateTime<chrono::Utc>,
     /// The event as its origin signed it; `None` if written without a signer.
     pub signed: Option<crate::SignedBytes>,
+}
+
+/// What an event says, decoded as the store wrote it: what a reader of the log (the
+/// discovery index) applies, with the site's cell and etag as the store computes them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeBody {
+    /// The site as it is after the change.
+    Upsert(Box<SiteRecord>),
+    Delete(SiteName),
+    Status(SiteName, StatusSummary),
+    /// A peer's event this node verified but could not apply: logged without its content
+    /// (it is in the federation quarantine); a reader skips it.
+    Withheld,
+}
+
+impl ChangeEvent {
+    /// The event's content. An event this version cannot read is `Corrupt`, naming its
+    /// origin and seq.
+    pub fn body(&self) -> Result<ChangeBody, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("event {} of {}: {what}", self.seq, self.origin));
+        let name: SiteName = self.site_name.parse().map_err(|_| corrupt("the site name is invalid"))?;
+        let Some(payload) = &self.payload else {
+            return Ok(match self.op {
+                ChangeOp::Delete => ChangeBody::Delete(name),
+                ChangeOp::Upsert | ChangeOp::Status => ChangeBody::Withheld,
+            });
+        };
+        match self.op {
+            ChangeOp::Upsert => {
+                let site: Site = serde_json::from_slice(payload).map_err(|e| corrupt(&format!("the site: {e}")))?;
+                let etag = Site::etag_of(payload);
+                Ok(ChangeBody::Upsert(Box::new(crate::stored_record(site, etag, self.time, self.seq)?)))
+            }
+            ChangeOp::Status => {
+                let status = serde_json::from_slice(payload).map_err(|e| corrupt(&format!("the status: {e}")))?;
+                Ok(ChangeBody::Status(name, status))
+            }
+            ChangeOp::Delete => Ok(ChangeBody::Delete(name)),
+        }
+    }
 }
 
 /// One origin's log as held here.

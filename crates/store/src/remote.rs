@@ -255,9 +255,7 @@ async fn write_applied(txn: &DatabaseTransaction, peer: &str, events: Vec<Remote
         let (op, payload) = match event.change {
             RemoteChange::Upsert(site) => {
                 let (body, etag) = site.json_and_etag();
-                let h3_cell = hubdir_geo::site_cell(site.location)
-                    .ok_or_else(|| StoreError::Corrupt(format!("site {name} has a non-finite location")))?;
-                let record = SiteRecord { h3_cell, etag, update_time: event.time, origin_seq: event.seq, site: *site };
+                let record = crate::stored_record(*site, etag, event.time, event.seq)?;
                 last.insert(name.clone(), Some((record, body.clone())));
                 ("UPSERT", Some(body.into_bytes()))
             }

@@ -134,14 +134,7 @@ fn plan(
                     continue;
                 }
                 let (seq, epoch) = seqs.next(site.name.origin())?;
-                let record = SiteRecord {
-                    h3_cell: hubdir_geo::site_cell(site.location)
-                        .ok_or_else(|| StoreError::Corrupt(format!("site {name} has a non-finite location")))?,
-                    etag,
-                    update_time: crate::from_micros(now_us),
-                    origin_seq: seq,
-                    site: *site,
-                };
+                let record = crate::stored_record(*site, etag, crate::from_micros(now_us), seq)?;
                 let event = EventToSign {
                     origin: record.site.name.origin().as_str(),
                     epoch,

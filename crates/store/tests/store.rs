@@ -8,8 +8,8 @@ use hubdir_core::connectivity::{Benchmark, Measurement, Source, State, StatusSum
 use hubdir_core::{Kind, ServiceType, Site, SiteInput, SiteName, SiteStatus};
 use hubdir_store::entity::{connectivity_history, connectivity_latest, node_keys, peer_cursors, peers, site_services};
 use hubdir_store::{
-    Applied, Change, ChangeEvent, ChangeOp, Delivery, NotOwned, Precondition, Quarantined, Recorded, RemoteApplied,
-    RemoteChange, RemoteEvent, RollUp, SignedBytes, SiteQuery, Store, StoreError, TextMatch, Write,
+    Applied, Change, ChangeBody, ChangeEvent, ChangeOp, Delivery, NotOwned, Precondition, Quarantined, Recorded,
+    RemoteApplied, RemoteChange, RemoteEvent, RollUp, SignedBytes, SiteQuery, Store, StoreError, TextMatch, Write,
 };
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
@@ -66,7 +66,37 @@ on_both_backends!(
     both_databases_store_exactly_what_validation_accepts,
     an_event_that_could_not_be_applied_supersedes_nothing,
     a_peers_status_is_kept_as_the_sites_latest_and_goes_with_a_resynced_origin,
+    change_bodies_decode_to_what_the_store_holds,
 );
+
+/// A reader of the log (the discovery index) gets each event's content decoded by the store,
+/// with the cell and etag the store computed when it wrote the site, not its own.
+async fn change_bodies_decode_to_what_the_store_holds(store: Arc<Store>) {
+    let harare = site("sites/zw/1", "ZW", Kind::PublicLibrary, -17.8, 31.0);
+    store.write(vec![upsert(harare, Precondition::None)]).await.unwrap();
+    let report = vec![measured("sites/zw/1", "k1", 0, true, Some(50.0))];
+    store.record_measurements(report, chrono::Duration::minutes(15)).await.unwrap();
+    store
+        .write(vec![Write { change: Change::Delete(name("sites/zw/1")), precondition: Precondition::None }])
+        .await
+        .unwrap();
+    let events = store.changes_after(&"zw".parse().unwrap(), 0, 10).await.unwrap();
+    let bodies: Vec<ChangeBody> = events.iter().map(|e| e.body().unwrap()).collect();
+    let ChangeBody::Upsert(record) = &bodies[0] else { panic!("{bodies:?}") };
+    assert_eq!(record.site.name, name("sites/zw/1"));
+    assert_eq!(record.h3_cell, hubdir_geo::site_cell(record.site.location).unwrap());
+    assert_eq!(record.etag, record.site.content_etag());
+    assert_eq!(record.origin_seq, 1);
+    assert!(
+        matches!(&bodies[1], ChangeBody::Status(n, s) if *n == name("sites/zw/1") && s.download_mbps == Some(50.0))
+    );
+    assert_eq!(bodies[2], ChangeBody::Delete(name("sites/zw/1")));
+    // An event whose content this version cannot read is Corrupt, naming it.
+    let mut unreadable = events[0].clone();
+    unreadable.payload = Some(b"{not json".to_vec());
+    let err = unreadable.body().unwrap_err();
+    assert!(matches!(&err, StoreError::Corrupt(what) if what.contains("event 1 of zw")), "{err}");
+}
 
 /// A loose end of #12: a follower logged peers' STATUS events but did not keep them as the
 /// sites' latest status, so its discovery index (which loads statuses from there) lost them

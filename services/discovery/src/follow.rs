@@ -4,10 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use hubdir_core::connectivity::StatusSummary;
-use hubdir_core::{Site, SiteRecord};
 use hubdir_geo::SiteIndex;
-use hubdir_store::{ChangeEvent, ChangeOp, SiteQuery, Store, StoreError};
+use hubdir_store::{ChangeBody, ChangeEvent, SiteQuery, Store, StoreError};
 
 /// How often the change log is polled for writes of other processes (several processes on
 /// one PostgreSQL): such a write is visible within this (plus the time to apply it), well
@@ -122,26 +120,11 @@ async fn catch_up(
 }
 
 fn apply(index: &mut SiteIndex, event: ChangeEvent) {
-    let Ok(name) = event.site_name.parse() else {
-        tracing::warn!(site = %event.site_name, "change log names an invalid site; skipped");
-        return;
-    };
-    match (event.op, event.payload) {
-        (ChangeOp::Delete, _) => index.remove(&name),
-        (ChangeOp::Upsert, Some(payload)) => match serde_json::from_slice::<Site>(&payload) {
-            Ok(site) => {
-                let Some(h3_cell) = hubdir_geo::site_cell(site.location) else { return };
-                let etag = site.content_etag();
-                index.upsert(SiteRecord { site, h3_cell, etag, update_time: event.time, origin_seq: event.seq });
-            }
-            Err(err) => tracing::warn!(site = %event.site_name, error = %err, "unreadable change-log payload; skipped"),
-        },
-        (ChangeOp::Status, Some(payload)) => match serde_json::from_slice::<StatusSummary>(&payload) {
-            Ok(status) => index.set_status(&name, status),
-            Err(err) => tracing::warn!(site = %event.site_name, error = %err, "unreadable status event; skipped"),
-        },
-        (ChangeOp::Upsert | ChangeOp::Status, None) => {
-            tracing::warn!(site = %event.site_name, "change-log event without payload; skipped")
-        }
+    match event.body() {
+        Ok(ChangeBody::Upsert(record)) => index.upsert(*record),
+        Ok(ChangeBody::Delete(name)) => index.remove(&name),
+        Ok(ChangeBody::Status(name, status)) => index.set_status(&name, status),
+        Ok(ChangeBody::Withheld) => {}
+        Err(err) => tracing::warn!(error = %err, "unreadable change-log event; skipped"),
     }
 }
