@@ -23,6 +23,10 @@ fn hubdir_serve_answers_a_python_client_and_stops_cleanly_on_sigterm() {
     assert!(status.success(), "exit status {status}; logs:\n{}", logs.join("\n"));
     let stopped = logs.iter().any(|l| l.contains("\"message\":\"stopped\""));
     assert!(stopped, "no 'stopped' log line:\n{}", logs.join("\n"));
+    // The index follower and the roll-up (at least) were told to stop, and did, in time.
+    let background = logs.iter().find(|l| l.contains("background tasks stopped")).expect("background tasks stopped");
+    let event: serde_json::Value = serde_json::from_str(background).unwrap();
+    assert!(event["tasks"].as_u64().unwrap() >= 2, "{background}");
 }
 
 /// grpcurl, knowing no .proto file, decodes an error's `google.rpc` details: reflection

@@ -1,6 +1,7 @@
 //! What every hubdir process shares: layered configuration, the store, and the gRPC server
 //! with health, reflection, explicit limits and graceful shutdown.
 
+pub mod background;
 pub mod cli;
 pub mod config;
 pub mod connections;

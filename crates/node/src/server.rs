@@ -13,6 +13,7 @@ use tonic::service::RoutesBuilder;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
+use crate::background::Background;
 use crate::config::Config;
 use crate::connections::{self, ConnectionCounts, ConnectionLimits};
 use crate::health;
@@ -29,6 +30,8 @@ pub struct NodeContext {
     pub identity: Option<Arc<NodeIdentity>>,
     /// Signs page tokens: with a secret derived from the node key once it is loaded.
     pub page_tokens: PageTokens,
+    /// Where services start their background tasks, so that shutdown stops them.
+    pub background: Background,
 }
 
 impl NodeContext {
@@ -41,6 +44,7 @@ impl NodeContext {
             authenticator: Authenticator::new(Arc::new(verifier)),
             identity: None,
             page_tokens: PageTokens::ephemeral(),
+            background: Background::default(),
         })
     }
 
@@ -131,9 +135,11 @@ pub async fn serve(
     let watcher = tokio::spawn(health::watch_store(ctx.store.clone(), reporter.clone(), service_names.clone()));
     tracing::info!(%address, services = ?service_names, store = ctx.store.backend_name(), "serving");
 
+    let deadline = Duration::from_secs(limits.drain_deadline_secs);
     tokio::select! {
         finished = &mut server => {
             watcher.abort();
+            stop_background(&ctx.background, deadline).await;
             return Ok(finished??);
         }
         () = shutdown => {}
@@ -143,8 +149,10 @@ pub async fn serve(
     watcher.abort();
     health::set_all(&reporter, &service_names, ServingStatus::NotServing).await;
     let _ = stop_accepting.send(());
-    let deadline = Duration::from_secs(limits.drain_deadline_secs);
-    match tokio::time::timeout(deadline, &mut server).await {
+    // The background tasks stop while the requests drain, within the same deadline.
+    let (drained, ()) =
+        tokio::join!(tokio::time::timeout(deadline, &mut server), stop_background(&ctx.background, deadline));
+    match drained {
         Ok(finished) => finished??,
         Err(_) => {
             tracing::warn!(deadline_secs = deadline.as_secs(), "drain deadline passed; closing remaining connections");
@@ -153,6 +161,16 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Stops the services' background tasks, saying how it went.
+async fn stop_background(background: &Background, deadline: Duration) {
+    let tasks = background.running();
+    if background.stop(deadline).await {
+        tracing::info!(tasks, "background tasks stopped");
+    } else {
+        tracing::warn!(tasks = background.running(), "background tasks still running at the drain deadline");
+    }
 }
 
 /// A request that does not decode (a string field that is not UTF-8, a truncated message) is

@@ -46,7 +46,7 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
         config: Arc::new(ctx.config.connectivity.clone()),
         store: ctx.store.clone(),
     };
-    tokio::spawn(roll_up_forever(ctx.store.clone(), service.config.clone()));
+    ctx.background.spawn("connectivity roll-up", roll_up_forever(ctx.store.clone(), service.config.clone()));
     let server = ConnectivityServiceServer::new(service).max_decoding_message_size(max).max_encoding_message_size(max);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }

@@ -42,7 +42,7 @@ pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 
 fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
     let shared = Shared::default();
-    tokio::spawn(follow::run(ctx.store.clone(), shared.clone()));
+    ctx.background.spawn("discovery index follower", follow::run(ctx.store.clone(), shared.clone()));
     let max = ctx.config.server.max_message_bytes;
     let discovery = Discovery {
         anonymous: ctx.config.auth.anonymous_discovery,

@@ -36,7 +36,7 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
     if let Some(identity) = ctx.identity.clone() {
         // Recorded at start, so a key's validity begins when the node first ran with it.
         let store = ctx.store.clone();
-        tokio::spawn(async move {
+        ctx.background.spawn("node key publication", async move {
             if let Err(err) = publish(&store, &identity).await {
                 tracing::warn!(error = %err, "recording the node key failed; GetNodeInfo retries");
             }
@@ -48,14 +48,19 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
                 let keys = Arc::new(keys);
                 for peer in &ctx.config.federation.peers {
                     let stats = follower::FollowerStats::default();
-                    tokio::spawn(follower::follow(ctx.store.clone(), peer.clone(), keys.clone(), stats));
+                    let follow = follower::follow(ctx.store.clone(), peer.clone(), keys.clone(), stats);
+                    ctx.background.spawn("federation follower", follow);
                 }
             }
             Err(err) => tracing::error!(error = %format!("{err:#}"), "no peer followed: a pinned key is unusable"),
         }
     }
-    let federation =
-        Federation { identity: ctx.identity.clone(), store: ctx.store.clone(), relayed: relayed_origins(ctx) };
+    let federation = Federation {
+        identity: ctx.identity.clone(),
+        store: ctx.store.clone(),
+        relayed: relayed_origins(ctx),
+        background: ctx.background.clone(),
+    };
     let server = FederationServiceServer::new(federation).max_decoding_message_size(max).max_encoding_message_size(max);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
@@ -88,6 +93,8 @@ pub struct Federation {
     identity: Option<Arc<NodeIdentity>>,
     store: Arc<Store>,
     relayed: Vec<String>,
+    /// Each follower's feed runs here, so that shutdown ends it.
+    background: hubdir_node::background::Background,
 }
 
 async fn publish(store: &Store, identity: &NodeIdentity) -> Result<(), StoreError> {
@@ -129,7 +136,7 @@ impl FederationService for Federation {
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
         peer_only(&request)?;
         let (tx, rx) = tokio::sync::mpsc::channel(feed::STREAM_BUFFER);
-        tokio::spawn(feed::run(self.store.clone(), request.into_inner(), tx));
+        self.background.spawn("federation feed", feed::run(self.store.clone(), request.into_inner(), tx));
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
