@@ -9,6 +9,8 @@ pub mod health;
 pub mod page_token;
 pub mod server;
 pub mod status;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use cli::{NodeArgs, ServeArgs};
 pub use config::Config;

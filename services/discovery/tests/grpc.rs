@@ -5,12 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hubdir_core::{Kind, ServiceType, SiteInput};
-use hubdir_node::{Config, NodeContext};
+use hubdir_node::testing::{Setup, TestNode};
 use hubdir_proto::v1::discovery_service_client::DiscoveryServiceClient;
 use hubdir_proto::v1::{self as pb, FindNearestRequest, SiteFilter};
-use hubdir_store::testing::{Backend, TestDb};
+use hubdir_store::testing::Backend;
 use hubdir_store::{Change, Precondition, Store, Write};
-use tokio::net::TcpListener;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -39,29 +38,19 @@ fn site_open(id: &str, lat: f64, lng: f64, kind: Kind, wifi: bool, hours: &str) 
 struct Node {
     client: DiscoveryServiceClient<Channel>,
     store: Arc<Store>,
-    _db: TestDb,
+    _node: TestNode,
 }
 
 async fn start(backend: Backend) -> Option<Node> {
-    let db = TestDb::new(backend).await?;
-    let store = Arc::new(db.store().await);
-    store
-        .write(vec![
-            site("a", -17.8292, 31.0522, Kind::PublicLibrary, true),
-            site_open("b", -17.8400, 31.0500, Kind::PostOffice, false, "Mo-Fr 08:00-16:30"),
-            site("c", -17.9000, 31.1000, Kind::Telecentre, true),
-            site("d", -20.1325, 28.6265, Kind::PublicLibrary, true),
-        ])
-        .await
-        .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let ctx = NodeContext::new(Config::default(), store.clone()).unwrap();
-    tokio::spawn(async move {
-        hubdir_node::server::serve(ctx, &[hubdir_discovery::MOUNT], listener, std::future::pending()).await
-    });
-    let client = DiscoveryServiceClient::connect(format!("http://{address}")).await.unwrap();
-    Some(Node { client, store, _db: db })
+    let seed = vec![
+        site("a", -17.8292, 31.0522, Kind::PublicLibrary, true),
+        site_open("b", -17.8400, 31.0500, Kind::PostOffice, false, "Mo-Fr 08:00-16:30"),
+        site("c", -17.9000, 31.1000, Kind::Telecentre, true),
+        site("d", -20.1325, 28.6265, Kind::PublicLibrary, true),
+    ];
+    let node = TestNode::start_with(backend, &[hubdir_discovery::MOUNT], Setup { seed, ..Setup::default() }).await?;
+    let client = DiscoveryServiceClient::connect(node.endpoint()).await.unwrap();
+    Some(Node { client, store: node.store.clone(), _node: node })
 }
 
 fn near(lat: f64, lng: f64, k: i32, filter: Option<SiteFilter>) -> FindNearestRequest {

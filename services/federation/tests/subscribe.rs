@@ -5,17 +5,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use hubdir_auth::dev::{TokenClaims, generate_ed25519, issue};
-use hubdir_auth::{AuthConfig, IssuerConfig, KeyConfig};
 use hubdir_core::{Kind, SiteInput};
-use hubdir_federation_core::{NodeIdentity, OriginSigner, TrustedKey, sites_hash, verify};
-use hubdir_node::{Config, NodeContext};
+use hubdir_federation_core::{NodeIdentity, TrustedKey, sites_hash, verify};
+use hubdir_node::Config;
+use hubdir_node::testing::{Setup, TestNode};
 use hubdir_proto::v1::federation_service_client::FederationServiceClient;
 use hubdir_proto::v1::subscribe_response::Message;
 use hubdir_proto::v1::{Cursor, GetDigestRequest, SubscribeRequest};
+use hubdir_store::testing::Backend;
 use hubdir_store::{Change, Precondition, Store, Write};
-use tokio::net::TcpListener;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
 fn site(id: &str) -> Write {
@@ -39,62 +37,24 @@ struct Leader {
     store: Arc<Store>,
     identity: Arc<NodeIdentity>,
     token: String,
+    _node: TestNode,
     _dir: tempfile::TempDir,
 }
 
+/// Node `zw` with a signing key, two sites, and a federation.sync token for follower `fr`.
 async fn leader() -> Leader {
     let dir = tempfile::tempdir().unwrap();
     let identity = Arc::new(NodeIdentity::load_or_create("zw", &dir.path().join("node.key")).unwrap());
-    let store = Store::connect(&format!("sqlite://{}", dir.path().join("zw.db").display()))
-        .await
-        .unwrap()
-        .with_signer(Arc::new(OriginSigner::new(identity.clone())));
-    let store = Arc::new(store);
-    store.write(vec![site("1"), site("2")]).await.unwrap();
-    let (private_key, public_key) = generate_ed25519().unwrap();
-    let public_key_file = dir.path().join("peer.pub.pem");
-    std::fs::write(&public_key_file, public_key).unwrap();
-    let config = Config {
-        auth: AuthConfig {
-            issuers: vec![IssuerConfig {
-                issuer: "peers".into(),
-                audience: "hubdir".into(),
-                origins: vec![],
-                keys: vec![KeyConfig { kid: "fr-peer".into(), algorithm: "EdDSA".into(), public_key_file }],
-            }],
-            ..AuthConfig::default()
-        },
-        ..Config::default()
-    };
-    let now = Utc::now().timestamp();
-    let claims = TokenClaims {
-        iss: "peers".into(),
-        aud: "hubdir".into(),
-        sub: "fr".into(),
-        iat: now,
-        exp: now + 300,
-        scope: "federation.sync".into(),
-        origin: None,
-        operator: None,
-        sites: vec![],
-    };
-    let token = issue(private_key.as_bytes(), "fr-peer", &claims).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let ctx = NodeContext::new(config, store.clone()).unwrap().with_identity(identity.clone());
-    tokio::spawn(async move {
-        hubdir_node::server::serve(ctx, &[hubdir_federation::MOUNT], listener, std::future::pending()).await
-    });
-    let client = FederationServiceClient::connect(format!("http://{address}")).await.unwrap();
-    Leader { client, address, store, identity, token, _dir: dir }
+    let setup = Setup { seed: vec![site("1"), site("2")], identity: Some(identity.clone()) };
+    let node = TestNode::start_with(Backend::Sqlite, &[hubdir_federation::MOUNT], setup).await.unwrap();
+    let token = node.token("fr", "federation.sync", None, None, &[]);
+    let client = FederationServiceClient::connect(node.endpoint()).await.unwrap();
+    Leader { client, address: node.address, store: node.store.clone(), identity, token, _node: node, _dir: dir }
 }
 
 impl Leader {
     fn req<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        let value: MetadataValue<_> = format!("Bearer {}", self.token).parse().unwrap();
-        request.metadata_mut().insert("authorization", value);
-        request
+        TestNode::with_token(&self.token, message)
     }
 
     fn keys(&self) -> HashMap<String, TrustedKey> {

@@ -5,36 +5,27 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hubdir_auth::dev::{TokenClaims, generate_ed25519, issue};
-use hubdir_auth::{AuthConfig, IssuerConfig, KeyConfig};
 use hubdir_core::{Kind, SiteInput};
-use hubdir_node::{Config, NodeContext};
+use hubdir_node::testing::{Setup, TestNode};
 use hubdir_proto::convert;
 use hubdir_proto::v1::connectivity_service_client::ConnectivityServiceClient;
 use hubdir_proto::v1::discovery_service_client::DiscoveryServiceClient;
 use hubdir_proto::v1::{self as pb, FindNearestRequest, ReportStatusRequest, SiteFilter};
-use hubdir_store::testing::{Backend, TestDb};
+use hubdir_store::testing::Backend;
 use hubdir_store::{Change, Precondition, Store, Write};
-use tokio::net::TcpListener;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
 struct Node {
     connectivity: ConnectivityServiceClient<Channel>,
     discovery: DiscoveryServiceClient<Channel>,
     store: Arc<Store>,
-    private_key: String,
-    _dir: tempfile::TempDir,
-    _db: TestDb,
+    node: TestNode,
 }
 
 const HERE: (f64, f64) = (-17.8292, 31.0522);
 
 async fn start(backend: Backend) -> Option<Node> {
-    let db = TestDb::new(backend).await?;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(db.store().await);
-    let writes = ["a", "b", "c"]
+    let seed = ["a", "b", "c"]
         .iter()
         .enumerate()
         .map(|(i, id)| {
@@ -52,60 +43,22 @@ async fn start(backend: Backend) -> Option<Node> {
             Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::None }
         })
         .collect();
-    store.write(writes).await.unwrap();
-    let (private_key, public_key) = generate_ed25519().unwrap();
-    let public_key_file = dir.path().join("k1.pub.pem");
-    std::fs::write(&public_key_file, public_key).unwrap();
-    let config = Config {
-        auth: AuthConfig {
-            issuers: vec![IssuerConfig {
-                issuer: "test".into(),
-                audience: "hubdir".into(),
-                origins: vec!["zw".into()],
-                keys: vec![KeyConfig { kid: "k1".into(), algorithm: "EdDSA".into(), public_key_file }],
-            }],
-            ..AuthConfig::default()
-        },
-        ..Config::default()
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let ctx = NodeContext::new(config, store.clone()).unwrap();
-    tokio::spawn(async move {
-        let mounts = [hubdir_connectivity::MOUNT, hubdir_discovery::MOUNT];
-        hubdir_node::server::serve(ctx, &mounts, listener, std::future::pending()).await
-    });
-    let channel = Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+    // The node composes services here: connectivity feeds discovery's filters.
+    let mounts = [hubdir_connectivity::MOUNT, hubdir_discovery::MOUNT];
+    let node = TestNode::start_with(backend, &mounts, Setup { seed, ..Setup::default() }).await?;
+    let channel = Channel::from_shared(node.endpoint()).unwrap().connect().await.unwrap();
     Some(Node {
         connectivity: ConnectivityServiceClient::new(channel.clone()),
         discovery: DiscoveryServiceClient::new(channel),
-        store,
-        private_key,
-        _dir: dir,
-        _db: db,
+        store: node.store.clone(),
+        node,
     })
 }
 
 impl Node {
     /// A request carrying a token with `scope` (and, for agents, the `sites` it covers).
     fn with_token<T>(&self, scope: &str, sites: &[&str], message: T) -> tonic::Request<T> {
-        let now = chrono::Utc::now().timestamp();
-        let claims = TokenClaims {
-            iss: "test".into(),
-            aud: "hubdir".into(),
-            sub: "tester".into(),
-            iat: now,
-            exp: now + 300,
-            scope: scope.into(),
-            origin: None,
-            operator: None,
-            sites: sites.iter().map(|s| s.to_string()).collect(),
-        };
-        let token = issue(self.private_key.as_bytes(), "k1", &claims).unwrap();
-        let mut request = tonic::Request::new(message);
-        let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-        request.metadata_mut().insert("authorization", value);
-        request
+        TestNode::with_token(&self.node.token("tester", scope, None, None, sites), message)
     }
 
     /// A ReportStatus call from an agent whose token covers `sites`.

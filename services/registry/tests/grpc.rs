@@ -1,31 +1,21 @@
 //! RegistryService over real gRPC: a server on 127.0.0.1:0 and the generated client.
 
-use std::sync::Arc;
-
-use hubdir_auth::dev::{TokenClaims, generate_ed25519, issue};
-use hubdir_auth::{AuthConfig, IssuerConfig, KeyConfig};
 use hubdir_core::{Kind, SiteInput};
-use hubdir_node::{Config, NodeContext};
+use hubdir_node::testing::{Setup, TestNode};
 use hubdir_proto::v1::registry_service_client::RegistryServiceClient;
 use hubdir_proto::v1::{
     self as pb, BatchUpsertSitesRequest, CreateSiteRequest, DeleteSiteRequest, GetSiteRequest, ListSitesRequest,
     RowOutcome, UpdateSiteRequest,
 };
-use hubdir_store::testing::{Backend, TestDb};
+use hubdir_store::testing::Backend;
 use hubdir_store::{Change, Precondition, Write};
-use tokio::net::TcpListener;
 use tonic::Code;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 struct Node {
     client: RegistryServiceClient<Channel>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    private_key: String,
-    _dir: tempfile::TempDir,
-    _db: TestDb,
+    node: TestNode,
 }
 
 /// Who a test request speaks as.
@@ -41,10 +31,7 @@ enum As {
 
 impl Node {
     async fn start(backend: Backend, sites: usize) -> Option<Node> {
-        let db = TestDb::new(backend).await?;
-        let dir = tempfile::tempdir().unwrap();
-        let store = db.store().await;
-        let writes = (0..sites)
+        let seed = (0..sites)
             .map(|i| {
                 let site = SiteInput {
                     name: format!("sites/zw/s{i:03}"),
@@ -61,68 +48,26 @@ impl Node {
                 Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::Absent }
             })
             .collect();
-        store.write(writes).await.unwrap();
-
-        let (private_key, public_key) = generate_ed25519().unwrap();
-        let public_key_file = dir.path().join("k1.pub.pem");
-        std::fs::write(&public_key_file, public_key).unwrap();
-        let config = Config {
-            auth: AuthConfig {
-                issuers: vec![IssuerConfig {
-                    issuer: "test".into(),
-                    audience: "hubdir".into(),
-                    origins: vec!["zw".into()],
-                    keys: vec![KeyConfig { kid: "k1".into(), algorithm: "EdDSA".into(), public_key_file }],
-                }],
-                ..AuthConfig::default()
-            },
-            node: hubdir_node::config::NodeConfig { id: "zw".parse().unwrap() },
-            ..Config::default()
-        };
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let ctx = NodeContext::new(config, Arc::new(store)).unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            hubdir_node::server::serve(ctx, &[hubdir_registry::MOUNT], listener, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        let client = RegistryServiceClient::connect(format!("http://{address}")).await.unwrap();
-        Some(Node { client, stop: Some(stop), server, private_key, _dir: dir, _db: db })
+        let setup = Setup { seed, ..Setup::default() };
+        let node = TestNode::start_with(backend, &[hubdir_registry::MOUNT], setup).await?;
+        let client = RegistryServiceClient::connect(node.endpoint()).await.unwrap();
+        Some(Node { client, node })
     }
 
     /// A request carrying the bearer token of `who`.
     fn req<T>(&self, who: As, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
         let (scope, operator) = match who {
-            As::Anonymous => return request,
+            As::Anonymous => return tonic::Request::new(message),
             As::Reader => ("sites.read", None),
             As::Publisher => ("sites.write", Some("ZimPost")),
             As::OtherOperator => ("sites.write", Some("Library Board")),
         };
-        let now = chrono::Utc::now().timestamp();
-        let claims = TokenClaims {
-            iss: "test".into(),
-            aud: "hubdir".into(),
-            sub: "tester".into(),
-            iat: now,
-            exp: now + 300,
-            scope: scope.into(),
-            origin: operator.map(|_| "zw".into()),
-            operator: operator.map(Into::into),
-            sites: vec![],
-        };
-        let token = issue(self.private_key.as_bytes(), "k1", &claims).unwrap();
-        let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-        request.metadata_mut().insert("authorization", value);
-        request
+        let token = self.node.token("tester", scope, operator.map(|_| "zw"), operator, &[]);
+        TestNode::with_token(&token, message)
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.server.await.unwrap().unwrap();
+    async fn stop(self) {
+        self.node.stop().await.unwrap();
     }
 }
 
@@ -432,7 +377,7 @@ hubdir_store::on_both_backends!(
 async fn a_write_that_finds_sqlite_locked_is_unavailable() {
     use sea_orm::ConnectionTrait;
     let Some(mut node) = Node::start(Backend::Sqlite, 0).await else { return };
-    let mut options = sea_orm::ConnectOptions::new(node._db.url.clone());
+    let mut options = sea_orm::ConnectOptions::new(node.node.database_url().to_owned());
     options.max_connections(1).min_connections(1).sqlx_logging(false);
     let other = sea_orm::Database::connect(options).await.unwrap();
     other.execute_unprepared("BEGIN EXCLUSIVE").await.unwrap();
