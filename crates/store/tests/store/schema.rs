@@ -1,0 +1,132 @@
+//! The schema: entities match the migrated tables, a file keeps its data, upgrades fill in what later versions add.
+
+use super::*;
+
+on_both_backends!(every_entity_matches_the_schema,);
+
+async fn every_entity_matches_the_schema(store: Arc<Store>) {
+    let db = store.connection();
+    connectivity_latest::Entity::insert(connectivity_latest::ActiveModel {
+        site_name: Set("sites/zw/1".into()),
+        online: Set(true),
+        download_mbps: Set(Some(25.5)),
+        upload_mbps: Set(None),
+        latency_ms: Set(Some(40.0)),
+        technology: Set("FIBRE".into()),
+        public_wifi_access_points: Set(Some(2)),
+        public_computers: Set(None),
+        power_backup: Set(Some(false)),
+        source: Set("AGENT".into()),
+        observed_at_us: Set(1),
+        received_at_us: Set(2),
+        measurement: Set(None),
+        summary: Set(None),
+        logged_summary: Set(None),
+    })
+    .exec_without_returning(db)
+    .await
+    .unwrap();
+    let latest = connectivity_latest::Entity::find_by_id("sites/zw/1".to_string()).one(db).await.unwrap().unwrap();
+    assert_eq!(latest.download_mbps, Some(25.5));
+
+    let row = connectivity_history::ActiveModel {
+        site_name: Set("sites/zw/1".into()),
+        idempotency_key: Set("k1".into()),
+        online: Set(false),
+        download_mbps: Set(None),
+        upload_mbps: Set(None),
+        latency_ms: Set(None),
+        jitter_ms: Set(Some(3.0)),
+        packet_loss_ratio: Set(Some(0.01)),
+        technology: Set("DSL".into()),
+        source: Set("MANUAL".into()),
+        observed_at_us: Set(5),
+        received_at_us: Set(6),
+        ..Default::default()
+    };
+    connectivity_history::Entity::insert(row.clone()).exec_without_returning(db).await.unwrap();
+    // (site, idempotency key) is unique: a replayed measurement cannot be stored twice.
+    assert!(connectivity_history::Entity::insert(row).exec_without_returning(db).await.is_err());
+
+    peers::Entity::insert(peers::ActiveModel {
+        node_id: Set("fr".into()),
+        endpoint: Set("http://127.0.0.1:50052".into()),
+        public_key: Set(vec![7; 32]),
+        allowed_origins: Set(r#"["fr"]"#.into()),
+        created_at_us: Set(1),
+    })
+    .exec_without_returning(db)
+    .await
+    .unwrap();
+    peer_cursors::Entity::insert(peer_cursors::ActiveModel {
+        peer_id: Set("fr".into()),
+        origin: Set("fr".into()),
+        seq: Set(42),
+        epoch: Set("e1".into()),
+        updated_at_us: Set(1),
+    })
+    .exec_without_returning(db)
+    .await
+    .unwrap();
+    node_keys::Entity::insert(node_keys::ActiveModel {
+        key_id: Set("k-2026-11".into()),
+        public_key: Set(vec![1; 32]),
+        valid_from_us: Set(1),
+        valid_until_us: Set(None),
+    })
+    .exec_without_returning(db)
+    .await
+    .unwrap();
+    assert_eq!(peers::Entity::find().all(db).await.unwrap()[0].public_key, vec![7; 32]);
+    assert_eq!(peer_cursors::Entity::find().all(db).await.unwrap()[0].seq, 42);
+    assert_eq!(node_keys::Entity::find().all(db).await.unwrap()[0].valid_until_us, None);
+}
+
+#[tokio::test]
+async fn a_sqlite_file_keeps_its_data_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("node.db").display());
+    let s = site("sites/zw/kept", "ZW", Kind::Other, -17.0, 31.0);
+    {
+        let store = Store::connect(&url).await.unwrap();
+        store.write(vec![upsert(s.clone(), Precondition::Absent)]).await.unwrap();
+    }
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.get_site(&s.name).await.unwrap().unwrap().site, s);
+    // Pragmas are per connection: ask through the store's own pool.
+    let store = &store;
+    let pragma = |name: &'static str| async move {
+        let statement = sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, format!("PRAGMA {name}"));
+        store.connection().query_one_raw(statement).await.unwrap().unwrap()
+    };
+    assert_eq!(pragma("journal_mode").await.try_get_by_index::<String>(0).unwrap(), "wal");
+    // synchronous=FULL is 2: an acknowledged write survives a power cut.
+    assert_eq!(pragma("synchronous").await.try_get_by_index::<i32>(0).unwrap(), 2);
+}
+
+/// A database written before the search keys existed gets them filled in on upgrade.
+#[tokio::test]
+async fn upgrading_fills_in_search_keys_for_stored_sites() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("node.db").display());
+    {
+        let store = Store::connect(&url).await.unwrap();
+        let mut s = site("sites/zw/old", "ZW", Kind::Other, -17.0, 31.0);
+        s.display_name = "Ancienne Bibliothèque".into();
+        store.write(vec![upsert(s, Precondition::Absent)]).await.unwrap();
+        // Back to the schema before the migration.
+        for sql in [
+            "ALTER TABLE sites DROP COLUMN search_name",
+            "ALTER TABLE sites DROP COLUMN search_text",
+            "DELETE FROM seaql_migrations WHERE version = 'm0002_search_keys'",
+        ] {
+            store.connection().execute_unprepared(sql).await.unwrap();
+        }
+    }
+    let store = Store::connect(&url).await.unwrap();
+    let words = hubdir_core::search::query_words("bibliotheque");
+    let query = SiteQuery { text: Some(TextMatch::InName(words)), limit: 10, ..SiteQuery::default() };
+    let found = store.list_sites(&query).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].site.name.to_string(), "sites/zw/old");
+}
