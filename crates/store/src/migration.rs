@@ -343,6 +343,9 @@ mod m0002_search_keys {
     #[derive(Debug)]
     pub struct Migration;
 
+    /// Sites read at once while filling in the keys.
+    pub(crate) const BACKFILL_PAGE: u64 = 1000;
+
     impl MigrationName for Migration {
         fn name(&self) -> &str {
             "m0002_search_keys"
@@ -370,20 +373,33 @@ mod m0002_search_keys {
                 m.alter_table(Table::alter().table(Sites::Table).add_column(text(column).default("")).to_owned())
                     .await?;
             }
+            // Page by name, so an upgrade of a million sites holds one page in memory.
             let db = m.get_connection();
-            let select = Query::select().columns([Sites::Name, Sites::Body]).from(Sites::Table).to_owned();
-            for row in db.query_all(&select).await? {
-                let name: String = row.try_get("", "name")?;
-                let body: String = row.try_get("", "body")?;
-                let site: hubdir_core::Site = serde_json::from_str(&body)
-                    .map_err(|e| DbErr::Migration(format!("site {name} has an unreadable body: {e}")))?;
-                let (search_name, search_text) = hubdir_core::search::site_keys(&site);
-                let update = Query::update()
-                    .table(Sites::Table)
-                    .values([(Sites::SearchName, search_name.into()), (Sites::SearchText, search_text.into())])
-                    .and_where(Expr::col(Sites::Name).eq(name))
+            let mut after = String::new();
+            loop {
+                let select = Query::select()
+                    .columns([Sites::Name, Sites::Body])
+                    .from(Sites::Table)
+                    .and_where(Expr::col(Sites::Name).gt(after.clone()))
+                    .order_by(Sites::Name, Order::Asc)
+                    .limit(BACKFILL_PAGE)
                     .to_owned();
-                db.execute(&update).await?;
+                let rows = db.query_all(&select).await?;
+                let Some(last) = rows.last() else { break };
+                after = last.try_get("", "name")?;
+                for row in rows {
+                    let name: String = row.try_get("", "name")?;
+                    let body: String = row.try_get("", "body")?;
+                    let site: hubdir_core::Site = serde_json::from_str(&body)
+                        .map_err(|e| DbErr::Migration(format!("site {name} has an unreadable body: {e}")))?;
+                    let (search_name, search_text) = hubdir_core::search::site_keys(&site);
+                    let update = Query::update()
+                        .table(Sites::Table)
+                        .values([(Sites::SearchName, search_name.into()), (Sites::SearchText, search_text.into())])
+                        .and_where(Expr::col(Sites::Name).eq(name))
+                        .to_owned();
+                    db.execute(&update).await?;
+                }
             }
             Ok(())
         }

@@ -111,9 +111,15 @@ async fn upgrading_fills_in_search_keys_for_stored_sites() {
     let url = format!("sqlite://{}", dir.path().join("node.db").display());
     {
         let store = Store::connect(&url).await.unwrap();
-        let mut s = site("sites/zw/old", "ZW", Kind::Other, -17.0, 31.0);
-        s.display_name = "Ancienne Bibliothèque".into();
-        store.write(vec![upsert(s, Precondition::Absent)]).await.unwrap();
+        // More sites than one page of the backfill (1,000), so every page is seen to.
+        let writes = (0..2_100)
+            .map(|i| {
+                let mut s = site(&format!("sites/zw/old-{i:04}"), "ZW", Kind::Other, -17.0, 31.0);
+                s.display_name = format!("Ancienne Bibliothèque {i}");
+                upsert(s, Precondition::Absent)
+            })
+            .collect();
+        store.write(writes).await.unwrap();
         // Back to the schema before the migration.
         for sql in [
             "ALTER TABLE sites DROP COLUMN search_name",
@@ -125,8 +131,8 @@ async fn upgrading_fills_in_search_keys_for_stored_sites() {
     }
     let store = Store::connect(&url).await.unwrap();
     let words = hubdir_core::search::query_words("bibliotheque");
-    let query = SiteQuery { text: Some(TextMatch::InName(words)), limit: 10, ..SiteQuery::default() };
+    let query = SiteQuery { text: Some(TextMatch::InName(words)), limit: 5_000, ..SiteQuery::default() };
     let found = store.list_sites(&query).await.unwrap();
-    assert_eq!(found.len(), 1);
-    assert_eq!(found[0].site.name.to_string(), "sites/zw/old");
+    assert_eq!(found.len(), 2_100);
+    assert_eq!(found[2_099].site.name.to_string(), "sites/zw/old-2099");
 }
