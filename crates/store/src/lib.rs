@@ -180,7 +180,6 @@ impl Store {
     }
 }
 
-/// Microseconds since the Unix epoch: how every time is stored.
 /// A site as the store keeps it: with the H3 cell of its position, computed here only.
 pub(crate) fn stored_record(
     site: hubdir_core::Site,
@@ -193,6 +192,7 @@ pub(crate) fn stored_record(
     Ok(hubdir_core::SiteRecord { site, h3_cell, etag, update_time, origin_seq })
 }
 
+/// Microseconds since the Unix epoch: how every time is stored.
 pub(crate) fn to_micros(time: chrono::DateTime<chrono::Utc>) -> i64 {
     time.timestamp_micros()
 }
