@@ -17,5 +17,5 @@ mod sources;
 
 pub use mapping::{Mapping, MappingError};
 pub use record::Record;
-pub use report::{RowError, Summary, write_errors};
+pub use report::{FIELD_DROPPED, OnInvalidOptional, RowError, Summary, write_errors};
 pub use sources::{SourceError, hubdir_csv_records, read_csv, read_geojson, records};

@@ -85,6 +85,10 @@ pub struct SourceSpec {
 pub struct Checks {
     /// `[min_lat, min_lng, max_lat, max_lng]`: points outside are refused as OUTSIDE_EXTENT.
     pub bounds: Option<Bounds>,
+    /// A row whose only faults are in optional fields (address, contact, hours, languages,
+    /// notes, accessibility): `"reject_row"` (the default) or `"drop_field"`.
+    #[serde(default)]
+    pub on_invalid_optional: crate::OnInvalidOptional,
 }
 
 /// A field's value: a template string (a constant when it has no `{column}`), or a column or
@@ -363,8 +367,9 @@ impl Mapping {
         value.as_ref().map(|v| self.value(record, v, field, problems)).unwrap_or_default()
     }
 
-    /// The record as a validated site, or every problem found (each naming its field).
-    pub fn site(&self, record: &Record) -> Result<Site, Vec<RowError>> {
+    /// The record as a validated site with the notes of any optional field dropped (see
+    /// `checks.on_invalid_optional`), or every problem found (each naming its field).
+    pub fn site(&self, record: &Record) -> Result<(Site, Vec<RowError>), Vec<RowError>> {
         let s = &self.site;
         let mut problems = Problems { record, site_id: String::new(), errors: Vec::new() };
         let site_id = slug(&self.value(record, &s.id, "id", &mut problems));
@@ -446,7 +451,7 @@ impl Mapping {
                 truthy(&value)
             },
         };
-        crate::report::validated(input, problems.errors, record, &site_id)
+        crate::report::validated_with(input, problems.errors, record, &site_id, self.checks.on_invalid_optional)
     }
 }
 
@@ -478,6 +483,7 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::FIELD_DROPPED;
     use std::collections::HashMap;
 
     const MAPPING: &str = r#"
@@ -525,7 +531,7 @@ mod tests {
     #[test]
     fn a_good_row_becomes_a_site() {
         let mapping: Mapping = toml::from_str(MAPPING).unwrap();
-        let site = mapping.site(&row("28.6922500", "77.3042222", "BO")).unwrap();
+        let (site, _) = mapping.site(&row("28.6922500", "77.3042222", "BO")).unwrap();
         assert_eq!(site.name.to_string(), "sites/in-post/110090-Khajoori-Khas-BO");
         assert_eq!(site.kind, Kind::PostalAgency);
         assert_eq!(site.services.len(), 2);
@@ -541,6 +547,42 @@ mod tests {
         assert_eq!(errors.len(), 1, "the missing position was reported twice: {errors:?}");
         let errors = mapping.site(&row("28.6", "77.3", "XX")).unwrap_err();
         assert_eq!((errors[0].field.as_str(), errors[0].reason.as_str()), ("kind", "UNMAPPED_VALUE"));
+    }
+
+    /// 14 English libraries were lost for an e-mail address without `@`: with
+    /// `on_invalid_optional = "drop_field"` the site is kept without it and the report says
+    /// so; a refused position or kind still rejects the row; the default rejects as before.
+    #[test]
+    fn drop_field_keeps_a_site_without_a_refused_optional_field_only() {
+        let with = |policy: &str| {
+            let text = MAPPING.replace("[site]", "[site]\nemail = \"{email}\"\nopening_hours = \"{hours}\"");
+            toml::from_str::<Mapping>(&format!("{text}on_invalid_optional = \"{policy}\"\n")).unwrap()
+        };
+        let bad_contact = |lat: &str, kind: &str| {
+            let mut r = row(lat, "77.3042222", kind);
+            r.values.insert("email".into(), "library.example.org".into());
+            r.values.insert("hours".into(), "whenever".into());
+            r
+        };
+        let (site, dropped) = with("drop_field").site(&bad_contact("28.6922500", "BO")).unwrap();
+        assert_eq!((site.contact.email.as_str(), site.opening_hours.as_ref()), ("", None));
+        assert_eq!(site.address.postal_code, "110090", "only the refused fields go");
+        let fields: Vec<(&str, &str)> = dropped.iter().map(|e| (e.field.as_str(), e.reason.as_str())).collect();
+        assert_eq!(fields, [("opening_hours", FIELD_DROPPED), ("contact.email", FIELD_DROPPED)]);
+        assert!(dropped[1].message.starts_with("INVALID_FORMAT: "), "{}", dropped[1].message);
+        assert_eq!((dropped[0].row, dropped[0].line), (7, 8));
+
+        // A fault outside the optional fields rejects the row, with every reason.
+        let errors = with("drop_field").site(&bad_contact("95.0", "BO")).unwrap_err();
+        assert!(errors.iter().any(|e| e.field == "contact.email"), "{errors:?}");
+        assert!(errors.iter().any(|e| e.reason == "OUTSIDE_EXTENT" || e.reason == "OUT_OF_RANGE"), "{errors:?}");
+        let errors = with("drop_field").site(&bad_contact("28.6922500", "XX")).unwrap_err();
+        assert!(errors.iter().any(|e| e.reason == "UNMAPPED_VALUE"), "{errors:?}");
+        // The default, and "reject_row", reject the row.
+        let errors = with("reject_row").site(&bad_contact("28.6922500", "BO")).unwrap_err();
+        assert_eq!(errors[0].reason, "INVALID_FORMAT");
+        let default: Mapping = toml::from_str(&MAPPING.replace("[site]", "[site]\nemail = \"{email}\"")).unwrap();
+        assert!(default.site(&bad_contact("28.6922500", "BO")).is_err());
     }
 
     #[test]

@@ -48,6 +48,103 @@ pub(crate) fn validated(
     }
 }
 
+/// What a mapping does with a row whose only faults are in optional fields
+/// (`[checks] on_invalid_optional`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInvalidOptional {
+    /// The row is rejected, as any row with a fault.
+    #[default]
+    RejectRow,
+    /// The site is kept without the refused fields, and each dropped field is reported as
+    /// `FIELD_DROPPED`. Coordinates and required fields always reject the row.
+    DropField,
+}
+
+/// The reason a dropped optional field is reported under.
+pub const FIELD_DROPPED: &str = "FIELD_DROPPED";
+
+/// Fields a row may be kept without: those that only add detail to a help point. The name,
+/// kind, operator (which authorisation checks), country, position, time zone, services,
+/// status and free access never are.
+fn droppable(field: &str) -> bool {
+    const OPTIONAL: [&str; 9] = [
+        "address.",
+        "service_notes",
+        "languages",
+        "accessibility",
+        "opening_hours",
+        "contact.",
+        "phone",
+        "email",
+        "website",
+    ];
+    OPTIONAL.iter().any(|prefix| field.starts_with(prefix))
+}
+
+/// `input` without what made `field` refused.
+fn drop_field(input: &mut hubdir_core::SiteInput, field: &str) {
+    let field = field.strip_prefix("contact.").unwrap_or(field);
+    match field.split('[').next().unwrap_or_default() {
+        "address.lines" => input.address.lines.clear(),
+        "address.locality" => input.address.locality.clear(),
+        "address.region" => input.address.region.clear(),
+        "address.postal_code" => input.address.postal_code.clear(),
+        "service_notes" => input.service_notes.clear(),
+        "languages" => {
+            input.languages.retain(|tag| hubdir_core::LanguageTag::parse(tag).is_some());
+            input.languages.dedup();
+            input.languages.truncate(hubdir_core::limits::LANGUAGES);
+        }
+        // Unknown values never reach the input; a repeated one is the only other fault.
+        "accessibility" => {
+            input.accessibility.sort();
+            input.accessibility.dedup();
+        }
+        "opening_hours" => input.opening_hours.clear(),
+        "phone" => input.contact.phone.clear(),
+        "email" => input.contact.email.clear(),
+        "website" => input.contact.website.clear(),
+        _ => {}
+    }
+}
+
+/// As [`validated`], and with [`OnInvalidOptional::DropField`] a row whose every fault is in
+/// a droppable field is kept without those fields: the site and the `FIELD_DROPPED` notes.
+pub(crate) fn validated_with(
+    input: hubdir_core::SiteInput,
+    errors: Vec<RowError>,
+    record: &crate::Record,
+    site_id: &str,
+    policy: OnInvalidOptional,
+) -> Result<(hubdir_core::Site, Vec<RowError>), Vec<RowError>> {
+    let errors = match validated(input.clone(), errors, record, site_id) {
+        Ok(site) => return Ok((site, Vec::new())),
+        Err(errors) => errors,
+    };
+    if policy == OnInvalidOptional::RejectRow || !errors.iter().all(|e| droppable(&e.field)) {
+        return Err(errors);
+    }
+    let mut input = input;
+    for e in &errors {
+        drop_field(&mut input, &e.field);
+    }
+    match input.validate() {
+        Ok(site) => {
+            let notes = errors
+                .into_iter()
+                .map(|e| RowError {
+                    message: format!("{}: {}; the site is kept without it", e.reason, e.message),
+                    reason: FIELD_DROPPED.to_owned(),
+                    ..e
+                })
+                .collect();
+            Ok((site, notes))
+        }
+        Err(_) => Err(errors),
+    }
+}
+
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -57,6 +154,8 @@ pub struct Summary {
     pub unchanged: u64,
     /// Rejected rows by the reason of their first error.
     pub rejected: BTreeMap<String, u64>,
+    /// Rows kept without a refused optional field (`on_invalid_optional = "drop_field"`).
+    pub kept_without_fields: u64,
 }
 
 impl Summary {
@@ -83,6 +182,12 @@ impl Summary {
         );
         for (reason, count) in &self.rejected {
             out.push_str(&format!("\n  rejected {count:>7}  {reason}"));
+        }
+        if self.kept_without_fields > 0 {
+            out.push_str(&format!(
+                "\n  kept {:>11}  without a refused optional field ({FIELD_DROPPED} in the report)",
+                self.kept_without_fields
+            ));
         }
         out
     }

@@ -34,7 +34,7 @@ fn sites(file: &std::path::Path) -> Vec<Site> {
     let mut seen = std::collections::HashSet::new();
     let sites: Vec<Site> = hubdir_import::records(file, &mapping)
         .expect("source")
-        .filter_map(|r| r.ok().and_then(|record| mapping.site(&record).ok()))
+        .filter_map(|r| r.ok().and_then(|record| mapping.site(&record).ok().map(|(site, _)| site)))
         .filter(|site| seen.insert(site.name.clone()))
         .collect();
     let secs = started.elapsed().as_secs_f64();

@@ -316,9 +316,9 @@ pub async fn run(args: &ImportArgs, errors: &mut Vec<RowError>) -> anyhow::Resul
         summary.read += 1;
         let site = record.map_err(|e| vec![e]).and_then(|record| {
             let at = RowRef { row: record.row, line: record.line };
-            let site = match &mapping {
+            let (site, dropped) = match &mapping {
                 Some(mapping) => mapping.site(&record)?,
-                None => hubdir_import::hubdir_csv::site(&record)?,
+                None => (hubdir_import::hubdir_csv::site(&record)?, Vec::new()),
             };
             // Two rows with one id would silently overwrite each other: refuse the second.
             if !seen.insert(site.name.clone()) {
@@ -331,10 +331,17 @@ pub async fn run(args: &ImportArgs, errors: &mut Vec<RowError>) -> anyhow::Resul
                     message: format!("{} is already used by an earlier row", site.name),
                 }]);
             }
-            Ok((at, site))
+            Ok((at, site, dropped))
         });
         match site {
-            Ok(site) => pending.push(site),
+            Ok((at, site, dropped)) => {
+                // Kept without a refused optional field: noted in the report, not rejected.
+                if !dropped.is_empty() {
+                    summary.kept_without_fields += 1;
+                    errors.extend(dropped);
+                }
+                pending.push((at, site));
+            }
             Err(row_errors) => {
                 summary.reject(&row_errors);
                 errors.extend(row_errors);
