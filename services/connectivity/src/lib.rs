@@ -8,7 +8,7 @@
 //! a window (`metrics`). Raw measurements older than the retention period are rolled up into
 //! daily rows by a background task.
 
-mod metrics;
+pub mod metrics;
 mod report;
 
 use std::collections::HashMap;

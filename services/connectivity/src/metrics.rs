@@ -1,57 +1,228 @@
 //! `SummarizeConnectivity`: metrics over the sites of a scope and a time window, from raw
 //! measurements and, for days already rolled up, their daily rows.
 //!
-//! Uptime is the share of measurements taken while the line was up (agents report at a
-//! steady pace, so it stands for time). Medians are the mean of the middle two for an even
-//! count; the 10th percentile is nearest-rank. A rolled-up day enters as its own median (or
-//! 10th percentile), weighted by its number of values: exact while the window lies within the
-//! retention period, an approximation beyond it. A site meets the benchmark of its country
-//! when the median of its download figures in the window reaches the benchmark's `good`
-//! threshold.
+//! Memory is bounded whatever the window: measurements are read a page at a time and folded
+//! into fixed-size accumulators, never kept. Uptime is the share of measurements taken while
+//! the line was up (agents report at a steady pace, so it stands for time). Medians are the
+//! mean of the middle two for an even count; the 10th percentile is nearest-rank. They come
+//! from a histogram of buckets 0.1% wide that keeps each bucket's smallest and largest value:
+//! exact when the value sought is alone in its bucket (or all of its bucket's values are
+//! equal), otherwise within 0.1%. A rolled-up day enters as its own median (or 10th
+//! percentile), weighted by its number of values: an approximation for windows past the
+//! retention period. A site meets the benchmark of its country when the median of its
+//! download figures in the window reaches the benchmark's `good` threshold; that is decided
+//! exactly from four numbers per site (see [`SiteMedian`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use hubdir_core::connectivity::{median, percentile};
 use hubdir_node::config::ConnectivityConfig;
 use hubdir_proto::v1::SummarizeConnectivityResponse;
 use hubdir_store::entity::connectivity_daily;
 use hubdir_store::{Sample, Store, StoreError};
 
-/// Values of one metric: raw values, and from daily rows their median and 10th percentile,
-/// each weighted by the day's number of values.
-#[derive(Default)]
-struct Values {
-    raw: Vec<f64>,
-    daily_medians: Vec<(f64, i64)>,
-    daily_p10s: Vec<(f64, i64)>,
+/// Buckets are `ln(value) / STEP` wide (0.1%); zero and below share one bucket.
+const STEP: f64 = 0.000_999_500_333; // ln(1.001)
+
+/// A bucket's count and the smallest and largest value that fell in it.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    count: u64,
+    min: f64,
+    max: f64,
 }
 
-/// The raw values with each daily figure repeated as often as the values it stands for.
-fn expand(raw: &[f64], weighted: &[(f64, i64)]) -> Vec<f64> {
-    let mut all = raw.to_vec();
-    for (value, weight) in weighted {
-        all.extend(std::iter::repeat_n(*value, usize::try_from(*weight).unwrap_or(0)));
+/// A weighted distribution of non-negative values in at most a few tens of thousands of
+/// buckets (values from 0.001 to 10^6 span about 20,700), whatever the number of values.
+#[derive(Debug, Default)]
+struct Distribution {
+    buckets: BTreeMap<i32, Bucket>,
+    total: u64,
+}
+
+impl Distribution {
+    fn add(&mut self, value: f64, weight: u64) {
+        if weight == 0 || !value.is_finite() {
+            return;
+        }
+        let key = if value > 0.0 { (value.ln() / STEP).floor() as i32 } else { i32::MIN };
+        let bucket = self.buckets.entry(key).or_insert(Bucket { count: 0, min: value, max: value });
+        bucket.count += weight;
+        bucket.min = bucket.min.min(value);
+        bucket.max = bucket.max.max(value);
+        self.total += weight;
     }
-    all
-}
 
-impl Values {
-    fn add_day(&mut self, median: Option<f64>, p10: Option<f64>, count: i64) {
-        self.daily_medians.extend(median.map(|v| (v, count)));
-        self.daily_p10s.extend(p10.map(|v| (v, count)));
+    fn extend_weighted(&mut self, value: Option<f64>, weight: u64) {
+        if let Some(value) = value {
+            self.add(value, weight);
+        }
+    }
+
+    /// The value of 1-based `rank` in sorted order: exact when its bucket holds one distinct
+    /// value, else the middle of the bucket's range (within 0.1%).
+    fn at_rank(&self, rank: u64) -> Option<f64> {
+        let mut seen = 0;
+        for bucket in self.buckets.values() {
+            seen += bucket.count;
+            if seen >= rank {
+                return Some(if rank == seen { bucket.max } else { (bucket.min + bucket.max) / 2.0 });
+            }
+        }
+        None
     }
 
     fn median(&self) -> Option<f64> {
-        median(&mut expand(&self.raw, &self.daily_medians))
+        let n = self.total;
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => self.at_rank(n / 2 + 1),
+            _ => Some((self.at_rank(n / 2)? + self.at_rank(n / 2 + 1)?) / 2.0),
+        }
     }
 
-    fn p10(&self) -> Option<f64> {
-        percentile(&mut expand(&self.raw, &self.daily_p10s), 0.1)
+    /// Nearest rank: the smallest value with at least `p` of the values at or below it.
+    fn percentile(&self, p: f64) -> Option<f64> {
+        let rank = ((p * self.total as f64).ceil() as u64).max(1);
+        self.at_rank(rank)
     }
 }
 
-/// Sums the metrics of `sites` (name → country) over `[start, end)`.
+/// Whether a site's median download reaches a threshold `good`, from four numbers: how many
+/// values, how many reach `good`, the largest below it and the smallest at or above it. For an
+/// odd count the median reaches `good` when more than half do; for an even count, when more
+/// than half do, or when exactly half do and the middle two (the largest below and the
+/// smallest at or above) average to `good` or more.
+#[derive(Debug, Clone, Copy)]
+struct SiteMedian {
+    good: f64,
+    count: u64,
+    reaching: u64,
+    largest_below: f64,
+    smallest_reaching: f64,
+}
+
+impl SiteMedian {
+    fn new(good: f64) -> SiteMedian {
+        SiteMedian { good, count: 0, reaching: 0, largest_below: f64::NEG_INFINITY, smallest_reaching: f64::INFINITY }
+    }
+
+    fn add(&mut self, value: f64, weight: u64) {
+        if weight == 0 || !value.is_finite() {
+            return;
+        }
+        self.count += weight;
+        if value >= self.good {
+            self.reaching += weight;
+            self.smallest_reaching = self.smallest_reaching.min(value);
+        } else {
+            self.largest_below = self.largest_below.max(value);
+        }
+    }
+
+    fn meets(&self) -> bool {
+        let (n, k) = (self.count, self.reaching);
+        match n {
+            0 => false,
+            _ if n % 2 == 1 => k > n / 2,
+            _ => k > n / 2 || (k == n / 2 && (self.largest_below + self.smallest_reaching) / 2.0 >= self.good),
+        }
+    }
+}
+
+/// The running sums of one summary.
+struct Accumulator<'a> {
+    config: &'a ConnectivityConfig,
+    sites: &'a HashMap<String, String>,
+    measurements: i64,
+    online: i64,
+    download: Distribution,
+    download_p10: Distribution,
+    upload: Distribution,
+    upload_p10: Distribution,
+    latency: Distribution,
+    per_site: HashMap<String, SiteMedian>,
+    with_data: HashSet<String>,
+}
+
+impl<'a> Accumulator<'a> {
+    fn new(config: &'a ConnectivityConfig, sites: &'a HashMap<String, String>) -> Accumulator<'a> {
+        Accumulator {
+            config,
+            sites,
+            measurements: 0,
+            online: 0,
+            download: Distribution::default(),
+            download_p10: Distribution::default(),
+            upload: Distribution::default(),
+            upload_p10: Distribution::default(),
+            latency: Distribution::default(),
+            per_site: HashMap::new(),
+            with_data: HashSet::new(),
+        }
+    }
+
+    fn site(&mut self, site: &str) -> &mut SiteMedian {
+        if !self.with_data.contains(site) {
+            self.with_data.insert(site.to_owned());
+        }
+        let country = self.sites.get(site).map(String::as_str).unwrap_or_default();
+        let good = self.config.benchmark_for(country).good_mbps;
+        self.per_site.entry(site.to_owned()).or_insert_with(|| SiteMedian::new(good))
+    }
+
+    fn add_sample(&mut self, s: &Sample) {
+        self.measurements += 1;
+        self.online += i64::from(s.online);
+        self.download.extend_weighted(s.download_mbps, 1);
+        self.download_p10.extend_weighted(s.download_mbps, 1);
+        self.upload.extend_weighted(s.upload_mbps, 1);
+        self.upload_p10.extend_weighted(s.upload_mbps, 1);
+        self.latency.extend_weighted(s.latency_ms, 1);
+        let site = self.site(&s.site);
+        if let Some(value) = s.download_mbps {
+            site.add(value, 1);
+        }
+    }
+
+    fn add_day(&mut self, d: &connectivity_daily::Model) {
+        let weight = |count: i64| u64::try_from(count).unwrap_or(0);
+        self.measurements += d.measurements;
+        self.online += d.online_count;
+        for (median, p10, count, to, to_p10) in [
+            (d.download_median, d.download_p10, d.download_count, &mut self.download, &mut self.download_p10),
+            (d.upload_median, d.upload_p10, d.upload_count, &mut self.upload, &mut self.upload_p10),
+        ] {
+            to.extend_weighted(median, weight(count));
+            to_p10.extend_weighted(p10, weight(count));
+        }
+        self.latency.extend_weighted(d.latency_median, weight(d.latency_count));
+        let site = self.site(&d.site_name);
+        if let Some(median) = d.download_median {
+            site.add(median, weight(d.download_count));
+        }
+    }
+
+    fn finish(self) -> SummarizeConnectivityResponse {
+        let meeting = self.per_site.values().filter(|site| site.meets()).count();
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        let sites = self.sites.len();
+        SummarizeConnectivityResponse {
+            site_count: sites as i64,
+            sites_without_data_count: (sites - self.with_data.len().min(sites)) as i64,
+            uptime_ratio: ratio(self.online as f64, self.measurements as f64),
+            median_download_mbps: self.download.median().unwrap_or(0.0),
+            p10_download_mbps: self.download_p10.percentile(0.1).unwrap_or(0.0),
+            median_upload_mbps: self.upload.median().unwrap_or(0.0),
+            p10_upload_mbps: self.upload_p10.percentile(0.1).unwrap_or(0.0),
+            median_latency_ms: self.latency.median().unwrap_or(0.0),
+            meeting_benchmark_ratio: ratio(meeting as f64, self.with_data.len() as f64),
+        }
+    }
+}
+
+/// Sums the metrics of `sites` (name → country) over `[start, end)`, reading the store a
+/// page at a time.
 pub async fn summarize(
     store: &Store,
     config: &ConnectivityConfig,
@@ -60,58 +231,23 @@ pub async fn summarize(
     end: DateTime<Utc>,
 ) -> Result<SummarizeConnectivityResponse, StoreError> {
     let names: Vec<String> = sites.keys().cloned().collect();
-    let samples = store.samples(&names, start, end).await?;
-    let daily = store.daily_rollups(&names, start, end).await?;
-    Ok(compute(config, sites, &samples, &daily))
+    let mut sums = Accumulator::new(config, sites);
+    store.for_each_sample(&names, start, end, |sample| sums.add_sample(&sample)).await?;
+    store.for_each_daily_rollup(&names, start, end, |day| sums.add_day(&day)).await?;
+    Ok(sums.finish())
 }
 
+#[cfg(test)]
 fn compute(
     config: &ConnectivityConfig,
     sites: &HashMap<String, String>,
     samples: &[Sample],
     daily: &[connectivity_daily::Model],
 ) -> SummarizeConnectivityResponse {
-    let (mut measurements, mut online) = (0i64, 0i64);
-    let (mut download, mut upload, mut latency) = (Values::default(), Values::default(), Values::default());
-    let mut per_site: HashMap<&str, Values> = HashMap::new();
-    let mut with_data: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    for s in samples {
-        measurements += 1;
-        online += i64::from(s.online);
-        with_data.insert(&s.site);
-        download.raw.extend(s.download_mbps);
-        upload.raw.extend(s.upload_mbps);
-        latency.raw.extend(s.latency_ms);
-        per_site.entry(&s.site).or_default().raw.extend(s.download_mbps);
-    }
-    for d in daily {
-        measurements += d.measurements;
-        online += d.online_count;
-        with_data.insert(&d.site_name);
-        download.add_day(d.download_median, d.download_p10, d.download_count);
-        upload.add_day(d.upload_median, d.upload_p10, d.upload_count);
-        latency.add_day(d.latency_median, None, d.latency_count);
-        per_site.entry(&d.site_name).or_default().add_day(d.download_median, None, d.download_count);
-    }
-    let meeting = per_site
-        .iter()
-        .filter(|(site, values)| {
-            let country = sites.get(**site).map(String::as_str).unwrap_or_default();
-            values.median().is_some_and(|m| m >= config.benchmark_for(country).good_mbps)
-        })
-        .count();
-    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-    SummarizeConnectivityResponse {
-        site_count: sites.len() as i64,
-        sites_without_data_count: (sites.len() - with_data.len().min(sites.len())) as i64,
-        uptime_ratio: ratio(online as f64, measurements as f64),
-        median_download_mbps: download.median().unwrap_or(0.0),
-        p10_download_mbps: download.p10().unwrap_or(0.0),
-        median_upload_mbps: upload.median().unwrap_or(0.0),
-        p10_upload_mbps: upload.p10().unwrap_or(0.0),
-        median_latency_ms: latency.median().unwrap_or(0.0),
-        meeting_benchmark_ratio: ratio(meeting as f64, with_data.len() as f64),
-    }
+    let mut sums = Accumulator::new(config, sites);
+    samples.iter().for_each(|s| sums.add_sample(s));
+    daily.iter().for_each(|d| sums.add_day(d));
+    sums.finish()
 }
 
 #[cfg(test)]
@@ -193,5 +329,37 @@ mod tests {
         assert_eq!((summary.median_download_mbps, summary.p10_download_mbps), (20.0, 10.0));
         assert_eq!(summary.meeting_benchmark_ratio, 1.0);
         assert_eq!(summary.sites_without_data_count, 0);
+    }
+
+    proptest::proptest! {
+        /// The four numbers decide a site's benchmark exactly as the sorted values would.
+        #[test]
+        fn a_sites_median_is_judged_exactly(values in proptest::collection::vec(0u32..200, 1..40), good in 1u32..200) {
+            let values: Vec<f64> = values.into_iter().map(|v| f64::from(v) / 2.0).collect();
+            let good = f64::from(good) / 2.0;
+            let mut site = SiteMedian::new(good);
+            values.iter().for_each(|v| site.add(*v, 1));
+            let exact = hubdir_core::connectivity::median(&mut values.clone()).unwrap() >= good;
+            proptest::prop_assert_eq!(site.meets(), exact);
+        }
+
+        /// The histogram's median and 10th percentile are within 0.1% of the exact ones, and
+        /// exact for values that differ by more than that.
+        #[test]
+        fn histogram_quantiles_are_within_a_tenth_of_a_percent(
+            values in proptest::collection::vec(0.001f64..10_000.0, 1..300),
+        ) {
+            let mut distribution = Distribution::default();
+            values.iter().for_each(|v| distribution.add(*v, 1));
+            let median = hubdir_core::connectivity::median(&mut values.clone()).unwrap();
+            let p10 = hubdir_core::connectivity::percentile(&mut values.clone(), 0.1).unwrap();
+            let close = |got: f64, want: f64| (got - want).abs() <= want * 0.001 + 1e-12;
+            proptest::prop_assert!(close(distribution.median().unwrap(), median), "{} vs {median}", distribution.median().unwrap());
+            proptest::prop_assert!(close(distribution.percentile(0.1).unwrap(), p10));
+            let spread: Vec<f64> = (0..values.len()).map(|i| 1.01f64.powi(i as i32)).collect();
+            let mut exact = Distribution::default();
+            spread.iter().for_each(|v| exact.add(*v, 1));
+            proptest::prop_assert_eq!(exact.median(), hubdir_core::connectivity::median(&mut spread.clone()));
+        }
     }
 }

@@ -32,6 +32,9 @@ pub struct RollUp {
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
+/// Rows read at once by [`Store::for_each_sample`] and [`Store::for_each_daily_rollup`].
+pub const SAMPLES_PER_PAGE: u64 = 10_000;
+
 /// Sites per roll-up transaction: bounded memory and short transactions.
 const SITES_PER_ROLL_UP: u64 = 100;
 
@@ -125,52 +128,88 @@ impl Store {
         }
     }
 
-    /// The raw measurements of `sites` observed in `[start, end)`.
-    pub async fn samples(
+    /// Hands each raw measurement of `sites` observed in `[start, end)` to `each`, reading
+    /// [`SAMPLES_PER_PAGE`] rows at a time: a summary over a country-year holds one page, not
+    /// the year. Returns how many there were.
+    pub async fn for_each_sample(
         &self,
         sites: &[String],
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-    ) -> Result<Vec<Sample>, StoreError> {
-        let mut out = Vec::new();
+        mut each: impl FnMut(Sample) + Send,
+    ) -> Result<u64, StoreError> {
+        let mut count = 0;
         for chunk in chunks(1, sites.iter()) {
-            let rows = connectivity_history::Entity::find()
-                .filter(connectivity_history::Column::SiteName.is_in(chunk.iter().cloned()))
-                .filter(connectivity_history::Column::ObservedAtUs.gte(to_micros(start)))
-                .filter(connectivity_history::Column::ObservedAtUs.lt(to_micros(end)))
-                .all(&self.db)
-                .await?;
-            out.extend(rows.into_iter().map(|r| Sample {
-                site: r.site_name,
-                online: r.online,
-                download_mbps: r.download_mbps,
-                upload_mbps: r.upload_mbps,
-                latency_ms: r.latency_ms,
-            }));
+            let mut after = i64::MIN;
+            loop {
+                let rows = connectivity_history::Entity::find()
+                    .filter(connectivity_history::Column::SiteName.is_in(chunk.iter().cloned()))
+                    .filter(connectivity_history::Column::ObservedAtUs.gte(to_micros(start)))
+                    .filter(connectivity_history::Column::ObservedAtUs.lt(to_micros(end)))
+                    .filter(connectivity_history::Column::Id.gt(after))
+                    .order_by_asc(connectivity_history::Column::Id)
+                    .limit(SAMPLES_PER_PAGE)
+                    .all(&self.db)
+                    .await?;
+                let Some(last) = rows.last() else { break };
+                after = last.id;
+                for r in rows {
+                    count += 1;
+                    each(Sample {
+                        site: r.site_name,
+                        online: r.online,
+                        download_mbps: r.download_mbps,
+                        upload_mbps: r.upload_mbps,
+                        latency_ms: r.latency_ms,
+                    });
+                }
+            }
         }
-        Ok(out)
+        Ok(count)
     }
 
-    /// The daily roll-ups of `sites` for the UTC days wholly inside `[start, end)`.
-    pub async fn daily_rollups(
+    /// Hands each daily roll-up of `sites` for the UTC days wholly inside `[start, end)` to
+    /// `each`, a page at a time.
+    pub async fn for_each_daily_rollup(
         &self,
         sites: &[String],
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-    ) -> Result<Vec<connectivity_daily::Model>, StoreError> {
+        mut each: impl FnMut(connectivity_daily::Model) + Send,
+    ) -> Result<u64, StoreError> {
         let first = to_micros(start).div_euclid(MICROS_PER_DAY) + i64::from(to_micros(start) % MICROS_PER_DAY != 0);
         let last = to_micros(end).div_euclid(MICROS_PER_DAY); // exclusive
-        let mut out = Vec::new();
+        let mut count = 0;
         for chunk in chunks(1, sites.iter()) {
-            out.extend(
-                connectivity_daily::Entity::find()
+            let mut after: Option<(String, i64)> = None;
+            loop {
+                let mut query = connectivity_daily::Entity::find()
                     .filter(connectivity_daily::Column::SiteName.is_in(chunk.iter().cloned()))
                     .filter(connectivity_daily::Column::Day.gte(first))
-                    .filter(connectivity_daily::Column::Day.lt(last))
+                    .filter(connectivity_daily::Column::Day.lt(last));
+                if let Some((site, day)) = &after {
+                    query = query.filter(
+                        sea_orm::Condition::any().add(connectivity_daily::Column::SiteName.gt(site.clone())).add(
+                            sea_orm::Condition::all()
+                                .add(connectivity_daily::Column::SiteName.eq(site.clone()))
+                                .add(connectivity_daily::Column::Day.gt(*day)),
+                        ),
+                    );
+                }
+                let rows = query
+                    .order_by_asc(connectivity_daily::Column::SiteName)
+                    .order_by_asc(connectivity_daily::Column::Day)
+                    .limit(SAMPLES_PER_PAGE)
                     .all(&self.db)
-                    .await?,
-            );
+                    .await?;
+                let Some(end_row) = rows.last() else { break };
+                after = Some((end_row.site_name.clone(), end_row.day));
+                for row in rows {
+                    count += 1;
+                    each(row);
+                }
+            }
         }
-        Ok(out)
+        Ok(count)
     }
 }
