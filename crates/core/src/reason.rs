@@ -78,6 +78,32 @@ impl std::fmt::Display for Reason {
 mod tests {
     use super::*;
 
+    /// A new variant must be added to `ALL` (and so to the README's table): this match stops
+    /// compiling until it is given its place.
+    fn place(reason: Reason) -> usize {
+        match reason {
+            Reason::InvalidArgument => 0,
+            Reason::Unauthenticated => 1,
+            Reason::PermissionDenied => 2,
+            Reason::OriginNotOwned => 3,
+            Reason::SiteNotFound => 4,
+            Reason::SiteAlreadyExists => 5,
+            Reason::EtagMismatch => 6,
+            Reason::StoreUnavailable => 7,
+            Reason::IndexLoading => 8,
+            Reason::NoNodeKey => 9,
+            Reason::ScopeTooLarge => 10,
+            Reason::Internal => 11,
+        }
+    }
+
+    #[test]
+    fn all_lists_every_variant_in_its_place() {
+        for (i, reason) in Reason::ALL.iter().enumerate() {
+            assert_eq!(place(*reason), i, "{reason}");
+        }
+    }
+
     #[test]
     fn every_reason_is_listed_once_with_a_distinct_word() {
         let words: std::collections::HashSet<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();

@@ -92,8 +92,14 @@ fn drop_field(input: &mut hubdir_core::SiteInput, field: &str) {
         "address.postal_code" => input.address.postal_code.clear(),
         "service_notes" => input.service_notes.clear(),
         "languages" => {
-            input.languages.retain(|tag| hubdir_core::LanguageTag::parse(tag).is_some());
-            input.languages.dedup();
+            let mut kept = Vec::new();
+            input.languages.retain(|text| match hubdir_core::LanguageTag::parse(text) {
+                Some(tag) if !kept.contains(&tag) => {
+                    kept.push(tag);
+                    true
+                }
+                _ => false,
+            });
             input.languages.truncate(hubdir_core::limits::LANGUAGES);
         }
         // Unknown values never reach the input; a repeated one is the only other fault.

@@ -30,7 +30,9 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
 
-pub use connectivity::{Latest, QUARANTINE_BODY_BYTES, QUARANTINE_FIELD_BYTES, Quarantined, Recorded, RollUp, Sample};
+pub use connectivity::{
+    Latest, QUARANTINE_BODY_BYTES, QUARANTINE_FIELD_BYTES, Quarantined, Recorded, RollUp, SAMPLES_PER_PAGE, Sample,
+};
 pub use error::StoreError;
 pub use keys::PublishedKey;
 pub use log::{ChangeBody, ChangeEvent, ChangeOp, OriginLog};

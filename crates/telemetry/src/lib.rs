@@ -4,8 +4,6 @@
 //! The default filter keeps `sqlx` and `sea_orm` at `warn`: at `info` they log statements
 //! with their bound values, which would include positions people search from.
 
-use std::str::FromStr;
-
 use tracing_subscriber::EnvFilter;
 
 /// Where logs go and how they look by default.
@@ -21,21 +19,8 @@ pub enum LogFormat {
     Json,
 }
 
-impl FromStr for LogFormat {
-    type Err = TelemetryError;
-    fn from_str(s: &str) -> Result<Self, TelemetryError> {
-        match s {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            other => Err(TelemetryError::Format(other.to_owned())),
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    #[error("log.format must be \"text\" or \"json\", got {0:?}")]
-    Format(String),
     #[error("log.filter is not a valid filter: {0}")]
     Filter(String),
     #[error("a global tracing subscriber is already installed")]
@@ -75,11 +60,5 @@ mod tests {
     fn sql_statement_logging_stays_quiet_unless_asked_for() {
         assert_eq!(with_quiet_sql("debug"), "debug,sqlx=warn,sea_orm=warn");
         assert_eq!(with_quiet_sql("trace,sqlx=debug"), "trace,sqlx=debug,sea_orm=warn");
-    }
-
-    #[test]
-    fn formats_parse() {
-        assert_eq!("json".parse::<LogFormat>().unwrap(), LogFormat::Json);
-        assert!("xml".parse::<LogFormat>().is_err());
     }
 }

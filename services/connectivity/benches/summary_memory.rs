@@ -69,7 +69,10 @@ async fn main() {
     let before = peak_kib();
     let timer = Instant::now();
     let mut whole = Vec::new();
-    let read = store.for_each_sample(&list, start, end, |s| whole.push(s)).await.expect("rows");
+    let (read, _) = store
+        .for_each_in_window(&list, (start, end), hubdir_store::SAMPLES_PER_PAGE, |s| whole.push(s), |_| {})
+        .await
+        .expect("rows");
     let kept = (peak_kib().saturating_sub(before), timer.elapsed());
     assert_eq!((read as usize, whole.len()), (rows, rows));
     drop(whole);

@@ -13,7 +13,7 @@
 //! download figures in the window reaches the benchmark's `good` threshold; that is decided
 //! exactly from four numbers per site (see [`SiteMedian`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use hubdir_node::config::ConnectivityConfig;
@@ -141,8 +141,8 @@ struct Accumulator<'a> {
     upload: Distribution,
     upload_p10: Distribution,
     latency: Distribution,
+    /// Every site with data in the window.
     per_site: HashMap<String, SiteMedian>,
-    with_data: HashSet<String>,
 }
 
 impl<'a> Accumulator<'a> {
@@ -158,14 +158,10 @@ impl<'a> Accumulator<'a> {
             upload_p10: Distribution::default(),
             latency: Distribution::default(),
             per_site: HashMap::new(),
-            with_data: HashSet::new(),
         }
     }
 
     fn site(&mut self, site: &str) -> &mut SiteMedian {
-        if !self.with_data.contains(site) {
-            self.with_data.insert(site.to_owned());
-        }
         let country = self.sites.get(site).map(String::as_str).unwrap_or_default();
         let good = self.config.benchmark_for(country).good_mbps;
         self.per_site.entry(site.to_owned()).or_insert_with(|| SiteMedian::new(good))
@@ -206,17 +202,17 @@ impl<'a> Accumulator<'a> {
     fn finish(self) -> SummarizeConnectivityResponse {
         let meeting = self.per_site.values().filter(|site| site.meets()).count();
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-        let sites = self.sites.len();
+        let (sites, with_data) = (self.sites.len(), self.per_site.len());
         SummarizeConnectivityResponse {
             site_count: sites as i64,
-            sites_without_data_count: (sites - self.with_data.len().min(sites)) as i64,
+            sites_without_data_count: (sites - with_data.min(sites)) as i64,
             uptime_ratio: ratio(self.online as f64, self.measurements as f64),
             median_download_mbps: self.download.median().unwrap_or(0.0),
             p10_download_mbps: self.download_p10.percentile(0.1).unwrap_or(0.0),
             median_upload_mbps: self.upload.median().unwrap_or(0.0),
             p10_upload_mbps: self.upload_p10.percentile(0.1).unwrap_or(0.0),
             median_latency_ms: self.latency.median().unwrap_or(0.0),
-            meeting_benchmark_ratio: ratio(meeting as f64, self.with_data.len() as f64),
+            meeting_benchmark_ratio: ratio(meeting as f64, with_data as f64),
         }
     }
 }
@@ -231,10 +227,12 @@ pub async fn summarize(
     end: DateTime<Utc>,
 ) -> Result<SummarizeConnectivityResponse, StoreError> {
     let names: Vec<String> = sites.keys().cloned().collect();
-    let mut sums = Accumulator::new(config, sites);
-    store.for_each_sample(&names, start, end, |sample| sums.add_sample(&sample)).await?;
-    store.for_each_daily_rollup(&names, start, end, |day| sums.add_day(&day)).await?;
-    Ok(sums.finish())
+    // Both callbacks fold into the same sums (one at a time: the store calls them in turn).
+    let sums = std::sync::Mutex::new(Accumulator::new(config, sites));
+    let sum = || sums.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let page = hubdir_store::SAMPLES_PER_PAGE;
+    store.for_each_in_window(&names, (start, end), page, |s| sum().add_sample(&s), |d| sum().add_day(&d)).await?;
+    Ok(sums.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()).finish())
 }
 
 #[cfg(test)]

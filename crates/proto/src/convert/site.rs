@@ -285,7 +285,7 @@ pub fn filter_from_proto(filter: pb::SiteFilter, out: &mut Violations) -> Filter
                 out.push(
                     format!("filter.languages[{i}]"),
                     ViolationReason::InvalidFormat,
-                    format!("{tag:?} is not a BCP 47 tag"),
+                    format!("{} is not a BCP 47 tag", hubdir_core::echo(tag)),
                 );
             }
             parsed

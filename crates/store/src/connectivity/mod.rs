@@ -13,7 +13,7 @@ pub(crate) use ingest::upsert_latest;
 pub(crate) use quarantine::cut;
 pub use quarantine::{QUARANTINE_BODY_BYTES, QUARANTINE_FIELD_BYTES, Quarantined};
 pub use reads::Latest;
-pub use roll_up::{RollUp, Sample};
+pub use roll_up::{RollUp, SAMPLES_PER_PAGE, Sample};
 
 use crate::StoreError;
 

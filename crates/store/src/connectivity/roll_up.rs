@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
 
-use crate::chunked::chunks;
 use crate::entity::{connectivity_daily, connectivity_history};
 use crate::{Store, StoreError, to_micros};
 
@@ -32,7 +33,7 @@ pub struct RollUp {
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-/// Rows read at once by [`Store::for_each_sample`] and [`Store::for_each_daily_rollup`].
+/// Rows read at once by [`Store::for_each_in_window`] for a summary.
 pub const SAMPLES_PER_PAGE: u64 = 10_000;
 
 /// Sites per roll-up transaction: bounded memory and short transactions.
@@ -128,34 +129,57 @@ impl Store {
         }
     }
 
-    /// Hands each raw measurement of `sites` observed in `[start, end)` to `each`, reading
-    /// [`SAMPLES_PER_PAGE`] rows at a time: a summary over a country-year holds one page, not
-    /// the year. Returns how many there were.
-    pub async fn for_each_sample(
+    /// Hands every raw measurement of `sites` observed in `[start, end)` to `on_sample`, then
+    /// every daily roll-up of the UTC days wholly inside it to `on_day`, reading `page` rows
+    /// at a time, site by site along the `(site_name, observed_at_us)` index: a summary over
+    /// a country-year holds one page, not the year. Both are read from one snapshot (a read
+    /// transaction, REPEATABLE READ on PostgreSQL), so a roll-up running meanwhile can neither
+    /// count a day twice nor lose it. Returns how many of each there were.
+    pub async fn for_each_in_window(
         &self,
         sites: &[String],
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        mut each: impl FnMut(Sample) + Send,
-    ) -> Result<u64, StoreError> {
-        let mut count = 0;
-        for chunk in chunks(1, sites.iter()) {
-            let mut after = i64::MIN;
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+        page: u64,
+        mut on_sample: impl FnMut(Sample) + Send,
+        mut on_day: impl FnMut(connectivity_daily::Model) + Send,
+    ) -> Result<(u64, u64), StoreError> {
+        let page = Ord::max(page, 1);
+        let txn = match self.db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => {
+                self.db
+                    .begin_with_config(
+                        Some(sea_orm::IsolationLevel::RepeatableRead),
+                        Some(sea_orm::AccessMode::ReadOnly),
+                    )
+                    .await?
+            }
+            _ => self.db.begin().await?,
+        };
+        let (start_us, end_us) = (to_micros(start), to_micros(end));
+        let first_day = start_us.div_euclid(MICROS_PER_DAY) + i64::from(start_us % MICROS_PER_DAY != 0);
+        let last_day = end_us.div_euclid(MICROS_PER_DAY); // exclusive
+        let (mut samples, mut days) = (0, 0);
+        for site in sites {
+            use connectivity_history::Column as H;
+            let mut after: Option<(i64, i64)> = None;
             loop {
-                let rows = connectivity_history::Entity::find()
-                    .filter(connectivity_history::Column::SiteName.is_in(chunk.iter().cloned()))
-                    .filter(connectivity_history::Column::ObservedAtUs.gte(to_micros(start)))
-                    .filter(connectivity_history::Column::ObservedAtUs.lt(to_micros(end)))
-                    .filter(connectivity_history::Column::Id.gt(after))
-                    .order_by_asc(connectivity_history::Column::Id)
-                    .limit(SAMPLES_PER_PAGE)
-                    .all(&self.db)
-                    .await?;
-                let Some(last) = rows.last() else { break };
-                after = last.id;
+                let mut query = connectivity_history::Entity::find()
+                    .filter(H::SiteName.eq(site.as_str()))
+                    .filter(H::ObservedAtUs.gte(start_us))
+                    .filter(H::ObservedAtUs.lt(end_us));
+                if let Some((time, id)) = after {
+                    query = query.filter(
+                        Condition::any()
+                            .add(H::ObservedAtUs.gt(time))
+                            .add(Condition::all().add(H::ObservedAtUs.eq(time)).add(H::Id.gt(id))),
+                    );
+                }
+                let rows = query.order_by_asc(H::ObservedAtUs).order_by_asc(H::Id).limit(page).all(&txn).await?;
+                let full = rows.len() as u64 == page;
+                after = rows.last().map(|r| (r.observed_at_us, r.id));
                 for r in rows {
-                    count += 1;
-                    each(Sample {
+                    samples += 1;
+                    on_sample(Sample {
                         site: r.site_name,
                         online: r.online,
                         download_mbps: r.download_mbps,
@@ -163,53 +187,33 @@ impl Store {
                         latency_ms: r.latency_ms,
                     });
                 }
+                if !full {
+                    break;
+                }
             }
-        }
-        Ok(count)
-    }
-
-    /// Hands each daily roll-up of `sites` for the UTC days wholly inside `[start, end)` to
-    /// `each`, a page at a time.
-    pub async fn for_each_daily_rollup(
-        &self,
-        sites: &[String],
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        mut each: impl FnMut(connectivity_daily::Model) + Send,
-    ) -> Result<u64, StoreError> {
-        let first = to_micros(start).div_euclid(MICROS_PER_DAY) + i64::from(to_micros(start) % MICROS_PER_DAY != 0);
-        let last = to_micros(end).div_euclid(MICROS_PER_DAY); // exclusive
-        let mut count = 0;
-        for chunk in chunks(1, sites.iter()) {
-            let mut after: Option<(String, i64)> = None;
+            use connectivity_daily::Column as D;
+            let mut after_day = first_day - 1;
             loop {
-                let mut query = connectivity_daily::Entity::find()
-                    .filter(connectivity_daily::Column::SiteName.is_in(chunk.iter().cloned()))
-                    .filter(connectivity_daily::Column::Day.gte(first))
-                    .filter(connectivity_daily::Column::Day.lt(last));
-                if let Some((site, day)) = &after {
-                    query = query.filter(
-                        sea_orm::Condition::any().add(connectivity_daily::Column::SiteName.gt(site.clone())).add(
-                            sea_orm::Condition::all()
-                                .add(connectivity_daily::Column::SiteName.eq(site.clone()))
-                                .add(connectivity_daily::Column::Day.gt(*day)),
-                        ),
-                    );
-                }
-                let rows = query
-                    .order_by_asc(connectivity_daily::Column::SiteName)
-                    .order_by_asc(connectivity_daily::Column::Day)
-                    .limit(SAMPLES_PER_PAGE)
-                    .all(&self.db)
+                let rows = connectivity_daily::Entity::find()
+                    .filter(D::SiteName.eq(site.as_str()))
+                    .filter(D::Day.gt(after_day))
+                    .filter(D::Day.lt(last_day))
+                    .order_by_asc(D::Day)
+                    .limit(page)
+                    .all(&txn)
                     .await?;
-                let Some(end_row) = rows.last() else { break };
-                after = Some((end_row.site_name.clone(), end_row.day));
+                let full = rows.len() as u64 == page;
                 for row in rows {
-                    count += 1;
-                    each(row);
+                    days += 1;
+                    after_day = row.day;
+                    on_day(row);
+                }
+                if !full {
+                    break;
                 }
             }
         }
-        Ok(count)
+        txn.commit().await?;
+        Ok((samples, days))
     }
 }

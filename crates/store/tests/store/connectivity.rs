@@ -1,12 +1,84 @@
 //! Connectivity measurements: the latest per site, STATUS events, the quarantine and the daily roll-up.
 
 use super::*;
+use hubdir_store::entity::connectivity_daily;
 
 on_both_backends!(
     measurements_keep_the_newest_as_latest_and_log_only_changes,
     the_quarantine_is_truncated_chunked_and_bounded,
     old_measurements_roll_up_into_days_at_the_clock_given,
+    a_window_is_read_whole_across_pages_and_ties,
 );
+
+/// A summary reads its window a page at a time: every row comes once, across page ends and
+/// across rows observed at the same instant, for several sites, raw and rolled up.
+async fn a_window_is_read_whole_across_pages_and_ties(store: Arc<Store>) {
+    let db = store.connection();
+    let hour = 3_600_000_000i64;
+    let mut expected = Vec::new();
+    for site in ["sites/zw/a", "sites/zw/b"] {
+        // Seven reports, three of them at the same instant.
+        for (i, at) in [0, 1, 1, 1, 2, 5, 9].iter().enumerate() {
+            let key = format!("{site}-{i}");
+            let row = connectivity_history::ActiveModel {
+                site_name: Set(site.into()),
+                idempotency_key: Set(key.clone()),
+                online: Set(true),
+                download_mbps: Set(Some(i as f64)),
+                upload_mbps: Set(None),
+                latency_ms: Set(None),
+                jitter_ms: Set(None),
+                packet_loss_ratio: Set(None),
+                technology: Set("DSL".into()),
+                source: Set("AGENT".into()),
+                observed_at_us: Set(86_400_000_000 * 30 + at * hour),
+                received_at_us: Set(0),
+                ..Default::default()
+            };
+            connectivity_history::Entity::insert(row).exec_without_returning(db).await.unwrap();
+            expected.push((site.to_string(), i as f64));
+        }
+        for day in 10..15 {
+            let row = connectivity_daily::ActiveModel {
+                site_name: Set(site.into()),
+                day: Set(day),
+                measurements: Set(1),
+                online_count: Set(1),
+                download_count: Set(0),
+                download_median: Set(None),
+                download_p10: Set(None),
+                upload_count: Set(0),
+                upload_median: Set(None),
+                upload_p10: Set(None),
+                latency_count: Set(0),
+                latency_median: Set(None),
+            };
+            connectivity_daily::Entity::insert(row).exec_without_returning(db).await.unwrap();
+        }
+    }
+    let window =
+        (chrono::DateTime::from_timestamp(0, 0).unwrap(), chrono::DateTime::from_timestamp(86_400 * 40, 0).unwrap());
+    let sites = ["sites/zw/a".to_string(), "sites/zw/b".to_string()];
+    for page in [1, 2, 3, 100] {
+        let (mut raw, mut days) = (Vec::new(), Vec::new());
+        let counts = store
+            .for_each_in_window(
+                &sites,
+                window,
+                page,
+                |s| raw.push((s.site, s.download_mbps.unwrap())),
+                |d| days.push((d.site_name, d.day)),
+            )
+            .await
+            .unwrap();
+        raw.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(raw, expected, "page of {page}");
+        assert_eq!(counts, (14, 10), "page of {page}");
+        days.sort();
+        days.dedup();
+        assert_eq!(days.len(), 10, "page of {page}");
+    }
+}
 
 async fn measurements_keep_the_newest_as_latest_and_log_only_changes(store: Arc<Store>) {
     store
@@ -129,19 +201,19 @@ async fn old_measurements_roll_up_into_days_at_the_clock_given(store: Arc<Store>
     // At noon on the 11th only the whole day of the 10th is past: it rolls up.
     let done = store.roll_up(day(11, 12)).await.unwrap();
     assert_eq!(done, RollUp { days: 1, measurements: 4 });
-    let mut daily = Vec::new();
-    store.for_each_daily_rollup(&["sites/zw/1".into()], day(1, 0), day(20, 0), |d| daily.push(d)).await.unwrap();
+    let (mut raw, mut daily) = (Vec::new(), Vec::new());
+    let window = (day(1, 0), day(20, 0));
+    let site = ["sites/zw/1".to_string()];
+    store.for_each_in_window(&site, window, 100, |s| raw.push(s.download_mbps), |d| daily.push(d)).await.unwrap();
     assert_eq!(daily.len(), 1);
     let d = &daily[0];
     assert_eq!((d.measurements, d.online_count, d.download_count), (4, 3, 3));
     assert_eq!((d.download_median, d.download_p10), (Some(20.0), Some(10.0)));
     assert_eq!(d.day, day(10, 0).timestamp() / 86_400);
     // The raw rows of the 10th are gone, the 11th's stays; running again changes nothing.
-    let mut raw = Vec::new();
-    store.for_each_sample(&["sites/zw/1".into()], day(1, 0), day(20, 0), |s| raw.push(s.download_mbps)).await.unwrap();
     assert_eq!(raw, [Some(40.0)]);
     assert_eq!(store.roll_up(day(11, 12)).await.unwrap(), RollUp::default());
     // A window that only partly covers the 10th does not count its roll-up.
-    let partly = store.for_each_daily_rollup(&["sites/zw/1".into()], day(10, 6), day(20, 0), |_| {}).await.unwrap();
-    assert_eq!(partly, 0);
+    let partly = store.for_each_in_window(&site, (day(10, 6), day(20, 0)), 100, |_| {}, |_| {}).await.unwrap();
+    assert_eq!(partly, (1, 0));
 }
