@@ -208,6 +208,9 @@ fn imports_stream_to_a_running_node_which_checks_the_token() {
     assert_eq!(code, Some(4), "{refused}");
     assert!(refused.contains("imported 0"), "{refused}");
     assert!(rejected(&refused).contains(&("PERMISSION_DENIED".to_owned(), 39)), "{refused}");
+    // A token the node refuses outright (here, not a token at all) exits 4 too, not 1.
+    let (code, _) = over_grpc("not-a-token");
+    assert_eq!(code, Some(4));
     let (status, _) = node.terminate(Duration::from_secs(30));
     assert!(status.success());
 }

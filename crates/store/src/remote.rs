@@ -294,6 +294,16 @@ async fn write_applied(txn: &DatabaseTransaction, peer: &str, events: Vec<Remote
             event_bytes: Set(Some(event.signed.bytes)),
         });
     }
+    // A site the batch leaves deleted loses its status too: a later site of that name starts
+    // without one.
+    let deleted: Vec<String> = last.iter().filter(|(_, state)| state.is_none()).map(|(name, _)| name.clone()).collect();
+    statuses.retain(|name, _| !deleted.contains(name));
+    for chunk in crate::chunked::chunks(1, deleted) {
+        connectivity_latest::Entity::delete_many()
+            .filter(connectivity_latest::Column::SiteName.is_in(chunk))
+            .exec(txn)
+            .await?;
+    }
     remove_sites(txn, last.keys().cloned().collect::<Vec<_>>()).await?;
     insert_sites(txn, last.into_values().flatten()).await?;
     insert_all(txn, log).await?;

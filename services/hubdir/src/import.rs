@@ -85,9 +85,18 @@ pub enum Verdict {
     Done = 0,
     /// More rows were rejected for their data than `--max-rejected` allows.
     TooManyRejected = 3,
-    /// The node refused rows for authorisation (the token may not write their origin or
-    /// operator): never a success, whatever `--max-rejected` says.
+    /// The node refused rows, or the whole call, for authorisation (the token is bad or may
+    /// not write their origin or operator): never a success, whatever `--max-rejected` says.
     Unauthorised = 4,
+}
+
+/// The node refused a whole call for who sent it: the token is missing, bad, expired, or
+/// lacks `sites.write`. The import exits 4, as when it refuses rows for authorisation.
+#[derive(Debug, thiserror::Error)]
+#[error("the node refused the batch: {code:?} {message}")]
+pub struct Unauthorised {
+    code: tonic::Code,
+    message: String,
 }
 
 /// Reasons a row is refused for who sent it rather than for what it holds.
@@ -182,6 +191,13 @@ impl Progress {
     }
 }
 
+/// An import that stops early (an error) leaves no live line behind its message.
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
 /// Where valid sites go.
 enum Sink {
     Store(Store),
@@ -262,8 +278,11 @@ impl Sink {
                     .collect();
                 let mut request = tonic::Request::new(tokio_stream::iter(messages));
                 request.metadata_mut().insert("authorization", authorization.clone());
-                let response = client.batch_upsert_sites(request).await.map_err(|status| {
-                    anyhow::anyhow!("the node refused the batch: {:?} {}", status.code(), status.message())
+                let response = client.batch_upsert_sites(request).await.map_err(|status| match status.code() {
+                    tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+                        anyhow::Error::new(Unauthorised { code: status.code(), message: status.message().to_owned() })
+                    }
+                    code => anyhow::anyhow!("the node refused the batch: {code:?} {}", status.message()),
                 })?;
                 let response = response.into_inner();
                 summary.created += response.created_count as u64;

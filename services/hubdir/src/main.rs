@@ -120,6 +120,10 @@ async fn import(args: import::ImportArgs) -> anyhow::Result<ExitCode> {
     let report = import::write_report(&args.errors, &errors)?;
     // Named only when there is something in it (a file that cannot be read has no rows).
     let summary = match result {
+        Err(e) if e.downcast_ref::<import::Unauthorised>().is_some() => {
+            writeln!(std::io::stderr(), "{}", hubdir_node::cli::report(&e))?;
+            return Ok(ExitCode::from(import::Verdict::Unauthorised as u8));
+        }
         Err(e) if !errors.is_empty() => Err(e.context(format!("the rejected rows so far are in {report}"))),
         other => other,
     }?;

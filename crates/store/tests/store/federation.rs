@@ -165,6 +165,14 @@ async fn a_peers_status_is_kept_as_the_sites_latest_and_goes_with_a_resynced_ori
     assert_eq!((summaries[0].0.as_str(), summaries[0].1.download_mbps), ("sites/fr/x", Some(42.0)));
     let latest = store.latest_status(&name("sites/fr/x")).await.unwrap().unwrap();
     assert_eq!((latest.summary.state, latest.measurement), (State::Online, None));
+    // A deleted site's status goes with it, even announced in the same batch.
+    let events = vec![
+        (remote("1f", 4, "z", fr_upsert("z")), Delivery::Stream),
+        (remote("1f", 5, "z", fr_status(7.0)), Delivery::Stream),
+        (remote("1f", 6, "z", RemoteChange::Delete), Delivery::Stream),
+    ];
+    assert!(store.apply_remote("fr", events).await.unwrap().iter().all(|o| *o == RemoteApplied::Applied));
+    assert_eq!(store.latest_summaries().await.unwrap().len(), 1, "only x's status is left");
     // The origin's database was recreated: what was held of it goes, its statuses too.
     assert_eq!(apply_one(&store, remote("20", 1, "y", fr_upsert("y")), Delivery::Stream).await, RemoteApplied::Applied);
     assert!(store.latest_summaries().await.unwrap().is_empty());
