@@ -139,6 +139,7 @@ pub async fn serve(
     tokio::select! {
         finished = &mut server => {
             watcher.abort();
+            let _ = watcher.await;
             stop_background(&ctx.background, deadline).await;
             return Ok(finished??);
         }
@@ -147,6 +148,8 @@ pub async fn serve(
 
     tracing::info!("shutting down: reporting NOT_SERVING, draining in-flight requests");
     watcher.abort();
+    // Awaited, so that when `serve` returns nothing it started still holds the store.
+    let _ = watcher.await;
     health::set_all(&reporter, &service_names, ServingStatus::NotServing).await;
     let _ = stop_accepting.send(());
     // The background tasks stop while the requests drain, within the same deadline.
@@ -157,6 +160,7 @@ pub async fn serve(
         Err(_) => {
             tracing::warn!(deadline_secs = deadline.as_secs(), "drain deadline passed; closing remaining connections");
             server.abort();
+            let _ = server.await;
         }
     }
     tracing::info!("stopped");

@@ -118,6 +118,12 @@ impl Store {
         })
     }
 
+    /// Closes every connection: on SQLite the write-ahead log is folded into the file and
+    /// removed, so what the file holds is all there is.
+    pub async fn close(self) -> Result<(), StoreError> {
+        Ok(self.db.close().await?)
+    }
+
     /// A write transaction: on SQLite, this process's writers take turns (the guard) and the
     /// transaction takes the database's write lock at once (`BEGIN IMMEDIATE`), so it never
     /// fails half-way for a lock it could have waited for.
