@@ -1,6 +1,8 @@
 //! Peak memory of `SummarizeConnectivity` over a country-year: 1,000 sites reporting every
 //! hour for 365 days (8,760,000 raw measurements) in a SQLite file, next to a baseline in the
-//! same run: the same rows read back whole, as the summary did before it streamed them.
+//! same run: the summary as it was computed before it streamed, on the same rows through the
+//! same reader, with the same figures out (every row kept, each metric's values collected
+//! and sorted for exact medians); the two answers are compared.
 //!
 //! cargo bench -p hubdir-connectivity --bench summary_memory [-- SITES HOURS]
 //!
@@ -73,14 +75,59 @@ async fn main() {
         .for_each_in_window(&list, (start, end), hubdir_store::SAMPLES_PER_PAGE, |s| whole.push(s), |_| {})
         .await
         .expect("rows");
+    let exact = exact_summary(&whole, &names, &config);
     let kept = (peak_kib().saturating_sub(before), timer.elapsed());
     assert_eq!((read as usize, whole.len()), (rows, rows));
     drop(whole);
+    let within = |a: f64, b: f64| (a - b).abs() <= b.abs() * 0.001;
+    assert!(within(summary.median_download_mbps, exact.0), "{} vs {}", summary.median_download_mbps, exact.0);
+    assert!(within(summary.p10_download_mbps, exact.1), "{} vs {}", summary.p10_download_mbps, exact.1);
+    assert_eq!(summary.meeting_benchmark_ratio, exact.2);
+    println!("the exact summary agrees: median {:.2}, p10 {:.2}, meeting {:.3}", exact.0, exact.1, exact.2);
 
     let mib = |kib: u64| kib as f64 / 1024.0;
     println!("| what | peak resident growth | time |");
     println!("|---|---:|---:|");
     println!("| summary, streamed (this code) | {:.1} MiB | {:.1} s |", mib(streamed.0), streamed.1.as_secs_f64());
-    println!("| baseline: the same rows kept whole | {:.1} MiB | {:.1} s |", mib(kept.0), kept.1.as_secs_f64());
-    println!("| ratio streamed / whole | {:.3} | |", streamed.0 as f64 / kept.0.max(1) as f64);
+    println!(
+        "| baseline: the rows kept whole, exact medians | {:.1} MiB | {:.1} s |",
+        mib(kept.0),
+        kept.1.as_secs_f64()
+    );
+    let ratio = |a: f64, b: f64| a / b.max(f64::MIN_POSITIVE);
+    println!(
+        "| ratio streamed / whole | {:.3} | {:.2} |",
+        ratio(streamed.0 as f64, kept.0 as f64),
+        ratio(streamed.1.as_secs_f64(), kept.1.as_secs_f64())
+    );
+}
+
+/// The summary as computed before it streamed: every value of each metric collected, sorted
+/// for its median and 10th percentile, and each site's downloads for its benchmark. Returns
+/// (median download, p10 download, share of sites with data meeting the benchmark).
+fn exact_summary(
+    rows: &[hubdir_store::Sample],
+    sites: &HashMap<String, String>,
+    config: &ConnectivityConfig,
+) -> (f64, f64, f64) {
+    use hubdir_core::connectivity::{median, percentile};
+    let mut download: Vec<f64> = rows.iter().filter_map(|r| r.download_mbps).collect();
+    let mut upload: Vec<f64> = rows.iter().filter_map(|r| r.upload_mbps).collect();
+    let mut latency: Vec<f64> = rows.iter().filter_map(|r| r.latency_ms).collect();
+    let mut per_site: HashMap<&str, Vec<f64>> = HashMap::new();
+    for r in rows {
+        per_site.entry(&r.site).or_default().extend(r.download_mbps);
+    }
+    let meeting = per_site
+        .iter_mut()
+        .map(|(site, values)| {
+            let good = config.benchmark_for(sites.get(*site).map(String::as_str).unwrap_or_default()).good_mbps;
+            median(values).is_some_and(|m| m >= good)
+        })
+        .filter(|meets| *meets)
+        .count();
+    let _ = (median(&mut upload), percentile(&mut upload, 0.1), median(&mut latency));
+    let median_download = median(&mut download).unwrap_or(0.0);
+    let p10_download = percentile(&mut download, 0.1).unwrap_or(0.0);
+    (median_download, p10_download, meeting as f64 / per_site.len().max(1) as f64)
 }

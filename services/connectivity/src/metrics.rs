@@ -161,10 +161,17 @@ impl<'a> Accumulator<'a> {
         }
     }
 
-    fn site(&mut self, site: &str) -> &mut SiteMedian {
-        let country = self.sites.get(site).map(String::as_str).unwrap_or_default();
-        let good = self.config.benchmark_for(country).good_mbps;
-        self.per_site.entry(site.to_owned()).or_insert_with(|| SiteMedian::new(good))
+    /// Counts `site` as having data, and its download figure (if any) towards its median.
+    /// The site's name is copied once, when first seen, not per measurement.
+    fn add_to_site(&mut self, site: &str, download: Option<f64>, weight: u64) {
+        if !self.per_site.contains_key(site) {
+            let country = self.sites.get(site).map(String::as_str).unwrap_or_default();
+            let good = self.config.benchmark_for(country).good_mbps;
+            self.per_site.insert(site.to_owned(), SiteMedian::new(good));
+        }
+        if let (Some(median), Some(value)) = (self.per_site.get_mut(site), download) {
+            median.add(value, weight);
+        }
     }
 
     fn add_sample(&mut self, s: &Sample) {
@@ -175,10 +182,7 @@ impl<'a> Accumulator<'a> {
         self.upload.extend_weighted(s.upload_mbps, 1);
         self.upload_p10.extend_weighted(s.upload_mbps, 1);
         self.latency.extend_weighted(s.latency_ms, 1);
-        let site = self.site(&s.site);
-        if let Some(value) = s.download_mbps {
-            site.add(value, 1);
-        }
+        self.add_to_site(&s.site, s.download_mbps, 1);
     }
 
     fn add_day(&mut self, d: &connectivity_daily::Model) {
@@ -193,10 +197,7 @@ impl<'a> Accumulator<'a> {
             to_p10.extend_weighted(p10, weight(count));
         }
         self.latency.extend_weighted(d.latency_median, weight(d.latency_count));
-        let site = self.site(&d.site_name);
-        if let Some(median) = d.download_median {
-            site.add(median, weight(d.download_count));
-        }
+        self.add_to_site(&d.site_name, d.download_median, weight(d.download_count));
     }
 
     fn finish(self) -> SummarizeConnectivityResponse {

@@ -183,18 +183,14 @@ impl Progress {
             }
         }
     }
+}
 
-    fn done(&self) {
+/// The live line goes when the import ends, also early on an error, before any message.
+impl Drop for Progress {
+    fn drop(&mut self) {
         if let Progress::Terminal(bar) = self {
             bar.finish_and_clear();
         }
-    }
-}
-
-/// An import that stops early (an error) leaves no live line behind its message.
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.done();
     }
 }
 
@@ -374,7 +370,6 @@ pub async fn run(args: &ImportArgs, errors: &mut Vec<RowError>) -> anyhow::Resul
         }
     }
     if args.atomic && summary.rejected_total() > 0 {
-        progress.done();
         anyhow::bail!(
             "--atomic: {} of {} rows were rejected, so nothing was written",
             summary.rejected_total(),
@@ -388,7 +383,6 @@ pub async fn run(args: &ImportArgs, errors: &mut Vec<RowError>) -> anyhow::Resul
     }
     sink.flush(&mut pending, &mut summary, errors, args.atomic).await?;
     progress.show(&summary);
-    progress.done();
     Ok(summary)
 }
 
