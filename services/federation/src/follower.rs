@@ -74,9 +74,14 @@ pub async fn follow(store: Arc<Store>, peer: PeerConfig, keys: Arc<HashMap<Strin
     let checker = Arc::new(Checker { peer: peer.node_id.clone(), origins: allowed_origins(&peer), keys });
     let mut backoff = MIN_BACKOFF;
     loop {
-        match once(&store, &peer, &checker, &stats).await {
-            Ok(()) => backoff = MIN_BACKOFF,
-            Err(err) => tracing::warn!(peer = %peer.node_id, error = %format!("{err:#}"), "following the peer failed"),
+        // A stream that delivered anything worked: whatever ends it later starts the backoff
+        // over, so one failure after hours of health is not paid for with the longest wait.
+        let mut delivered = false;
+        if let Err(err) = once(&store, &peer, &checker, &stats, &mut delivered).await {
+            tracing::warn!(peer = %peer.node_id, error = %format!("{err:#}"), "following the peer failed");
+        }
+        if delivered {
+            backoff = MIN_BACKOFF;
         }
         // Jitter from the clock's nanoseconds: followers of one leader do not reconnect in step.
         let jitter = 0.5 + f64::from(chrono::Utc::now().timestamp_subsec_nanos() % 1000) / 1000.0;
@@ -86,7 +91,13 @@ pub async fn follow(store: Arc<Store>, peer: PeerConfig, keys: Arc<HashMap<Strin
 }
 
 /// One subscription, until the stream ends or fails.
-async fn once(store: &Store, peer: &PeerConfig, checker: &Arc<Checker>, stats: &FollowerStats) -> anyhow::Result<()> {
+async fn once(
+    store: &Store,
+    peer: &PeerConfig,
+    checker: &Arc<Checker>,
+    stats: &FollowerStats,
+    delivered: &mut bool,
+) -> anyhow::Result<()> {
     let token = std::fs::read_to_string(&peer.token_file)
         .with_context(|| format!("cannot read the token for peer {}", peer.node_id))?;
     let mut client = FederationServiceClient::connect(peer.endpoint.clone()).await?;
@@ -103,6 +114,7 @@ async fn once(store: &Store, peer: &PeerConfig, checker: &Arc<Checker>, stats: &
     loop {
         let first = tokio::time::timeout(SILENCE, stream.message()).await.context("the peer fell silent")?;
         let Some(first) = first? else { return Ok(()) };
+        *delivered = true;
         // Whatever else has arrived already goes into the same transaction.
         let mut received = vec![first];
         let mut ended = None;
