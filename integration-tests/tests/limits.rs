@@ -201,14 +201,24 @@ async fn sigterm_drains_in_flight_requests_and_cuts_the_late_ones() {
     let registry = RegistryServiceClient::connect(endpoint).await.unwrap();
     let (finishing, finishing_call) = open_batch(&registry, &token);
     let (late, late_call) = open_batch(&registry, &token);
-    // Both streams are in flight once a message of each has been taken.
-    finishing
-        .send(BatchUpsertSitesRequest { sites: vec![site("a", pb::Kind::Telecentre, -17.8, 31.0)], atomic: false })
-        .await
-        .unwrap();
-    late.send(BatchUpsertSitesRequest { sites: vec![site("b", pb::Kind::Telecentre, -17.9, 31.0)], atomic: false })
-        .await
-        .unwrap();
+    // A row-by-row batch writes every 500 rows as they arrive (docs/ARCHITECTURE.md), so a
+    // stream is in flight on the server once its 500th row can be read back. Handing a
+    // message to the client proves nothing: its stream may not have reached the server
+    // before the GOAWAY, which rightly refuses it.
+    const CHUNK: usize = 500;
+    for (sender, prefix, latitude) in [(&finishing, "a", -17.8), (&late, "b", -17.9)] {
+        let rows = (0..CHUNK).map(|i| site(&format!("{prefix}{i}"), pb::Kind::Telecentre, latitude, 31.0)).collect();
+        sender.send(BatchUpsertSitesRequest { sites: rows, atomic: false }).await.unwrap();
+    }
+    for last in ["a499", "b499"] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let request = || bearer(&token, GetSiteRequest { name: format!("sites/zw/{last}") });
+        while let Err(status) = registry.clone().get_site(request()).await {
+            assert_eq!(status.code(), Code::NotFound, "{status:?}");
+            assert!(Instant::now() < deadline, "the server never wrote {last}: is a chunk still 500 rows?");
+            tokio::task::yield_now().await;
+        }
+    }
 
     node.send_term();
     let update = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.expect("a health update");
@@ -216,7 +226,7 @@ async fn sigterm_drains_in_flight_requests_and_cuts_the_late_ones() {
 
     // The first finishes inside the deadline and gets its answer.
     drop(finishing);
-    assert_eq!(finishing_call.await.unwrap().unwrap(), 1);
+    assert_eq!(finishing_call.await.unwrap().unwrap(), CHUNK as i64);
     // The second never finishes: the server cuts it at the deadline and exits.
     let (status, logs) = node.wait(Duration::from_secs(30));
     assert!(status.success(), "{status}");
