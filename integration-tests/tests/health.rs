@@ -1,3 +1,5 @@
+//! Health per service, and liveness apart from readiness.
+//!
 //! Health when the database goes away and comes back, on a real process and a real
 //! PostgreSQL: the node's role is barred from logging in and its connections are terminated,
 //! then let in again. Health must turn NOT_SERVING only after three failed checks in a row
@@ -48,8 +50,8 @@ async fn health_follows_a_database_that_goes_away_and_comes_back_with_hysteresis
 
     let node = NodeProcess::start_on("hubdir", &["serve", "--node-id", "zw"], "", Some(&url));
     let channel = Channel::from_shared(format!("http://{}", node.address)).unwrap().connect().await.unwrap();
-    let mut watch =
-        HealthClient::new(channel).watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    let mut health = HealthClient::new(channel);
+    let mut watch = health.watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
     while next_status(&mut watch).await != ServingStatus::Serving {}
 
     // The database goes away for this node: no new session, the open ones ended.
@@ -61,6 +63,9 @@ async fn health_follows_a_database_that_goes_away_and_comes_back_with_hysteresis
     // Three failed checks in a row, five seconds apart: never fewer.
     let stopped_after = gone.elapsed();
     assert!(stopped_after >= 2 * CHECK - Duration::from_millis(500), "NOT_SERVING after {stopped_after:?}");
+    // Alive all the same: an orchestrator takes it out of rotation, and does not restart it.
+    assert_eq!(check(&mut health, "liveness").await, ServingStatus::Serving);
+    assert_eq!(check(&mut health, REGISTRY).await, ServingStatus::NotServing);
 
     // It comes back: two good checks in a row before SERVING.
     admin.execute_unprepared(&format!("ALTER ROLE {role} LOGIN")).await.unwrap();
@@ -160,4 +165,41 @@ async fn a_write_that_loses_a_deadlock_is_unavailable() {
 
 fn prost_types_mask(paths: &[&str]) -> prost_types::FieldMask {
     prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() }
+}
+
+const DISCOVERY: &str = "hubdir.v1.DiscoveryService";
+const REGISTRY: &str = "hubdir.v1.RegistryService";
+
+async fn check(health: &mut HealthClient<Channel>, service: &str) -> ServingStatus {
+    let answer = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+    ServingStatus::try_from(answer.status).unwrap()
+}
+
+/// Health per service: DiscoveryService reports NOT_SERVING while its index loads (a few
+/// seconds for 30,000 sites in a debug build) and the whole server (`""`) with it, while the
+/// services that need only the store already serve; liveness serves throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_is_not_serving_until_its_index_has_loaded() {
+    let node = NodeProcess::start("hubdir", &["serve", "--node-id", "zw", "--demo", "--demo-sites", "30000"], "");
+    let channel = Channel::from_shared(format!("http://{}", node.address)).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(channel);
+    assert_eq!(check(&mut health, "liveness").await, ServingStatus::Serving);
+    let mut discovery = health.watch(HealthCheckRequest { service: DISCOVERY.into() }).await.unwrap().into_inner();
+    // The registry serves once the store has answered its first check...
+    while check(&mut health, REGISTRY).await != ServingStatus::Serving {
+        tokio::task::yield_now().await;
+    }
+    // ... while the index is still loading: the log line comes only once it has.
+    let loaded = |logs: &[String]| logs.iter().any(|l| l.contains("discovery index loaded"));
+    assert!(!loaded(&node.logs()), "the index loaded before the registry served: make the demo larger");
+    assert_eq!(check(&mut health, DISCOVERY).await, ServingStatus::NotServing);
+    assert_eq!(check(&mut health, "").await, ServingStatus::NotServing);
+    assert_eq!(next_status(&mut discovery).await, ServingStatus::NotServing);
+    assert_eq!(next_status(&mut discovery).await, ServingStatus::Serving);
+    assert!(loaded(&node.logs()));
+    assert_eq!(check(&mut health, "").await, ServingStatus::Serving);
+    assert_eq!(check(&mut health, "liveness").await, ServingStatus::Serving);
+
+    let (status, logs) = node.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", logs.join("\n"));
 }

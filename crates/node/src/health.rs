@@ -1,7 +1,11 @@
+//! Health as the gRPC health protocol reports it, per mounted service and for the whole
+//! server (`""`), plus a liveness answer (`liveness`) that never depends on the store.
+//!
 //! Serving status with hysteresis: NOT_SERVING until the store first answers; after that,
 //! one failed check is not enough to flip (a blip must not empty a load balancer), and one
 //! success is not enough to come back (a flapping database must not take traffic).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,40 +51,106 @@ impl HealthGate {
     }
 }
 
-/// Sets every listed service (and the whole server, `""`) to `status`.
-pub async fn set_all(reporter: &HealthReporter, services: &[&'static str], status: ServingStatus) {
-    reporter.set_service_status("", status).await;
-    for name in services {
-        reporter.set_service_status(*name, status).await;
+/// The health service name whose status says only that the process is alive and answering:
+/// SERVING from start to exit, whatever the store does. Orchestrators use it for liveness, so
+/// that a database outage takes pods out of rotation (readiness) without restarting them.
+pub const LIVENESS: &str = "liveness";
+
+/// Services that are not ready when they are mounted: each says when it is (the discovery
+/// index, once loaded). A service never named here is ready as soon as the store answers.
+#[derive(Debug, Clone)]
+pub struct Readiness(Arc<tokio::sync::watch::Sender<BTreeMap<&'static str, bool>>>);
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness(Arc::new(tokio::sync::watch::Sender::new(BTreeMap::new())))
     }
 }
 
-/// Checks the store forever, reporting through `reporter`.
-pub async fn watch_store(store: Arc<Store>, reporter: HealthReporter, services: Vec<&'static str>) {
+impl Readiness {
+    /// Records whether `service` is ready to answer.
+    pub fn set(&self, service: &'static str, ready: bool) {
+        self.0.send_if_modified(|services| services.insert(service, ready) != Some(ready));
+    }
+
+    fn is_ready(&self, service: &str) -> bool {
+        self.0.borrow().get(service).copied().unwrap_or(true)
+    }
+}
+
+/// Sets every listed service, and the whole server (`""`), to NOT_SERVING: at start and
+/// on shutdown. Liveness is left as it is.
+pub async fn stop_all(reporter: &HealthReporter, services: &[&'static str]) {
+    reporter.set_service_status("", ServingStatus::NotServing).await;
+    for name in services {
+        reporter.set_service_status(*name, ServingStatus::NotServing).await;
+    }
+}
+
+/// What each service reports: SERVING when the store serves and the service is ready; the
+/// whole server (`""`) only when every service does.
+fn statuses(store_serving: bool, readiness: &Readiness, services: &[&'static str]) -> Vec<(&'static str, bool)> {
+    let mut out: Vec<(&'static str, bool)> =
+        services.iter().map(|name| (*name, store_serving && readiness.is_ready(name))).collect();
+    let all = out.iter().all(|(_, serving)| *serving);
+    out.push(("", store_serving && all));
+    out
+}
+
+/// Checks the store every `CHECK_INTERVAL`, and follows the services' readiness, reporting
+/// each change through `reporter`. Runs until aborted.
+pub async fn watch(store: Arc<Store>, readiness: Readiness, reporter: HealthReporter, services: Vec<&'static str>) {
     let mut gate = HealthGate::default();
-    let mut reported: Option<bool> = None;
+    let mut reported: BTreeMap<&'static str, bool> = BTreeMap::new();
+    let mut ready_changes = readiness.0.subscribe();
+    let mut next_check = tokio::time::Instant::now();
+    let mut store_serving = false;
     loop {
-        let ok = match store.ping().await {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::warn!(error = %err, "store health check failed");
-                false
+        tokio::select! {
+            () = tokio::time::sleep_until(next_check) => {
+                let ok = match store.ping().await {
+                    Ok(()) => true,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "store health check failed");
+                        false
+                    }
+                };
+                store_serving = gate.observe(ok);
+                next_check = tokio::time::Instant::now() + CHECK_INTERVAL;
             }
-        };
-        let serving = gate.observe(ok);
-        if reported != Some(serving) {
-            let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
-            set_all(&reporter, &services, status).await;
-            tracing::info!(serving, "health status changed");
-            reported = Some(serving);
+            changed = ready_changes.changed() => {
+                if changed.is_err() {
+                    // Cannot happen while `readiness` is held here; never spin.
+                    next_check = tokio::time::Instant::now();
+                }
+                ready_changes.borrow_and_update();
+            }
         }
-        tokio::time::sleep(CHECK_INTERVAL).await;
+        for (service, serving) in statuses(store_serving, &readiness, &services) {
+            if reported.insert(service, serving) != Some(serving) {
+                let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
+                reporter.set_service_status(service, status).await;
+                let shown = if service.is_empty() { "(all)" } else { service };
+                tracing::info!(service = shown, serving, "health status changed");
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_whole_server_serves_only_when_every_service_does() {
+        let readiness = Readiness::default();
+        let services = ["a", "b"];
+        readiness.set("b", false);
+        assert_eq!(statuses(true, &readiness, &services), vec![("a", true), ("b", false), ("", false)]);
+        readiness.set("b", true);
+        assert_eq!(statuses(true, &readiness, &services), vec![("a", true), ("b", true), ("", true)]);
+        assert_eq!(statuses(false, &readiness, &services), vec![("a", false), ("b", false), ("", false)]);
+    }
 
     #[test]
     fn starts_not_serving_and_flips_on_the_first_answer() {

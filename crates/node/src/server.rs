@@ -16,7 +16,7 @@ use tonic_health::ServingStatus;
 use crate::background::Background;
 use crate::config::Config;
 use crate::connections::{self, ConnectionCounts, ConnectionLimits};
-use crate::health;
+use crate::health::{self, Readiness};
 use crate::page_token::PageTokens;
 
 /// What a service needs to build itself.
@@ -32,6 +32,8 @@ pub struct NodeContext {
     pub page_tokens: PageTokens,
     /// Where services start their background tasks, so that shutdown stops them.
     pub background: Background,
+    /// Where services that need time before they can answer say when they are ready.
+    pub readiness: Readiness,
 }
 
 impl NodeContext {
@@ -45,6 +47,7 @@ impl NodeContext {
             identity: None,
             page_tokens: PageTokens::ephemeral(),
             background: Background::default(),
+            readiness: Readiness::default(),
         })
     }
 
@@ -82,7 +85,8 @@ pub async fn serve(
     let service_names: Vec<&'static str> = mounts.iter().map(|m| m.service_name).collect();
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
-    health::set_all(&reporter, &service_names, ServingStatus::NotServing).await;
+    health::stop_all(&reporter, &service_names).await;
+    reporter.set_service_status(health::LIVENESS, ServingStatus::Serving).await;
 
     // Reflection advertises exactly what is mounted, in both protocol versions (the Python
     // reflection client speaks only v1alpha), and knows the `google.rpc` error details, so
@@ -132,7 +136,8 @@ pub async fn serve(
     let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = stopped.await;
     }));
-    let watcher = tokio::spawn(health::watch_store(ctx.store.clone(), reporter.clone(), service_names.clone()));
+    let watcher =
+        tokio::spawn(health::watch(ctx.store.clone(), ctx.readiness.clone(), reporter.clone(), service_names.clone()));
     tracing::info!(%address, services = ?service_names, store = ctx.store.backend_name(), "serving");
 
     let deadline = Duration::from_secs(limits.drain_deadline_secs);
@@ -150,7 +155,7 @@ pub async fn serve(
     watcher.abort();
     // Awaited, so that when `serve` returns nothing it started still holds the store.
     let _ = watcher.await;
-    health::set_all(&reporter, &service_names, ServingStatus::NotServing).await;
+    health::stop_all(&reporter, &service_names).await;
     let _ = stop_accepting.send(());
     // The background tasks stop while the requests drain, within the same deadline.
     let (drained, ()) =

@@ -33,8 +33,8 @@ struct Cursor {
     epoch: String,
 }
 
-/// Loads the index, marks it ready, then follows the change log forever.
-pub async fn run(store: Arc<Store>, shared: Shared) {
+/// Loads the index, marks it ready (and calls `loaded`), then follows the change log forever.
+pub async fn run(store: Arc<Store>, shared: Shared, loaded: impl FnOnce() + Send + 'static) {
     let mut changes = store.watch_changes();
     let mut cursors = loop {
         match load(&store, &shared).await {
@@ -46,6 +46,7 @@ pub async fn run(store: Arc<Store>, shared: Shared) {
         }
     };
     shared.ready.send_replace(true);
+    loaded();
     loop {
         match catch_up(&store, &shared, &mut cursors).await {
             Ok(Followed::InStep) => {}

@@ -42,7 +42,11 @@ pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 
 fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
     let shared = Shared::default();
-    ctx.background.spawn("discovery index follower", follow::run(ctx.store.clone(), shared.clone()));
+    // NOT_SERVING in health until the index has loaded: FindNearest cannot answer before.
+    ctx.readiness.set(SERVICE_NAME, false);
+    let readiness = ctx.readiness.clone();
+    let loaded = move || readiness.set(SERVICE_NAME, true);
+    ctx.background.spawn("discovery index follower", follow::run(ctx.store.clone(), shared.clone(), loaded));
     let max = ctx.config.server.max_message_bytes;
     let discovery = Discovery {
         anonymous: ctx.config.auth.anonymous_discovery,
