@@ -18,7 +18,7 @@ use hubdir_proto::v1::federation_service_client::FederationServiceClient;
 use hubdir_proto::v1::registry_service_client::RegistryServiceClient;
 use hubdir_proto::v1::{CreateSiteRequest, DeleteSiteRequest, GetDigestRequest, GetSiteRequest, LatLng, Site};
 use support::proxy::Proxy;
-use support::{NodeDir, NodeProcess, binary, python};
+use support::{NodeDir, NodeProcess, binary, free_port, python};
 
 /// How long every node may take to agree after a fault.
 const CONVERGENCE: Duration = Duration::from_secs(60);
@@ -45,10 +45,6 @@ impl Rng {
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// One node of a test federation: its directory, port and process (none while killed).

@@ -52,7 +52,8 @@ fn open_batch(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_size_concurrency_and_timeout_limits_hold() {
-    let config = "[server]\nmax_concurrent_requests_per_connection = 2\nrequest_timeout_secs = 3\n";
+    let config = "[server]\nmax_concurrent_requests_per_connection = 2\nrequest_timeout_secs = 3\n\
+                  [telemetry]\nprometheus_listen = \"127.0.0.1:0\"\n";
     let node = NodeProcess::start("hubdir", &["serve", "--node-id", "zw"], config);
     let token = node.token("sites.write", Some("zw"), Some("ZW Post"), &[]);
     let endpoint = format!("http://{}", node.address);
@@ -103,8 +104,33 @@ async fn message_size_concurrency_and_timeout_limits_hold() {
     // The slots are free again.
     assert_eq!(registry.clone().get_site(get()).await.unwrap_err().code(), Code::NotFound);
 
+    // The Prometheus endpoint counts the shed calls and the calls by status, in text that the
+    // official Python client's parser accepts.
+    let metrics = prometheus_address(&node.logs());
+    let samples = support::python_script("prometheus_scrape.py", &[&format!("http://{metrics}/metrics")]);
+    let sample = |prefix: &str| samples.lines().find(|l| l.starts_with(prefix)).map(str::to_owned);
+    let shed = sample("hubdir_server_shed_total{limit=\"requests_per_connection\"").expect(&samples);
+    assert!(!shed.ends_with(" 0.0"), "{shed}");
+    let counted = |code: &str, method: &str| {
+        samples.lines().any(|l| {
+            l.starts_with("rpc_server_call_duration_seconds_count{")
+                && l.contains(&format!("rpc_grpc_status_code=\"{code}\""))
+                && l.contains(&format!("rpc_method=\"{method}\""))
+        })
+    };
+    assert!(counted("5", "GetSite") && counted("1", "BatchUpsertSites"), "{samples}");
+
     let (status, _) = node.terminate(Duration::from_secs(30));
     assert!(status.success());
+}
+
+/// The Prometheus endpoint's address, as the node logged it.
+fn prometheus_address(logs: &[String]) -> String {
+    logs.iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|event| event["message"] == "serving Prometheus metrics at /metrics")
+        .and_then(|event| event["address"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no Prometheus endpoint in the logs:\n{}", logs.join("\n")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::{binary, workspace_root};
+use support::{binary, free_port, workspace_root};
 
 /// The `sh` blocks of the README's "Quick start" section, in order.
 fn quick_start_blocks(readme: &str) -> Vec<String> {
@@ -94,10 +94,6 @@ done
 shift
 exec "$HUBDIR_BIN_DIR/$bin" "$@"
 "#;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 #[test]
 fn the_readme_quick_start_runs_as_written() {

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use hubdir_federation_core::{NodeIdentity, OriginSigner};
 use hubdir_store::Store;
+use hubdir_telemetry::{ProcessInfo, Telemetry};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, set_flag};
-use crate::server::{Mount, NodeContext, serve, termination_signal};
+use crate::prometheus;
+use crate::server::{Listeners, Mount, NodeContext, serve, termination_signal};
 
 /// The flags of every command that reads a node's configuration (`serve`, `export`,
 /// `quarantine`, `federation ...`). Flags override the `HUBDIR_` environment, which
@@ -102,11 +104,16 @@ fn with_rust_log(mut env: Vec<(String, String)>) -> Vec<(String, String)> {
     env
 }
 
-/// What a prepared node needs before it serves: config, store, bound listener.
+/// What a prepared node needs before it serves: config, store, bound listeners, telemetry.
 #[derive(Debug)]
 pub struct Prepared {
     pub ctx: NodeContext,
     pub listener: TcpListener,
+    /// The plaintext health listener, when `tls.probe_listen` is set.
+    pub probe_listener: Option<TcpListener>,
+    /// The Prometheus endpoint's listener, when `telemetry.prometheus_listen` is set.
+    pub metrics_listener: Option<TcpListener>,
+    pub telemetry: Arc<Telemetry>,
 }
 
 /// Loads the config, starts logging, binds the listener, opens the store. Returns `None`
@@ -120,7 +127,9 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
         std::io::stdout().write_all(shown.to_toml().as_bytes())?;
         return Ok(None);
     }
-    hubdir_telemetry::init(&config.log.filter, config.log.format)?;
+    let process = ProcessInfo { service_name: binary_name(), node_id: config.node.id.to_string() };
+    let telemetry =
+        Arc::new(hubdir_telemetry::init(&config.log.filter, config.log.format, &config.telemetry, &process)?);
     // Check the token keys before touching the network or the database.
     hubdir_auth::Verifier::from_config(&config.auth)?;
     // The node key: created on first start, its public id logged, the key itself never.
@@ -135,6 +144,19 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let bind_optional = |address: Option<std::net::SocketAddr>, key: &'static str| async move {
+        match address {
+            Some(address) => TcpListener::bind(address)
+                .await
+                .map(Some)
+                .with_context(|| format!("cannot listen on {address} ({key})")),
+            None => Ok(None),
+        }
+    };
+    let probe_listener = bind_optional(config.tls.probe_listen, "tls.probe_listen").await?;
+    let metrics_listener = bind_optional(config.telemetry.prometheus_listen, "telemetry.prometheus_listen").await?;
+    // A bad certificate or key fails here, naming the file, not at the first connection.
+    crate::tls::ServerTls::from_config(&config.tls)?;
     tracing::info!(node = %config.node.id, "opening store");
     let store = Store::connect(&config.store.url)
         .await
@@ -142,13 +164,32 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     // Every event this node writes is signed with its key, in the write's transaction, and it
     // writes its own origin only: others arrive signed from peers.
     let store = store.with_signer(Arc::new(OriginSigner::new(identity.clone()))).owning([config.node.id.clone()]);
-    let ctx = NodeContext::new(config, Arc::new(store))?.with_identity(identity);
-    Ok(Some(Prepared { ctx, listener }))
+    let mut ctx = NodeContext::new(config, Arc::new(store))?.with_identity(identity);
+    ctx.traces = telemetry.traces_enabled();
+    Ok(Some(Prepared { ctx, listener, probe_listener, metrics_listener, telemetry }))
 }
 
-/// Serves until SIGTERM or SIGINT.
+/// The running binary's name (`hubdir`, `hubdir-discovery`), for the exported resource.
+fn binary_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|path| path.file_stem().map(|stem| stem.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "hubdir".to_owned())
+}
+
+/// Serves until SIGTERM or SIGINT, with the Prometheus endpoint if configured; then sends
+/// the last spans and metrics.
 pub async fn run(prepared: Prepared, mounts: &[Mount]) -> anyhow::Result<()> {
-    serve(prepared.ctx, mounts, prepared.listener, termination_signal()).await
+    let Prepared { ctx, listener, probe_listener, metrics_listener, telemetry } = prepared;
+    let endpoint = metrics_listener.map(|listener| tokio::spawn(prometheus::serve(listener, telemetry.clone())));
+    let listeners = Listeners { grpc: listener, probes: probe_listener };
+    let served = serve(ctx, mounts, listeners, termination_signal()).await;
+    if let Some(endpoint) = endpoint {
+        endpoint.abort();
+    }
+    // Flushing blocks on the exporters' network calls.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    served
 }
 
 /// The whole life of a standalone service binary.

@@ -7,7 +7,7 @@
 //! The loader takes the environment as a value, so tests never touch the process's.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hubdir_core::connectivity::{Benchmark, Window};
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,10 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
+    /// Traces and metrics: OTLP export and the Prometheus endpoint; off by default.
+    pub telemetry: hubdir_telemetry::TelemetryConfig,
+    /// TLS on the gRPC listener (and mTLS), and for calls to `https://` peers; off by default.
+    pub tls: TlsConfig,
     /// Token issuers and their keys; who may read and write what.
     pub auth: hubdir_auth::AuthConfig,
     /// How connectivity measurements are judged.
@@ -33,7 +37,7 @@ pub struct Config {
 pub struct FederationConfig {
     /// The node's Ed25519 signing key (PKCS#8 PEM), created on first start, readable by its
     /// owner only; in Kubernetes, a Secret mounted as this file. Never in the database.
-    pub key_file: std::path::PathBuf,
+    pub key_file: PathBuf,
     /// The peers this node follows: `[[federation.peers]]`.
     pub peers: Vec<PeerConfig>,
     /// Pinned keys of origins whose events arrive through a relay rather than from the origin
@@ -49,7 +53,7 @@ pub struct OriginKeyConfig {
     /// The origin whose events the key signs.
     pub origin: String,
     /// The Ed25519 public key (SPKI PEM, as `hubdir federation key` prints it).
-    pub public_key_file: std::path::PathBuf,
+    pub public_key_file: PathBuf,
     /// Events written after this instant (RFC 3339, quoted) are refused under this key: the
     /// end of a retired key's overlap. Unset: no end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,12 +69,12 @@ pub struct PeerConfig {
     /// Its gRPC endpoint, `http://host:port`.
     pub endpoint: String,
     /// Its Ed25519 public key, pinned (SPKI PEM, as its GetNodeInfo publishes it).
-    pub public_key_file: std::path::PathBuf,
+    pub public_key_file: PathBuf,
     /// The origins it may supply; empty means only its own.
     #[serde(default)]
     pub origins: Vec<String>,
     /// A file holding the bearer token (scope federation.sync) this node presents to it.
-    pub token_file: std::path::PathBuf,
+    pub token_file: PathBuf,
 }
 
 /// How connectivity measurements are accepted and judged.
@@ -196,6 +200,41 @@ pub struct ServerConfig {
     pub max_connection_age_secs: u64,
 }
 
+/// `[tls]`: every file is PEM, read at start and again on SIGHUP or when it changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The node's certificate chain. With `key_file`, `server.listen` speaks TLS only; the
+    /// same certificate is this node's client certificate towards peers that ask for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// Its private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// The CA bundle client certificates must chain to. Set: every client must present a
+    /// valid certificate (mTLS) before any call, its bearer token is checked as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
+    /// The CA bundle `https://` peers' certificates must chain to. Unset: the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_ca_file: Option<PathBuf>,
+    /// A plaintext listener serving health only, for probes that cannot speak TLS
+    /// (`0.0.0.0:50052`). Unset: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_listen: Option<SocketAddr>,
+}
+
+impl TlsConfig {
+    /// How this node calls `https://` peers.
+    pub fn client(&self) -> crate::client::ClientTls {
+        crate::client::ClientTls {
+            ca_file: self.peer_ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
@@ -234,6 +273,8 @@ impl Default for Config {
                 filter: hubdir_telemetry::DEFAULT_FILTER.into(),
                 format: hubdir_telemetry::LogFormat::Text,
             },
+            telemetry: hubdir_telemetry::TelemetryConfig::default(),
+            tls: TlsConfig::default(),
             auth: hubdir_auth::AuthConfig::default(),
             connectivity: ConnectivityConfig::default(),
             federation: FederationConfig {

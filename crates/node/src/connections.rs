@@ -1,5 +1,7 @@
 //! Accepting connections within bounds: at most `server.max_connections` open at once (past
-//! it a new connection is closed at once, logged and counted), and a connection that has not
+//! it a new connection is closed at once, logged and counted), each with its own budget of
+//! `server.max_concurrent_requests_per_connection` calls in progress (which `calls` spends),
+//! and a connection that has not
 //! sent the whole HTTP/2 preface (24 bytes) within `server.handshake_timeout_secs` is closed. The process therefore never runs out of file descriptors to idle sockets, and the
 //! connections it holds are ones that speak.
 
@@ -10,14 +12,18 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
+use tokio_rustls::server::TlsStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 
+use crate::tls::{self, ServerTls};
+
 /// How many connections are open, and how many were refused at the cap (for the log line;
-/// exported as a metric once the node has metrics).
+/// the metric is `hubdir.server.shed{limit="connections"}`).
 #[derive(Debug, Default)]
 pub struct ConnectionCounts {
     open: AtomicUsize,
@@ -28,16 +34,27 @@ pub struct ConnectionCounts {
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
+    pub max_requests_per_connection: usize,
     pub handshake_timeout: Duration,
     pub tcp_keepalive: Duration,
 }
 
-/// The listener's connections, within `limits`; `counts` follows them.
-pub fn accept(
+/// A connection counted among the open ones until it is dropped.
+#[derive(Debug)]
+struct Open(Arc<ConnectionCounts>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The listener's TCP connections within the cap, each counted while it is open.
+fn admitted(
     listener: TcpListener,
     limits: ConnectionLimits,
     counts: Arc<ConnectionCounts>,
-) -> impl Stream<Item = io::Result<Counted>> {
+) -> impl Stream<Item = (TcpStream, Open)> {
     // No Nagle: a response larger than one segment would otherwise wait for the client's
     // delayed ACK (40 ms on Linux) before its last segment leaves.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(limits.tcp_keepalive));
@@ -53,6 +70,7 @@ pub fn accept(
         if counts.open.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
             counts.open.fetch_sub(1, Ordering::AcqRel);
             let refused = counts.refused.fetch_add(1, Ordering::Relaxed) + 1;
+            crate::calls::count_shed("connections");
             // The first refusal and then every thousandth: a flood does not flood the log.
             if refused % 1000 == 1 {
                 tracing::warn!(
@@ -63,41 +81,124 @@ pub fn accept(
             }
             return None;
         }
-        let deadline = Box::pin(tokio::time::sleep(limits.handshake_timeout));
-        Some(Ok(Counted { inner: stream, counts: counts.clone(), first_bytes_by: Some(deadline), read: 0 }))
+        Some((stream, Open(counts.clone())))
     })
+}
+
+/// The listener's connections, within `limits`, in plaintext.
+pub fn accept(
+    listener: TcpListener,
+    limits: ConnectionLimits,
+    counts: Arc<ConnectionCounts>,
+) -> impl Stream<Item = io::Result<Counted<TcpStream>>> {
+    admitted(listener, limits, counts).map(move |(stream, open)| Ok(Counted::new(stream, open, &limits)))
+}
+
+/// TLS handshakes in progress at once; more wait (each is bounded by the handshake timeout).
+const CONCURRENT_HANDSHAKES: usize = 64;
+
+/// The listener's connections, within `limits`, over TLS: the handshake must finish within
+/// `handshake_timeout`, and a plaintext HTTP/2 client is told to use TLS instead of being cut.
+pub fn accept_tls(
+    listener: TcpListener,
+    limits: ConnectionLimits,
+    counts: Arc<ConnectionCounts>,
+    tls: ServerTls,
+) -> impl Stream<Item = io::Result<Counted<TlsStream<TcpStream>>>> {
+    let handshakes = admitted(listener, limits, counts).map(move |(stream, open)| {
+        let acceptor = tls.acceptor();
+        async move {
+            let peer = stream.peer_addr().ok();
+            let handshake = async {
+                let mut first = [0u8; 1];
+                stream.peek(&mut first).await?;
+                if !tls::is_tls_handshake(first[0]) {
+                    let mut stream = stream;
+                    let _ = stream.write_all(&tls::plaintext_refusal()).await;
+                    let _ = stream.shutdown().await;
+                    return Err(tls::not_tls());
+                }
+                acceptor.accept(stream).await
+            };
+            match tokio::time::timeout(limits.handshake_timeout, handshake).await {
+                Ok(Ok(stream)) => Some(Ok(Counted::new(stream, open, &limits))),
+                Ok(Err(err)) => {
+                    tracing::info!(peer = ?peer, error = %err, "TLS handshake refused");
+                    None
+                }
+                Err(_) => {
+                    tracing::debug!(peer = ?peer, "no TLS handshake within the handshake timeout");
+                    None
+                }
+            }
+        }
+    });
+    futures::StreamExt::filter_map(
+        futures::StreamExt::buffer_unordered(handshakes, CONCURRENT_HANDSHAKES),
+        |c| async move { c },
+    )
 }
 
 /// An accepted connection, counted while it is open.
 #[derive(Debug)]
-pub struct Counted {
-    inner: TcpStream,
-    counts: Arc<ConnectionCounts>,
+pub struct Counted<IO> {
+    inner: IO,
+    _open: Open,
+    /// Calls in progress on this connection, at most `max_requests_per_connection`.
+    slots: Arc<Semaphore>,
     /// Until the HTTP/2 preface has arrived: when the connection is closed if it has not.
     first_bytes_by: Option<Pin<Box<Sleep>>>,
     /// Bytes read so far, up to the preface's length.
     read: usize,
 }
 
+impl<IO> Counted<IO> {
+    fn new(inner: IO, open: Open, limits: &ConnectionLimits) -> Counted<IO> {
+        Counted {
+            inner,
+            _open: open,
+            slots: Arc::new(Semaphore::new(limits.max_requests_per_connection)),
+            first_bytes_by: Some(Box::pin(tokio::time::sleep(limits.handshake_timeout))),
+            read: 0,
+        }
+    }
+}
+
 /// The length of the HTTP/2 client preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`): a client
 /// that sends one byte and stops has not started talking.
 const PREFACE_BYTES: usize = 24;
 
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.counts.open.fetch_sub(1, Ordering::AcqRel);
+/// What every request on a connection carries in its extensions.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub tcp: TcpConnectInfo,
+    slots: Arc<Semaphore>,
+}
+
+impl ConnectionInfo {
+    /// A slot for one more call in progress on this connection, if one is free.
+    pub fn take_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
     }
 }
 
-impl Connected for Counted {
-    type ConnectInfo = TcpConnectInfo;
+impl Connected for Counted<TcpStream> {
+    type ConnectInfo = ConnectionInfo;
 
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.inner.connect_info()
+    fn connect_info(&self) -> ConnectionInfo {
+        ConnectionInfo { tcp: self.inner.connect_info(), slots: self.slots.clone() }
     }
 }
 
-impl AsyncRead for Counted {
+impl Connected for Counted<TlsStream<TcpStream>> {
+    type ConnectInfo = ConnectionInfo;
+
+    fn connect_info(&self) -> ConnectionInfo {
+        ConnectionInfo { tcp: self.inner.get_ref().0.connect_info(), slots: self.slots.clone() }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let before = buf.filled().len();
@@ -120,7 +221,7 @@ impl AsyncRead for Counted {
     }
 }
 
-impl AsyncWrite for Counted {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }

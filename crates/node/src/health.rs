@@ -6,10 +6,12 @@
 //! success is not enough to come back (a flapping database must not take traffic).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hubdir_store::Store;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Gauge;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -97,6 +99,17 @@ fn statuses(store_serving: bool, readiness: &Readiness, services: &[&'static str
     out
 }
 
+/// `hubdir.changelog.head_seq{origin}`: the last seq of each origin's change log held here.
+fn head_seq() -> &'static Gauge<u64> {
+    static HEAD: OnceLock<Gauge<u64>> = OnceLock::new();
+    HEAD.get_or_init(|| {
+        opentelemetry::global::meter(hubdir_telemetry::SCOPE)
+            .u64_gauge("hubdir.changelog.head_seq")
+            .with_description("The last seq of each origin's change log held by this node")
+            .build()
+    })
+}
+
 /// Checks the store every `CHECK_INTERVAL`, and follows the services' readiness, reporting
 /// each change through `reporter`. Runs until aborted.
 pub async fn watch(store: Arc<Store>, readiness: Readiness, reporter: HealthReporter, services: Vec<&'static str>) {
@@ -108,8 +121,14 @@ pub async fn watch(store: Arc<Store>, readiness: Readiness, reporter: HealthRepo
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(next_check) => {
-                let ok = match store.ping().await {
-                    Ok(()) => true,
+                // The change-log heads are read as the check: one query does both.
+                let ok = match store.origin_logs().await {
+                    Ok(logs) => {
+                        for log in logs {
+                            head_seq().record(log.last_seq, &[KeyValue::new("origin", log.origin.to_string())]);
+                        }
+                        true
+                    }
                     Err(err) => {
                         tracing::warn!(error = %err, "store health check failed");
                         false

@@ -14,10 +14,12 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::background::Background;
+use crate::calls::CallLayer;
 use crate::config::Config;
 use crate::connections::{self, ConnectionCounts, ConnectionLimits};
 use crate::health::{self, Readiness};
 use crate::page_token::PageTokens;
+use crate::tls::ServerTls;
 
 /// What a service needs to build itself.
 #[derive(Debug, Clone)]
@@ -34,6 +36,9 @@ pub struct NodeContext {
     pub background: Background,
     /// Where services that need time before they can answer say when they are ready.
     pub readiness: Readiness,
+    /// Whether spans are exported (`hubdir_telemetry::Telemetry::traces_enabled`): when not,
+    /// calls build none.
+    pub traces: bool,
 }
 
 impl NodeContext {
@@ -48,6 +53,7 @@ impl NodeContext {
             page_tokens: PageTokens::ephemeral(),
             background: Background::default(),
             readiness: Readiness::default(),
+            traces: false,
         })
     }
 
@@ -73,15 +79,31 @@ const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
 const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 
-/// Serves `mounts` on `listener` until `shutdown` resolves, then reports NOT_SERVING, stops
-/// accepting, and gives in-flight requests `server.drain_deadline_secs` to finish.
+/// Where a node listens: the gRPC listener (TLS when `[tls]` says so) and, optionally, a
+/// plaintext listener serving health only, for probes that cannot speak TLS.
+#[derive(Debug)]
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub probes: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(grpc: TcpListener) -> Listeners {
+        Listeners { grpc, probes: None }
+    }
+}
+
+/// Serves `mounts` until `shutdown` resolves, then reports NOT_SERVING, stops accepting, and
+/// gives in-flight requests `server.drain_deadline_secs` to finish.
 pub async fn serve(
     ctx: NodeContext,
     mounts: &[Mount],
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let Listeners { grpc: listener, probes } = listeners.into();
     let limits = &ctx.config.server;
+    let tls = ServerTls::from_config(&ctx.config.tls)?;
     let service_names: Vec<&'static str> = mounts.iter().map(|m| m.service_name).collect();
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -111,13 +133,12 @@ pub async fn serve(
     for mount in mounts {
         (mount.add)(&ctx, &mut routes);
     }
-    routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
+    routes.add_service(health_service.clone()).add_service(reflection_v1).add_service(reflection_v1alpha);
 
     let router = Server::builder()
+        .layer(CallLayer { traces: ctx.traces })
         .layer(tower::util::MapResponseLayer::new(undecodable_is_invalid_argument::<tonic::body::Body>))
         .max_concurrent_streams(limits.max_concurrent_streams)
-        .concurrency_limit_per_connection(limits.max_concurrent_requests_per_connection)
-        .load_shed(true)
         .timeout(Duration::from_secs(limits.request_timeout_secs))
         .http2_keepalive_interval(Some(Duration::from_secs(limits.keepalive_interval_secs)))
         .http2_keepalive_timeout(Some(Duration::from_secs(limits.keepalive_timeout_secs)))
@@ -129,16 +150,42 @@ pub async fn serve(
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
     let connection_limits = ConnectionLimits {
         max_connections: limits.max_connections,
+        max_requests_per_connection: limits.max_concurrent_requests_per_connection,
         handshake_timeout: Duration::from_secs(limits.handshake_timeout_secs),
         tcp_keepalive: Duration::from_secs(limits.keepalive_interval_secs),
     };
-    let incoming = connections::accept(listener, connection_limits, Arc::new(ConnectionCounts::default()));
-    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+    let counts = Arc::new(ConnectionCounts::default());
+    let stop = async {
         let _ = stopped.await;
-    }));
+    };
+    let mut server = match tls.clone() {
+        None => tokio::spawn(
+            router.serve_with_incoming_shutdown(connections::accept(listener, connection_limits, counts), stop),
+        ),
+        Some(tls) => tokio::spawn(
+            router
+                .serve_with_incoming_shutdown(connections::accept_tls(listener, connection_limits, counts, tls), stop),
+        ),
+    };
+    let _tls_watcher = tls.clone().map(|tls| AbortOnDrop(tokio::spawn(tls.watch())));
+    let _probes = match probes {
+        Some(probes) => {
+            let address = probes.local_addr()?;
+            tracing::info!(%address, "serving health probes in plaintext");
+            let incoming = tonic::transport::server::TcpIncoming::from(probes).with_nodelay(Some(true));
+            let probe_server = Server::builder().add_service(health_service).serve_with_incoming(incoming);
+            Some(AbortOnDrop(tokio::spawn(async move {
+                if let Err(err) = probe_server.await {
+                    tracing::warn!(error = %err, "the probe listener stopped");
+                }
+            })))
+        }
+        None => None,
+    };
     let watcher =
         tokio::spawn(health::watch(ctx.store.clone(), ctx.readiness.clone(), reporter.clone(), service_names.clone()));
-    tracing::info!(%address, services = ?service_names, store = ctx.store.backend_name(), "serving");
+    let (tls_on, mutual) = tls.as_ref().map_or((false, false), |t| (true, t.mutual()));
+    tracing::info!(%address, services = ?service_names, store = ctx.store.backend_name(), tls = tls_on, mtls = mutual, "serving");
 
     let deadline = Duration::from_secs(limits.drain_deadline_secs);
     tokio::select! {
@@ -170,6 +217,15 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A task that ends with the scope that started it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Stops the services' background tasks, saying how it went.

@@ -153,6 +153,7 @@ fn superseding(through: Option<u64>) -> SelectStatement {
 
 impl Store {
     /// Up to `limit` events of `origin` after `after_seq`, in sequence order.
+    #[tracing::instrument(level = "debug", name = "store.changes_after", skip_all)]
     pub async fn changes_after(
         &self,
         origin: &Origin,
@@ -175,6 +176,7 @@ impl Store {
     /// `through` that no event up to `through` supersedes (tombstones included), in sequence
     /// order. Applied in that order they bring a reader at `after_seq` to the origin's state
     /// at `through`.
+    #[tracing::instrument(level = "debug", name = "store.snapshot_after", skip_all)]
     pub async fn snapshot_after(
         &self,
         origin: &Origin,

@@ -82,16 +82,19 @@ pub(crate) async fn sites_by_name<C: ConnectionTrait>(
 
 impl Store {
     /// The stored sites among `names`, by name; missing ones are absent from the map.
+    #[tracing::instrument(level = "debug", name = "store.get_sites", skip_all)]
     pub async fn get_sites(&self, names: &[SiteName]) -> Result<HashMap<String, SiteRecord>, StoreError> {
         sites_by_name(&self.db, names.iter().map(ToString::to_string).collect()).await
     }
 
     /// The site, or `None` if it does not exist (or was deleted).
+    #[tracing::instrument(level = "debug", name = "store.get_site", skip_all)]
     pub async fn get_site(&self, name: &SiteName) -> Result<Option<SiteRecord>, StoreError> {
         sites::Entity::find_by_id(name.to_string()).one(&self.db).await?.map(record_from_row).transpose()
     }
 
     /// A page of sites matching `query`, in name order.
+    #[tracing::instrument(level = "debug", name = "store.list_sites", skip_all)]
     pub async fn list_sites(&self, query: &SiteQuery) -> Result<Vec<SiteRecord>, StoreError> {
         let mut select = sites::Entity::find();
         if let Some(origin) = &query.origin {

@@ -89,6 +89,7 @@ impl Store {
     /// newer epoch than held replaces everything held of its origin (the origin's database was
     /// recreated: a resync); one of an older epoch, or a streamed event that skips a seq, is
     /// not applied. Returns each event's outcome, in order.
+    #[tracing::instrument(level = "debug", name = "store.apply_remote", skip_all)]
     pub async fn apply_remote(
         &self,
         peer: &str,

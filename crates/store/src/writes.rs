@@ -67,6 +67,7 @@ impl Change {
 
 impl Store {
     /// Applies every write in one transaction: all of them, or (on the first error) none.
+    #[tracing::instrument(level = "debug", name = "store.write", skip_all)]
     pub async fn write(&self, writes: Vec<Write>) -> Result<Vec<Applied>, StoreError> {
         let (_sqlite_turn, txn) = self.begin_write().await?;
         let origins = writes.iter().map(|w| w.change.name().origin().clone()).collect();

@@ -1,5 +1,6 @@
 //! Starting real hubdir processes and talking to them with real clients.
 
+pub mod pair;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};
@@ -8,6 +9,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// A free loopback port (for a process that must be told its port before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
 
 /// A binary of this workspace, built next to the test executable (`target/<profile>/`).
 /// `.ci/test` builds them first; `HUBDIR_BIN_DIR` points elsewhere.
@@ -112,8 +118,20 @@ pub struct NodeProcess {
     child: Child,
     pub address: String,
     logs: Arc<Mutex<Vec<String>>>,
-    reader: std::thread::JoinHandle<()>,
+    /// Reads stderr until the process exits; taken when joined.
+    reader: Option<std::thread::JoinHandle<()>>,
     pub dir: Arc<NodeDir>,
+}
+
+/// A test that fails midway must not leave its nodes running (holding ports, and the pipes a
+/// caller of `cargo test` waits on): whatever has not exited is killed.
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// The dev key every test node trusts (issuer `hubdir-dev`, audience `hubdir`).
@@ -190,7 +208,7 @@ impl NodeProcess {
                 panic!("the node never logged 'serving'; its logs:\n{}", logs.lock().unwrap().join("\n"));
             }
         };
-        NodeProcess { child, address, logs, reader, dir: dir.clone() }
+        NodeProcess { child, address, logs, reader: Some(reader), dir: dir.clone() }
     }
 
     /// A file in the node's own directory (its config, database and node key live there).
@@ -207,8 +225,15 @@ impl NodeProcess {
     pub fn kill(mut self) -> Vec<String> {
         self.child.kill().expect("kill -9 the node");
         self.child.wait().expect("wait for the node");
-        self.reader.join().expect("log reader");
+        self.join_reader();
         self.logs.lock().unwrap().clone()
+    }
+
+    /// Once the process has exited its stderr is closed: the reader ends after the last line.
+    fn join_reader(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("log reader");
+        }
     }
 
     /// A token signed by the key this node trusts, via `hubdir token issue`.
@@ -224,24 +249,39 @@ impl NodeProcess {
 
     /// Sends SIGTERM, and returns at once.
     pub fn send_term(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends a signal (`TERM`, `HUP`), and returns at once.
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid} failed");
+        let sent = Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("run kill");
+        assert!(sent.success(), "kill -{name} {pid} failed");
+    }
+
+    /// Waits (at most `deadline`) for a log line containing `text`; returns it.
+    pub fn wait_for_log(&self, text: &str, deadline: Duration) -> String {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            if let Some(line) = self.logs().into_iter().find(|l| l.contains(text)) {
+                return line;
+            }
+            assert!(std::time::Instant::now() < until, "no log line with {text:?}:\n{}", self.logs().join("\n"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits (at most `deadline`) for the process to exit; returns its status and logs.
-    pub fn wait(self, deadline: Duration) -> (ExitStatus, Vec<String>) {
-        let (tx, rx) = mpsc::channel();
-        let mut child = self.child;
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait());
-        });
-        let status = rx
-            .recv_timeout(deadline)
-            .unwrap_or_else(|_| panic!("the node did not exit within {deadline:?}"))
-            .expect("wait for the node");
-        // The process has exited, so its stderr is closed: the reader ends after the last line.
-        self.reader.join().expect("log reader");
+    pub fn wait(mut self, deadline: Duration) -> (ExitStatus, Vec<String>) {
+        let until = std::time::Instant::now() + deadline;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the node") {
+                break status;
+            }
+            assert!(std::time::Instant::now() < until, "the node did not exit within {deadline:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.join_reader();
         let logs = self.logs.lock().unwrap().clone();
         (status, logs)
     }
@@ -267,6 +307,19 @@ pub fn python(script: &str, address: &str, args: &[&str], env: &[(&str, &str)]) 
         "Python lacks the gRPC packages: run .ci/test, or `pip install -r integration-tests/requirements.txt`\n{stderr}"
     );
     assert!(output.status.success(), "Python checks failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// Runs a Python script from `integration-tests/python/` with `args`; panics with its output
+/// on failure; returns its standard output.
+pub fn python_script(script: &str, args: &[&str]) -> String {
+    let output = Command::new(python_bin())
+        .arg(workspace_root().join("integration-tests/python").join(script))
+        .args(args)
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{script} failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     stdout
 }
 

@@ -8,6 +8,7 @@
 //! a window (`metrics`). Raw measurements older than the retention period are rolled up into
 //! daily rows by a background task.
 
+mod instruments;
 pub mod metrics;
 mod report;
 
@@ -69,6 +70,9 @@ async fn roll_up_forever(store: Arc<Store>, config: Arc<ConnectivityConfig>) {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "old refused measurements pruned from the quarantine"),
             Err(err) => tracing::warn!(error = %err, "pruning the quarantine failed; next time"),
+        }
+        if let Ok(rows) = store.quarantine_size().await {
+            instruments::get().quarantine_rows.record(rows, &[]);
         }
     }
 }

@@ -10,6 +10,9 @@ use hubdir_node::config::ConnectivityConfig;
 use hubdir_node::status;
 use hubdir_proto::convert;
 use hubdir_proto::v1::{self as pb, RefusedMeasurement};
+use opentelemetry::KeyValue;
+
+use crate::instruments;
 use hubdir_store::{Quarantined, Recorded, Store, StoreError};
 
 /// The accepted part of a batch, in order, with each item's index in the stream.
@@ -84,6 +87,12 @@ pub async fn record(
         }
     }
     refused.sort_by_key(|(index, ..)| *index);
+    let measurements = &instruments::get().measurements;
+    measurements.add(stored as u64, &[KeyValue::new("outcome", "accepted")]);
+    measurements.add(duplicates as u64, &[KeyValue::new("outcome", "duplicate")]);
+    for (_, _, refusal, _) in &refused {
+        measurements.add(1, &[KeyValue::new("outcome", "refused"), KeyValue::new("reason", refusal.code())]);
+    }
     let bodies: HashMap<i64, String> = refused
         .iter()
         .filter_map(|(index, ..)| {
@@ -91,7 +100,7 @@ pub async fn record(
             Some((*index, body_json(raw)))
         })
         .collect();
-    let quarantined = refused
+    let quarantined: Vec<Quarantined> = refused
         .iter()
         .map(|(index, site, refusal, key)| Quarantined {
             principal: principal.subject.clone().unwrap_or_default(),
@@ -103,7 +112,11 @@ pub async fn record(
             received_at: now,
         })
         .collect();
+    let quarantined_any = !quarantined.is_empty();
     store.quarantine(quarantined).await?;
+    if quarantined_any {
+        instruments::get().quarantine_rows.record(store.quarantine_size().await?, &[]);
+    }
     let refused = refused
         .into_iter()
         .map(|(index, _, refusal, idempotency_key)| RefusedMeasurement {

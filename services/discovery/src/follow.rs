@@ -5,6 +5,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hubdir_geo::SiteIndex;
+use opentelemetry::KeyValue;
+
+use crate::instruments;
 use hubdir_store::{ChangeBody, ChangeEvent, SiteQuery, Store, StoreError};
 
 /// How often the change log is polled for writes of other processes (several processes on
@@ -62,7 +65,9 @@ pub async fn run(store: Arc<Store>, shared: Shared, loaded: impl FnOnce() + Send
 
 /// Reads the cursors first, then every site: events after the cursors are replayed on top,
 /// and replaying a change already loaded is harmless.
+#[tracing::instrument(level = "debug", name = "index.load", skip_all)]
 async fn load(store: &Store, shared: &Shared) -> Result<HashMap<String, Cursor>, StoreError> {
+    let started = std::time::Instant::now();
     let cursors: HashMap<String, Cursor> = store
         .origin_logs()
         .await?
@@ -83,7 +88,14 @@ async fn load(store: &Store, shared: &Shared) -> Result<HashMap<String, Cursor>,
             index.set_status(&name, status);
         }
     }
-    tracing::info!(sites = index.len(), "discovery index loaded");
+    let took = started.elapsed();
+    tracing::info!(sites = index.len(), seconds = took.as_secs_f64(), "discovery index loaded");
+    let instruments = instruments::get();
+    instruments.sites.record(index.len() as u64, &[]);
+    instruments.load_duration.record(took.as_secs_f64(), &[]);
+    for (origin, cursor) in &cursors {
+        instruments.applied_seq.record(cursor.seq, &[KeyValue::new("origin", origin.clone())]);
+    }
     *shared.index.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = index;
     Ok(cursors)
 }
@@ -107,15 +119,21 @@ async fn catch_up(
         if cursor.epoch != log.epoch || cursor.seq > log.last_seq {
             return Ok(Followed::Reload);
         }
+        if cursor.seq == log.last_seq {
+            continue;
+        }
         while cursor.seq < log.last_seq {
             let events = store.changes_after(&log.origin, cursor.seq, EVENTS_PER_READ).await?;
             let Some(end) = events.last().map(|e| e.seq) else { break };
+            let _span = tracing::debug_span!("index.apply", events = events.len()).entered();
             let mut index = shared.index.write().unwrap_or_else(|poisoned| poisoned.into_inner());
             for event in events {
                 apply(&mut index, event);
             }
+            instruments::get().sites.record(index.len() as u64, &[]);
             cursor.seq = end;
         }
+        instruments::get().applied_seq.record(cursor.seq, &[KeyValue::new("origin", log.origin.to_string())]);
     }
     Ok(Followed::InStep)
 }

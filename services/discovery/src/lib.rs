@@ -6,6 +6,7 @@
 //! it is read only to run the query, never logged or stored.
 
 mod follow;
+mod instruments;
 mod listing;
 
 use std::sync::Arc;
@@ -172,6 +173,8 @@ impl DiscoveryService for Discovery {
         let now = chrono::Utc::now();
         let filter = Filter { as_of: Some(now), ..query.filter };
         let found = {
+            // No field: the position stays out of the span.
+            let _span = tracing::debug_span!("index.nearest", k = query.k).entered();
             let index = self.shared.index.read().unwrap_or_else(|poisoned| poisoned.into_inner());
             index.nearest(query.latitude, query.longitude, query.k, query.max_distance_m, &filter)
         };

@@ -10,15 +10,19 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::instruments;
 use anyhow::Context;
 use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::DecodePublicKey;
 use hubdir_federation_core::{Rejection, TrustedKey, key_id, to_remote, verify};
+use hubdir_node::client::{ClientTls, Outgoing};
 use hubdir_node::config::{FederationConfig, PeerConfig};
 use hubdir_proto::v1::federation_service_client::FederationServiceClient;
 use hubdir_proto::v1::subscribe_response::Message;
 use hubdir_proto::v1::{Cursor, SignedEvent, SubscribeRequest, SubscribeResponse};
 use hubdir_store::{Delivery, RemoteApplied, RemoteEvent, SignedBytes, Store};
+use opentelemetry::KeyValue;
+use tracing::Instrument;
 
 /// A peer silent this long (three heartbeats) is presumed gone.
 const SILENCE: Duration = Duration::from_secs(15);
@@ -33,8 +37,10 @@ const BATCH: usize = 1000;
 pub struct FollowerStats(Arc<Mutex<HashMap<String, u64>>>);
 
 impl FollowerStats {
-    fn count(&self, what: &str) {
+    fn count(&self, peer: &str, what: &str) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(what.to_owned()).or_default() += 1;
+        let labels = [KeyValue::new("peer", peer.to_owned()), KeyValue::new("outcome", what.to_owned())];
+        instruments::get().events.add(1, &labels);
     }
 
     /// How many events ended as `what`.
@@ -70,14 +76,38 @@ fn allowed_origins(peer: &PeerConfig) -> Vec<String> {
 }
 
 /// Follows `peer` forever.
-pub async fn follow(store: Arc<Store>, peer: PeerConfig, keys: Arc<HashMap<String, TrustedKey>>, stats: FollowerStats) {
+pub async fn follow(
+    store: Arc<Store>,
+    peer: PeerConfig,
+    tls: ClientTls,
+    keys: Arc<HashMap<String, TrustedKey>>,
+    stats: FollowerStats,
+) {
     let checker = Arc::new(Checker { peer: peer.node_id.clone(), origins: allowed_origins(&peer), keys });
+    let peer_label = [KeyValue::new("peer", peer.node_id.clone())];
     let mut backoff = MIN_BACKOFF;
+    let mut first = true;
     loop {
+        if !std::mem::take(&mut first) {
+            instruments::get().reconnects.add(1, &peer_label);
+        }
         // A stream that delivered anything worked: whatever ends it later starts the backoff
         // over, so one failure after hours of health is not paid for with the longest wait.
         let mut delivered = false;
-        if let Err(err) = once(&store, &peer, &checker, &stats, &mut delivered).await {
+        // One span per subscription, the client side of the peer's Subscribe: its trace
+        // continues on the peer.
+        let span = tracing::debug_span!(
+            "federation.subscribe",
+            otel.name = "hubdir.v1.FederationService/Subscribe",
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = "hubdir.v1.FederationService",
+            rpc.method = "Subscribe",
+            peer = %peer.node_id,
+        );
+        let followed = once(&store, &peer, &tls, &checker, &stats, &mut delivered).instrument(span).await;
+        instruments::get().connected.record(0, &peer_label);
+        if let Err(err) = followed {
             tracing::warn!(peer = %peer.node_id, error = %format!("{err:#}"), "following the peer failed");
         }
         if delivered {
@@ -94,22 +124,25 @@ pub async fn follow(store: Arc<Store>, peer: PeerConfig, keys: Arc<HashMap<Strin
 async fn once(
     store: &Store,
     peer: &PeerConfig,
+    tls: &ClientTls,
     checker: &Arc<Checker>,
     stats: &FollowerStats,
     delivered: &mut bool,
 ) -> anyhow::Result<()> {
     let token = std::fs::read_to_string(&peer.token_file)
         .with_context(|| format!("cannot read the token for peer {}", peer.node_id))?;
-    let mut client = FederationServiceClient::connect(peer.endpoint.clone()).await?;
+    let channel = hubdir_node::client::connect(&peer.endpoint, tls).await?;
+    let mut client = FederationServiceClient::with_interceptor(channel, Outgoing::bearer(&token)?);
     let cursors = store
         .peer_cursors(&peer.node_id)
         .await?
         .into_iter()
         .map(|(origin, seq, epoch)| Cursor { origin, seq, epoch })
         .collect();
-    let mut request = tonic::Request::new(SubscribeRequest { cursors, origins: checker.origins.clone() });
-    request.metadata_mut().insert("authorization", format!("Bearer {}", token.trim()).parse()?);
+    let request = tonic::Request::new(SubscribeRequest { cursors, origins: checker.origins.clone() });
     let mut stream = client.subscribe(request).await?.into_inner();
+    let peer_label = [KeyValue::new("peer", peer.node_id.clone())];
+    instruments::get().connected.record(1, &peer_label);
     let mut snapshots = Arc::new(HashSet::new());
     loop {
         let first = tokio::time::timeout(SILENCE, stream.message()).await.context("the peer fell silent")?;
@@ -126,18 +159,15 @@ async fn once(
                 Err(_) => break,
             }
         }
-        let events = read(&peer.node_id, received, &mut snapshots);
-        let mut batch = Vec::with_capacity(events.len());
-        for (checked, delivery) in checker.clone().check_all(events).await? {
-            match checked {
-                Ok(remote) => batch.push((remote, delivery)),
-                Err(rejection) => {
-                    tracing::warn!(peer = %peer.node_id, reason = rejection.code(), %rejection, "event rejected");
-                    stats.count(rejection.code());
-                }
+        let (events, caught_up) = read(&peer.node_id, received, &mut snapshots);
+        let span = tracing::debug_span!("federation.apply", peer = %peer.node_id, events = events.len());
+        let gaps = check_and_apply(store, &peer.node_id, checker, stats, events).instrument(span).await?;
+        if caught_up {
+            for origin in &checker.origins {
+                let labels = [KeyValue::new("peer", peer.node_id.clone()), KeyValue::new("origin", origin.clone())];
+                instruments::get().lag.record(0.0, &labels);
             }
         }
-        let gaps = apply(store, &peer.node_id, stats, batch).await?;
         if let Some(ended) = ended {
             return Ok(ended?);
         }
@@ -147,13 +177,39 @@ async fn once(
     }
 }
 
-/// The events among `received`, each with the origins that were in a snapshot when it came.
+/// A received event, with the origins that were in a snapshot when it came.
+type Received = (SignedEvent, Arc<HashSet<String>>);
+
+/// Verifies a batch of received events and applies the good ones; returns how many were gaps.
+async fn check_and_apply(
+    store: &Store,
+    peer: &str,
+    checker: &Arc<Checker>,
+    stats: &FollowerStats,
+    events: Vec<Received>,
+) -> anyhow::Result<usize> {
+    let mut batch = Vec::with_capacity(events.len());
+    for (checked, delivery) in checker.clone().check_all(events).await? {
+        match checked {
+            Ok(remote) => batch.push((remote, delivery)),
+            Err(rejection) => {
+                tracing::warn!(%peer, reason = rejection.code(), %rejection, "event rejected");
+                stats.count(peer, rejection.code());
+            }
+        }
+    }
+    apply(store, peer, stats, batch).await
+}
+
+/// The events among `received`, each with the origins that were in a snapshot when it came,
+/// and whether the peer said this node is caught up (or, idle, sent a heartbeat).
 fn read(
     peer: &str,
     received: Vec<SubscribeResponse>,
     snapshots: &mut Arc<HashSet<String>>,
-) -> Vec<(SignedEvent, Arc<HashSet<String>>)> {
+) -> (Vec<Received>, bool) {
     let mut events = Vec::with_capacity(received.len());
+    let mut caught_up = false;
     for message in received.into_iter().filter_map(|r| r.message) {
         match message {
             Message::Event(event) => events.push((event, snapshots.clone())),
@@ -165,11 +221,14 @@ fn read(
                 tracing::info!(%peer, origin = %end.origin, seq = end.seq, "snapshot complete");
                 Arc::make_mut(snapshots).remove(&end.origin);
             }
-            Message::CaughtUp(_) => tracing::info!(%peer, "caught up"),
-            Message::Heartbeat(_) => {}
+            Message::CaughtUp(_) => {
+                tracing::info!(%peer, "caught up");
+                caught_up = true;
+            }
+            Message::Heartbeat(_) => caught_up = true,
         }
     }
-    events
+    (events, caught_up)
 }
 
 /// What a peer's events are checked against.
@@ -245,27 +304,38 @@ async fn apply(
     events: Vec<(RemoteEvent, Delivery)>,
 ) -> anyhow::Result<usize> {
     let mut gaps = 0;
+    // The newest write of each origin in the batch, for the lag once applied.
+    let mut newest: HashMap<String, chrono::DateTime<chrono::Utc>> = HashMap::new();
+    for (event, _) in &events {
+        let time = newest.entry(event.origin.to_string()).or_insert(event.time);
+        *time = (*time).max(event.time);
+    }
     for outcome in store.apply_remote(peer, events).await? {
         match outcome {
-            RemoteApplied::Applied => stats.count("applied"),
-            RemoteApplied::Duplicate => stats.count("duplicate"),
+            RemoteApplied::Applied => stats.count(peer, "applied"),
+            RemoteApplied::Duplicate => stats.count(peer, "duplicate"),
             RemoteApplied::StaleEpoch => {
                 tracing::warn!(%peer, "event of an older epoch of its origin's log ignored");
-                stats.count("STALE_EPOCH");
+                stats.count(peer, "STALE_EPOCH");
             }
-            RemoteApplied::Quarantined => stats.count("UNAPPLIABLE"),
+            RemoteApplied::Quarantined => stats.count(peer, "UNAPPLIABLE"),
             RemoteApplied::OwnOrigin => {
                 // Expected when a peer relays this node's own origin back; anything else means
                 // the origin was written here (say by `hubdir import --db`) and is not the peer's.
                 tracing::debug!(%peer, "event of an origin written here ignored");
-                stats.count("OWN_ORIGIN");
+                stats.count(peer, "OWN_ORIGIN");
             }
             RemoteApplied::Gap { held } => {
                 tracing::warn!(%peer, held, "event skips a seq; not applied");
-                stats.count("gap");
+                stats.count(peer, "gap");
                 gaps += 1;
             }
         }
+    }
+    let now = chrono::Utc::now();
+    for (origin, time) in newest {
+        let lag = (now - time).num_milliseconds().max(0) as f64 / 1000.0;
+        instruments::get().lag.record(lag, &[KeyValue::new("peer", peer.to_owned()), KeyValue::new("origin", origin)]);
     }
     Ok(gaps)
 }

@@ -7,6 +7,7 @@
 
 mod feed;
 pub mod follower;
+mod instruments;
 pub mod peer_status;
 
 use std::pin::Pin;
@@ -48,7 +49,8 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
                 let keys = Arc::new(keys);
                 for peer in &ctx.config.federation.peers {
                     let stats = follower::FollowerStats::default();
-                    let follow = follower::follow(ctx.store.clone(), peer.clone(), keys.clone(), stats);
+                    let tls = ctx.config.tls.client();
+                    let follow = follower::follow(ctx.store.clone(), peer.clone(), tls, keys.clone(), stats);
                     ctx.background.spawn("federation follower", follow);
                 }
             }

@@ -186,7 +186,7 @@ async fn every_attack_in_a_stream_is_rejected_and_counted_and_honest_events_stil
     let keys = Arc::new(trusted_keys(&config).unwrap());
     let follower = Arc::new(Store::connect(&format!("sqlite://{}", path.join("follower.db").display())).await.unwrap());
     let stats = FollowerStats::default();
-    tokio::spawn(follow(follower.clone(), peer, keys, stats.clone()));
+    tokio::spawn(follow(follower.clone(), peer, Default::default(), keys, stats.clone()));
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while stats.get("applied") < 4 {

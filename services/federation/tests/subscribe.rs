@@ -172,7 +172,13 @@ async fn follower(
     let stats = hubdir_federation::follower::FollowerStats::default();
     let config = hubdir_node::config::FederationConfig { peers: vec![peer.clone()], ..Config::default().federation };
     let keys = Arc::new(hubdir_federation::follower::trusted_keys(&config).unwrap());
-    tokio::spawn(hubdir_federation::follower::follow(store.clone(), peer.clone(), keys, stats.clone()));
+    tokio::spawn(hubdir_federation::follower::follow(
+        store.clone(),
+        peer.clone(),
+        Default::default(),
+        keys,
+        stats.clone(),
+    ));
     (store, stats, peer)
 }
 

@@ -7,6 +7,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use hubdir_node::client::Outgoing;
 use hubdir_proto::convert;
 use hubdir_proto::v1::connectivity_service_client::ConnectivityServiceClient;
 use hubdir_proto::v1::{self as pb, ReportStatusRequest};
@@ -19,6 +20,8 @@ pub struct AgentArgs {
     /// A bearer token with the connectivity.report scope that lists this site.
     #[arg(long)]
     token: String,
+    #[command(flatten)]
+    tls: hubdir_node::client::ClientTlsArgs,
     /// The site measured (`sites/{origin}/{site_id}`).
     #[arg(long)]
     site: String,
@@ -130,13 +133,11 @@ pub async fn run(args: &AgentArgs) -> anyhow::Result<String> {
             }
         }
     }
-    let mut client = ConnectivityServiceClient::connect(args.node.clone())
+    let channel = hubdir_node::client::connect(&args.node, &args.tls.tls())
         .await
         .with_context(|| format!("cannot reach the node at {}", args.node))?;
-    let mut request =
-        tonic::Request::new(tokio_stream::iter([ReportStatusRequest { measurements: vec![measurement] }]));
-    let authorization = format!("Bearer {}", args.token.trim()).parse().context("the token is not ASCII")?;
-    request.metadata_mut().insert("authorization", authorization);
+    let mut client = ConnectivityServiceClient::with_interceptor(channel, Outgoing::bearer(&args.token)?);
+    let request = tonic::Request::new(tokio_stream::iter([ReportStatusRequest { measurements: vec![measurement] }]));
     let response = client.report_status(request).await.context("the node refused the report")?.into_inner();
     if let Some(refused) = response.refused.first() {
         bail!("{note}the node refused the measurement: {}", refused.reason);

@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use hubdir_core::Site;
 use hubdir_import::{Mapping, RowError, Summary};
+use hubdir_node::client::Outgoing;
 use hubdir_proto::convert;
 use hubdir_proto::v1::registry_service_client::RegistryServiceClient;
 use hubdir_proto::v1::{BatchUpsertSitesRequest, RowOutcome};
 use hubdir_store::{Applied, Change, Precondition, Store, Write};
-use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 /// Rows per transaction (or per stream to a node) when importing row by row.
@@ -45,6 +46,8 @@ pub struct ImportArgs {
     /// A bearer token with sites.write for the mapping's origin and the rows' operator.
     #[arg(long, env = "HUBDIR_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    #[command(flatten)]
+    tls: hubdir_node::client::ClientTlsArgs,
     /// Write nothing unless every row is valid (one transaction for the whole file).
     #[arg(long)]
     atomic: bool,
@@ -197,7 +200,7 @@ impl Drop for Progress {
 /// Where valid sites go.
 enum Sink {
     Store(Store),
-    Node { client: RegistryServiceClient<Channel>, authorization: MetadataValue<Ascii> },
+    Node { client: RegistryServiceClient<InterceptedService<Channel, Outgoing>> },
 }
 
 impl Sink {
@@ -224,13 +227,11 @@ impl Sink {
                 }
             }
             (None, Some(node), Some(token)) => {
-                let client = RegistryServiceClient::connect(node.clone())
-                    .await
-                    .with_context(|| format!("cannot connect to {node}"))?
+                let channel = hubdir_node::client::connect(node, &args.tls.tls()).await?;
+                let client = RegistryServiceClient::with_interceptor(channel, Outgoing::bearer(token)?)
                     .max_encoding_message_size(64 * 1024 * 1024)
                     .max_decoding_message_size(64 * 1024 * 1024);
-                let authorization = format!("Bearer {}", token.trim()).parse().context("the token is not ASCII")?;
-                Ok(Sink::Node { client, authorization })
+                Ok(Sink::Node { client })
             }
             _ => anyhow::bail!("give --db URL, or --node URL with --token"),
         }
@@ -263,7 +264,7 @@ impl Sink {
                     }
                 }
             }
-            Sink::Node { client, authorization } => {
+            Sink::Node { client } => {
                 let messages: Vec<BatchUpsertSitesRequest> = sites
                     .chunks(500)
                     .enumerate()
@@ -272,8 +273,7 @@ impl Sink {
                         atomic: atomic && i == 0,
                     })
                     .collect();
-                let mut request = tonic::Request::new(tokio_stream::iter(messages));
-                request.metadata_mut().insert("authorization", authorization.clone());
+                let request = tonic::Request::new(tokio_stream::iter(messages));
                 let response = client.batch_upsert_sites(request).await.map_err(|status| match status.code() {
                     tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
                         anyhow::Error::new(Unauthorised { code: status.code(), message: status.message().to_owned() })

@@ -17,6 +17,7 @@ use hubdir_node::status;
 use hubdir_proto::convert;
 use hubdir_proto::v1::{BatchUpsertSitesRequest, BatchUpsertSitesResponse, FieldError, RowOutcome, RowResult};
 use hubdir_store::{Applied, Change, Precondition, Store, Write};
+use opentelemetry::KeyValue;
 use tonic::{Status, Streaming};
 
 /// The most rows one stream may carry; larger imports use several streams.
@@ -111,6 +112,14 @@ pub async fn run(
     flush(store, owned, results).await?;
 
     let count = |outcome: RowOutcome| results.iter().filter(|r| r.outcome == i32::from(outcome)).count() as i64;
+    for (outcome, label) in [
+        (RowOutcome::Created, "created"),
+        (RowOutcome::Updated, "updated"),
+        (RowOutcome::Unchanged, "unchanged"),
+        (RowOutcome::Rejected, "rejected"),
+    ] {
+        crate::instruments::import_rows().add(count(outcome) as u64, &[KeyValue::new("outcome", label)]);
+    }
     Ok(BatchUpsertSitesResponse {
         created_count: count(RowOutcome::Created),
         updated_count: count(RowOutcome::Updated),

@@ -5,6 +5,7 @@
 //! `Store::write`, which appends to the change log in the same transaction.
 
 mod batch;
+mod instruments;
 mod list;
 mod update_mask;
 

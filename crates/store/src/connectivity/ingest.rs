@@ -67,6 +67,7 @@ impl Store {
     /// its benchmark) in one transaction: history rows, each site's latest (an older
     /// measurement never replaces a newer one), and a STATUS event in the site's origin's
     /// change log when the state or class changes or the last event is `refresh` old.
+    #[tracing::instrument(level = "debug", name = "store.record_measurements", skip_all)]
     pub async fn record_measurements(
         &self,
         items: Vec<(Measurement, StatusSummary)>,

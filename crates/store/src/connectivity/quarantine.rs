@@ -1,7 +1,7 @@
 //! Refused measurements, kept with why for the operator, bounded in size and age.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::chunked::insert_all;
 use crate::entity::connectivity_quarantine;
@@ -54,6 +54,11 @@ impl Store {
             ..Default::default()
         });
         insert_all(&self.db, rows).await
+    }
+
+    /// How many refused measurements are kept.
+    pub async fn quarantine_size(&self) -> Result<u64, StoreError> {
+        Ok(connectivity_quarantine::Entity::find().count(&self.db).await?)
     }
 
     /// Drops refused measurements received before `before`, then the oldest beyond

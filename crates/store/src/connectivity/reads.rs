@@ -39,6 +39,7 @@ impl Store {
     }
 
     /// The latest status of a site, if it ever reported.
+    #[tracing::instrument(level = "debug", name = "store.latest_status", skip_all)]
     pub async fn latest_status(&self, site: &SiteName) -> Result<Option<Latest>, StoreError> {
         let Some(row) = connectivity_latest::Entity::find_by_id(site.to_string()).one(&self.db).await? else {
             return Ok(None);
