@@ -199,6 +199,17 @@ async fn nodes_export_conventional_spans_one_trace_across_nodes_and_their_metric
         }
     }
 
+    // A command-line client continues into the node: `hubdir agent` reports a measurement with
+    // its own spans exported (the standard OTEL_* variable names the collector).
+    let agent_token = nodes.leader.token("connectivity.report", None, None, &["sites/zw/lib1"]);
+    let agent = Command::new(support::binary("hubdir"))
+        .args(["agent", "--node", &leader, "--token", &agent_token, "--site", "sites/zw/lib1"])
+        .args(["--online", "true", "--download-mbps", "12.5"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert!(agent.status.success(), "{}", String::from_utf8_lossy(&agent.stderr));
+
     // The metrics operators alert on arrive (exported every second; the change-log heads are
     // read at each 5-second health check).
     let read_dump = || -> Vec<Value> {
@@ -211,6 +222,7 @@ async fn nodes_export_conventional_spans_one_trace_across_nodes_and_their_metric
         ("zw", "hubdir.index.load.duration"),
         ("zw", "hubdir.changelog.head_seq"),
         ("zw", "hubdir.import.rows"),
+        ("zw", "hubdir.connectivity.measurements"),
         ("fr", "hubdir.federation.events"),
         ("fr", "hubdir.federation.lag"),
         ("fr", "hubdir.federation.connected"),
@@ -269,6 +281,18 @@ async fn nodes_export_conventional_spans_one_trace_across_nodes_and_their_metric
         "the leader's Subscribe span is not in the follower's trace"
     );
     assert!(spans.iter().any(|s| s.node == "fr" && s.name == "federation.apply" && s.trace_id == subscribe.trace_id));
+    // The agent's call and the node's answer are one trace.
+    let report = spans
+        .iter()
+        .find(|s| s.kind == "SPAN_KIND_CLIENT" && s.name == "hubdir.v1.ConnectivityService/ReportStatus")
+        .unwrap_or_else(|| panic!("no ReportStatus client span from the agent; spans: {:?}", names(&spans)));
+    assert!(
+        spans.iter().any(|s| s.node == "zw"
+            && s.kind == "SPAN_KIND_SERVER"
+            && s.name == "hubdir.v1.ConnectivityService/ReportStatus"
+            && s.trace_id == report.trace_id),
+        "the node's ReportStatus span is not in the agent's trace"
+    );
     // Only hubdir's own spans: no h2, hyper or tonic internals.
     let ours = |name: &str| {
         name.starts_with("hubdir.v1.")
@@ -286,8 +310,10 @@ async fn nodes_export_conventional_spans_one_trace_across_nodes_and_their_metric
         assert!(!text.contains(&needle), "exported telemetry holds the searcher's position ({needle})");
     }
     assert!(!text.contains(QUERY), "exported telemetry holds a query's text");
-    let signature = nodes.writer.rsplit('.').next().unwrap();
-    assert!(!text.contains(signature) && !text.contains("Bearer"), "exported telemetry holds a token");
+    for token in [&nodes.writer, &agent_token] {
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!text.contains(signature) && !text.contains("Bearer"), "exported telemetry holds a token");
+    }
     eprintln!("telemetry: {} spans, {} bytes of exported strings", spans.len(), text.len());
 }
 

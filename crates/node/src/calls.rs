@@ -60,20 +60,22 @@ pub fn count_shed(limit: &'static str) {
 pub struct CallLayer {
     /// Whether spans are exported; when not, none is built.
     pub traces: bool,
+    /// Whether metrics are collected; when not, calls are not timed.
+    pub metrics: bool,
 }
 
 impl<S> tower::Layer<S> for CallLayer {
     type Service = Calls<S>;
 
     fn layer(&self, inner: S) -> Calls<S> {
-        Calls { inner, traces: self.traces }
+        Calls { inner, layer: *self }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Calls<S> {
     inner: S,
-    traces: bool,
+    layer: CallLayer,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -101,8 +103,17 @@ where
             Some(Some(slot)) => Some(slot),
             None => None,
         };
+        if !self.layer.traces && !self.layer.metrics {
+            // Nothing observed: only the slot is held until the response starts.
+            let response = self.inner.call(request);
+            return Box::pin(async move {
+                let response = response.await;
+                drop(slot);
+                response
+            });
+        }
         let (service, method) = service_and_method(request.uri().path());
-        let span = if self.traces {
+        let span = if self.layer.traces {
             let span = tracing::debug_span!(
                 "rpc",
                 otel.name = %format_args!("{service}/{method}"),
@@ -119,6 +130,7 @@ where
             tracing::Span::none()
         };
         let call = Call {
+            metrics: self.layer.metrics,
             span: span.clone(),
             started: Instant::now(),
             attributes: Arc::new([
@@ -160,6 +172,7 @@ fn shed_response() -> http::Response<Body> {
 
 /// One call until its status is known; recorded when dropped.
 struct Call {
+    metrics: bool,
     span: tracing::Span,
     started: Instant,
     attributes: Arc<[KeyValue; 3]>,
@@ -174,9 +187,11 @@ fn is_server_error(code: i32) -> bool {
 impl Drop for Call {
     fn drop(&mut self) {
         let code = self.code.unwrap_or(tonic::Code::Cancelled as i32);
-        let mut attributes = self.attributes.to_vec();
-        attributes.push(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
-        instruments().duration.record(self.started.elapsed().as_secs_f64(), &attributes);
+        if self.metrics {
+            let mut attributes = self.attributes.to_vec();
+            attributes.push(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
+            instruments().duration.record(self.started.elapsed().as_secs_f64(), &attributes);
+        }
         self.span.record("rpc.grpc.status_code", code);
         if is_server_error(code) {
             self.span.record("otel.status_code", "ERROR");

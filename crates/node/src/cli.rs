@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, set_flag};
 use crate::prometheus;
-use crate::server::{Listeners, Mount, NodeContext, serve, termination_signal};
+use crate::server::{Collected, Listeners, Mount, NodeContext, serve, termination_signal};
 
 /// The flags of every command that reads a node's configuration (`serve`, `export`,
 /// `quarantine`, `federation ...`). Flags override the `HUBDIR_` environment, which
@@ -165,7 +165,7 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     // writes its own origin only: others arrive signed from peers.
     let store = store.with_signer(Arc::new(OriginSigner::new(identity.clone()))).owning([config.node.id.clone()]);
     let mut ctx = NodeContext::new(config, Arc::new(store))?.with_identity(identity);
-    ctx.traces = telemetry.traces_enabled();
+    ctx.telemetry = Collected { traces: telemetry.traces_enabled(), metrics: telemetry.metrics_enabled() };
     Ok(Some(Prepared { ctx, listener, probe_listener, metrics_listener, telemetry }))
 }
 

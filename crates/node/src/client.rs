@@ -59,6 +59,19 @@ pub async fn connect(endpoint: &str, tls: &ClientTls) -> anyhow::Result<Channel>
     builder.connect().await.with_context(|| format!("cannot connect to {endpoint}"))
 }
 
+/// The client side of a call to another node, by the RPC conventions: calls made inside it
+/// carry its trace context, so the node's span of the call joins this trace.
+pub fn call_span(service: &'static str, method: &'static str) -> tracing::Span {
+    tracing::debug_span!(
+        "rpc.client",
+        otel.name = %format_args!("{service}/{method}"),
+        otel.kind = "client",
+        rpc.system = "grpc",
+        rpc.service = service,
+        rpc.method = method,
+    )
+}
+
 /// Adds the bearer token (if any) and the current span's W3C trace context to each call.
 #[derive(Debug, Clone, Default)]
 pub struct Outgoing {

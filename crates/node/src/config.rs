@@ -383,6 +383,20 @@ fn merge(into: &mut toml::Table, from: toml::Table) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The README's annotated config is a config file that loads: every key it shows exists.
+    #[test]
+    fn the_readme_example_configuration_loads() {
+        let readme = include_str!("../../../README.md");
+        let section = readme.split("### Configuration").nth(1).expect("README has a Configuration section");
+        let example = section.split("```toml\n").nth(1).and_then(|s| s.split("```").next()).expect("a toml block");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("example.toml");
+        std::fs::write(&path, example).unwrap();
+        let config = Config::load(Some(&path), Vec::new(), toml::Table::new()).unwrap();
+        assert_eq!(config.federation.peers.len(), 1);
+        assert_eq!(config.telemetry.metrics_interval_secs, 60);
+    }
     use std::io::Write;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

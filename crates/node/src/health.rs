@@ -111,10 +111,14 @@ fn head_seq() -> &'static Gauge<u64> {
 }
 
 /// Checks the store every `CHECK_INTERVAL`, and follows the services' readiness, reporting
-/// each change through `reporter`. Runs until aborted.
+/// each change through `reporter`; every service starts NOT_SERVING (`stop_all`). Runs until
+/// aborted.
 pub async fn watch(store: Arc<Store>, readiness: Readiness, reporter: HealthReporter, services: Vec<&'static str>) {
     let mut gate = HealthGate::default();
-    let mut reported: BTreeMap<&'static str, bool> = BTreeMap::new();
+    // What `serve` reported at start (`stop_all`): a status is set again only when it changes,
+    // so a watcher never sees the same status twice in a row.
+    let mut reported: BTreeMap<&'static str, bool> = services.iter().map(|name| (*name, false)).collect();
+    reported.insert("", false);
     let mut ready_changes = readiness.0.subscribe();
     let mut next_check = tokio::time::Instant::now();
     let mut store_serving = false;

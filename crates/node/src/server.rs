@@ -36,9 +36,8 @@ pub struct NodeContext {
     pub background: Background,
     /// Where services that need time before they can answer say when they are ready.
     pub readiness: Readiness,
-    /// Whether spans are exported (`hubdir_telemetry::Telemetry::traces_enabled`): when not,
-    /// calls build none.
-    pub traces: bool,
+    /// What telemetry collects: calls build spans and time themselves only if it does.
+    pub telemetry: Collected,
 }
 
 impl NodeContext {
@@ -53,7 +52,7 @@ impl NodeContext {
             page_tokens: PageTokens::ephemeral(),
             background: Background::default(),
             readiness: Readiness::default(),
-            traces: false,
+            telemetry: Collected::default(),
         })
     }
 
@@ -63,6 +62,13 @@ impl NodeContext {
         let page_tokens = PageTokens::new(identity.derive_secret("hubdir page tokens v1"));
         NodeContext { identity: Some(identity), page_tokens, ..self }
     }
+}
+
+/// Whether spans are exported and metrics collected (`hubdir_telemetry::Telemetry`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Collected {
+    pub traces: bool,
+    pub metrics: bool,
 }
 
 /// A service a process can mount: its full gRPC name and how to add it to the routes.
@@ -136,7 +142,7 @@ pub async fn serve(
     routes.add_service(health_service.clone()).add_service(reflection_v1).add_service(reflection_v1alpha);
 
     let router = Server::builder()
-        .layer(CallLayer { traces: ctx.traces })
+        .layer(CallLayer { traces: ctx.telemetry.traces, metrics: ctx.telemetry.metrics })
         .layer(tower::util::MapResponseLayer::new(undecodable_is_invalid_argument::<tonic::body::Body>))
         .max_concurrent_streams(limits.max_concurrent_streams)
         .timeout(Duration::from_secs(limits.request_timeout_secs))

@@ -46,19 +46,15 @@ impl Default for TelemetryConfig {
 }
 
 impl TelemetryConfig {
-    /// Whether OTLP export is on: an endpoint in the config or in the standard variables,
-    /// and the SDK not disabled (`OTEL_SDK_DISABLED=true`).
-    fn otlp_enabled(&self) -> bool {
+    /// Whether a signal (`TRACES`, `METRICS`) is exported over OTLP: an endpoint in the config,
+    /// in `OTEL_EXPORTER_OTLP_ENDPOINT` or in the signal's own variable, and the SDK not
+    /// disabled (`OTEL_SDK_DISABLED=true`).
+    fn otlp_enabled(&self, signal: &str) -> bool {
         let set = |var: &str| std::env::var(var).is_ok_and(|v| !v.trim().is_empty());
         let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
         let configured = !self.otlp_endpoint.is_empty()
-            || [
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-            ]
-            .iter()
-            .any(|var| set(var));
+            || set("OTEL_EXPORTER_OTLP_ENDPOINT")
+            || set(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"));
         configured && !disabled
     }
 }
@@ -81,14 +77,14 @@ impl Telemetry {
         // W3C trace context in and out, whether or not this process exports: a node in the
         // middle of a trace passes it on.
         opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
-        let otlp = config.otlp_enabled();
+        let (traces, metrics) = (config.otlp_enabled("TRACES"), config.otlp_enabled("METRICS"));
         let prometheus = config.prometheus_listen.is_some();
-        if !otlp && !prometheus {
+        if !traces && !metrics && !prometheus {
             return Ok(Telemetry::default());
         }
         let resource = resource(process);
         let mut telemetry = Telemetry::default();
-        if otlp {
+        if traces {
             let mut spans = opentelemetry_otlp::SpanExporter::builder().with_tonic();
             if !config.otlp_endpoint.is_empty() {
                 spans = spans.with_endpoint(config.otlp_endpoint.clone());
@@ -100,8 +96,11 @@ impl Telemetry {
             }
             telemetry.tracer = Some(tracer.build());
         }
+        if !metrics && !prometheus {
+            return Ok(telemetry);
+        }
         let mut meter = SdkMeterProvider::builder().with_resource(resource);
-        if otlp {
+        if metrics {
             let mut metrics = opentelemetry_otlp::MetricExporter::builder().with_tonic();
             if !config.otlp_endpoint.is_empty() {
                 metrics = metrics.with_endpoint(config.otlp_endpoint.clone());
@@ -148,6 +147,11 @@ impl Telemetry {
     /// Whether spans are exported (request handlers skip building span data otherwise).
     pub fn traces_enabled(&self) -> bool {
         self.tracer.is_some()
+    }
+
+    /// Whether metrics are collected (over OTLP, for the Prometheus endpoint, or both).
+    pub fn metrics_enabled(&self) -> bool {
+        self.meter.is_some()
     }
 
     /// The current metrics in the Prometheus text format, when that endpoint is configured.

@@ -85,6 +85,18 @@ pub fn init(
     Ok(telemetry)
 }
 
+/// For commands that call a node (`hubdir import --node`, `hubdir agent`): when the standard
+/// `OTEL_EXPORTER_OTLP_*` variables name a collector, their spans are exported, so that a call
+/// and the node's answer form one trace. Installs no log output: these commands print their
+/// own. Shut the handle down before exiting.
+pub fn init_client(process: &ProcessInfo) -> Result<Telemetry, TelemetryError> {
+    let telemetry = Telemetry::start(&TelemetryConfig::default(), process)?;
+    if let Some(spans) = telemetry.span_layer() {
+        tracing_subscriber::registry().with(spans).try_init().map_err(|_| TelemetryError::AlreadyInstalled)?;
+    }
+    Ok(telemetry)
+}
+
 /// Appends `sqlx=warn` and `sea_orm=warn` unless the filter mentions those targets itself.
 fn with_quiet_sql(filter: &str) -> String {
     let mut out = filter.to_owned();

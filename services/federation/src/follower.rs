@@ -96,15 +96,7 @@ pub async fn follow(
         let mut delivered = false;
         // One span per subscription, the client side of the peer's Subscribe: its trace
         // continues on the peer.
-        let span = tracing::debug_span!(
-            "federation.subscribe",
-            otel.name = "hubdir.v1.FederationService/Subscribe",
-            otel.kind = "client",
-            rpc.system = "grpc",
-            rpc.service = "hubdir.v1.FederationService",
-            rpc.method = "Subscribe",
-            peer = %peer.node_id,
-        );
+        let span = hubdir_node::client::call_span("hubdir.v1.FederationService", "Subscribe");
         let followed = once(&store, &peer, &tls, &checker, &stats, &mut delivered).instrument(span).await;
         instruments::get().connected.record(0, &peer_label);
         if let Err(err) = followed {
@@ -203,11 +195,7 @@ async fn check_and_apply(
 
 /// The events among `received`, each with the origins that were in a snapshot when it came,
 /// and whether the peer said this node is caught up (or, idle, sent a heartbeat).
-fn read(
-    peer: &str,
-    received: Vec<SubscribeResponse>,
-    snapshots: &mut Arc<HashSet<String>>,
-) -> (Vec<Received>, bool) {
+fn read(peer: &str, received: Vec<SubscribeResponse>, snapshots: &mut Arc<HashSet<String>>) -> (Vec<Received>, bool) {
     let mut events = Vec::with_capacity(received.len());
     let mut caught_up = false;
     for message in received.into_iter().filter_map(|r| r.message) {

@@ -11,6 +11,7 @@ use hubdir_node::client::Outgoing;
 use hubdir_proto::convert;
 use hubdir_proto::v1::connectivity_service_client::ConnectivityServiceClient;
 use hubdir_proto::v1::{self as pb, ReportStatusRequest};
+use tracing::Instrument;
 
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
@@ -138,7 +139,9 @@ pub async fn run(args: &AgentArgs) -> anyhow::Result<String> {
         .with_context(|| format!("cannot reach the node at {}", args.node))?;
     let mut client = ConnectivityServiceClient::with_interceptor(channel, Outgoing::bearer(&args.token)?);
     let request = tonic::Request::new(tokio_stream::iter([ReportStatusRequest { measurements: vec![measurement] }]));
-    let response = client.report_status(request).await.context("the node refused the report")?.into_inner();
+    let span = hubdir_node::client::call_span("hubdir.v1.ConnectivityService", "ReportStatus");
+    let response = client.report_status(request).instrument(span).await;
+    let response = response.context("the node refused the report")?.into_inner();
     if let Some(refused) = response.refused.first() {
         bail!("{note}the node refused the measurement: {}", refused.reason);
     }

@@ -15,6 +15,7 @@ use hubdir_proto::v1::{BatchUpsertSitesRequest, RowOutcome};
 use hubdir_store::{Applied, Change, Precondition, Store, Write};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tracing::Instrument;
 
 /// Rows per transaction (or per stream to a node) when importing row by row.
 const CHUNK: usize = 1000;
@@ -274,7 +275,9 @@ impl Sink {
                     })
                     .collect();
                 let request = tonic::Request::new(tokio_stream::iter(messages));
-                let response = client.batch_upsert_sites(request).await.map_err(|status| match status.code() {
+                let span = hubdir_node::client::call_span("hubdir.v1.RegistryService", "BatchUpsertSites");
+                let response = client.batch_upsert_sites(request).instrument(span).await;
+                let response = response.map_err(|status| match status.code() {
                     tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
                         anyhow::Error::new(Unauthorised { code: status.code(), message: status.message().to_owned() })
                     }

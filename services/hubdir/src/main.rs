@@ -70,12 +70,12 @@ async fn main() -> ExitCode {
 
 async fn command(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Import(args) => import(args).await,
+        Command::Import(args) => traced(import(args)).await,
         Command::Serve { serve, demo, demo_sites } => serve_node(serve, demo, demo_sites).await.map(done),
         Command::Token(command) => token::run(command).map(done),
         Command::Federation(command) => federation::run(command, &mut std::io::stdout().lock()).await.map(done),
         Command::Agent(args) => {
-            let line = agent::run(&args).await?;
+            let line = traced(agent::run(&args)).await?;
             writeln!(std::io::stdout(), "{line}")?;
             Ok(ExitCode::SUCCESS)
         }
@@ -90,6 +90,16 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs a command that calls a node with its spans exported when `OTEL_EXPORTER_OTLP_*` says
+/// where, and flushed before it returns.
+async fn traced<T>(command: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let process = hubdir_telemetry::ProcessInfo { service_name: "hubdir".into(), node_id: String::new() };
+    let telemetry = hubdir_telemetry::init_client(&process)?;
+    let result = command.await;
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    result
 }
 
 fn done(_: ()) -> ExitCode {
