@@ -196,7 +196,7 @@ async fn discovery_is_not_serving_until_its_index_has_loaded() {
     assert_eq!(check(&mut health, "").await, ServingStatus::NotServing);
     assert_eq!(next_status(&mut discovery).await, ServingStatus::NotServing);
     assert_eq!(next_status(&mut discovery).await, ServingStatus::Serving);
-    assert!(loaded(&node.logs()));
+    node.wait_for_log("discovery index loaded", Duration::from_secs(10));
     assert_eq!(check(&mut health, "").await, ServingStatus::Serving);
     assert_eq!(check(&mut health, "liveness").await, ServingStatus::Serving);
 

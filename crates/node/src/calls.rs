@@ -56,19 +56,25 @@ pub fn count_shed(limit: &'static str) {
 }
 
 /// Wraps the routes: see the module's documentation.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CallLayer {
     /// Whether spans are exported; when not, none is built.
     pub traces: bool,
     /// Whether metrics are collected; when not, calls are not timed.
     pub metrics: bool,
+    /// The services served: a call to any other is labelled `_OTHER`, so that made-up paths
+    /// cannot grow the metric's series without bound.
+    pub services: Arc<[&'static str]>,
 }
+
+/// The label of a service or method the server does not have.
+const OTHER: &str = "_OTHER";
 
 impl<S> tower::Layer<S> for CallLayer {
     type Service = Calls<S>;
 
     fn layer(&self, inner: S) -> Calls<S> {
-        Calls { inner, layer: *self }
+        Calls { inner, layer: self.clone() }
     }
 }
 
@@ -112,7 +118,10 @@ where
                 response
             });
         }
-        let (service, method) = service_and_method(request.uri().path());
+        let (service, method) = match service_and_method(request.uri().path()) {
+            (service, method) if self.layer.services.contains(&service) => (service, method),
+            _ => (OTHER, OTHER),
+        };
         let span = if self.layer.traces {
             let span = tracing::debug_span!(
                 "rpc",
@@ -189,6 +198,10 @@ impl Drop for Call {
         let code = self.code.unwrap_or(tonic::Code::Cancelled as i32);
         if self.metrics {
             let mut attributes = self.attributes.to_vec();
+            // A method the service does not have is not a series of its own.
+            if code == tonic::Code::Unimplemented as i32 {
+                attributes[2] = KeyValue::new("rpc.method", OTHER);
+            }
             attributes.push(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
             instruments().duration.record(self.started.elapsed().as_secs_f64(), &attributes);
         }

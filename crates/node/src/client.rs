@@ -4,24 +4,20 @@
 //! context to every call.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 use tonic::metadata::{AsciiMetadataValue, MetadataKey, MetadataMap};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// TLS for calls to `https://` endpoints: `[tls]`'s client half, or the `--tls-*` flags.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClientTls {
     /// CA bundle (PEM) the server's certificate must chain to. Unset: the system's roots.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
     /// Certificate chain (PEM) presented to a server that asks for one (mTLS).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_file: Option<PathBuf>,
     /// Its private key (PEM).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<PathBuf>,
 }
 
@@ -48,13 +44,23 @@ impl ClientTls {
     }
 }
 
-/// A channel to `endpoint` (`http://` in plaintext, `https://` with `tls`), connected.
+/// How long connecting (TCP and TLS handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 keepalive: a peer that stops answering pings is dropped, even mid-stream.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A channel to `endpoint`, connected: `https://` with `tls`, `http://` in plaintext (`tls`
+/// unused: a node with `[tls]` on may still follow a plaintext peer).
 pub async fn connect(endpoint: &str, tls: &ClientTls) -> anyhow::Result<Channel> {
-    let mut builder = Endpoint::from_shared(endpoint.to_owned()).with_context(|| format!("{endpoint} is not a URL"))?;
+    let mut builder = Endpoint::from_shared(endpoint.to_owned())
+        .with_context(|| format!("{endpoint} is not a URL"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true);
     if endpoint.starts_with("https://") {
         builder = builder.tls_config(tls.config()?).with_context(|| format!("TLS set-up for {endpoint}"))?;
-    } else if tls.ca_file.is_some() || tls.cert_file.is_some() {
-        anyhow::bail!("{endpoint} is plaintext (http://) but TLS settings were given: use https://");
     }
     builder.connect().await.with_context(|| format!("cannot connect to {endpoint}"))
 }
@@ -126,7 +132,12 @@ pub struct ClientTlsArgs {
 }
 
 impl ClientTlsArgs {
-    pub fn tls(&self) -> ClientTls {
-        ClientTls { ca_file: self.tls_ca.clone(), cert_file: self.tls_cert.clone(), key_file: self.tls_key.clone() }
+    /// The TLS settings for `endpoint`; flags given for an `http://` endpoint are a mistake.
+    pub fn tls_for(&self, endpoint: &str) -> anyhow::Result<ClientTls> {
+        let given = self.tls_ca.is_some() || self.tls_cert.is_some();
+        if given && !endpoint.starts_with("https://") {
+            anyhow::bail!("{endpoint} is plaintext (http://) but --tls-* flags were given: use https://");
+        }
+        Ok(ClientTls { ca_file: self.tls_ca.clone(), cert_file: self.tls_cert.clone(), key_file: self.tls_key.clone() })
     }
 }

@@ -175,7 +175,9 @@ pub struct ServerConfig {
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
     /// Requests served at once per connection; beyond it the request is shed at once
-    /// (load shedding) instead of waiting in an unbounded queue. Keep it below
+    /// (load shedding) instead of waiting in an unbounded queue. A call counts until its
+    /// response starts: a long server stream (`Subscribe`, health `Watch`) then holds no slot,
+    /// and `max_concurrent_streams` bounds those. Keep it below
     /// `max_concurrent_streams`, or HTTP/2 flow control queues requests before it applies.
     pub max_concurrent_requests_per_connection: usize,
     /// Deadline of every RPC's handler, in seconds, client streams included (a
@@ -384,18 +386,28 @@ fn merge(into: &mut toml::Table, from: toml::Table) {
 mod tests {
     use super::*;
 
-    /// The README's annotated config is a config file that loads: every key it shows exists.
+    /// The README's annotated config is a config file that loads: every key it shows exists,
+    /// the commented-out ones (`# key = value`) included.
     #[test]
     fn the_readme_example_configuration_loads() {
         let readme = include_str!("../../../README.md");
         let section = readme.split("### Configuration").nth(1).expect("README has a Configuration section");
         let example = section.split("```toml\n").nth(1).and_then(|s| s.split("```").next()).expect("a toml block");
+        let uncommented: Vec<&str> = example
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(setting) if setting.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')) => setting,
+                _ => line,
+            })
+            .collect();
+        let example = uncommented.join("\n");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("example.toml");
         std::fs::write(&path, example).unwrap();
         let config = Config::load(Some(&path), Vec::new(), toml::Table::new()).unwrap();
         assert_eq!(config.federation.peers.len(), 1);
         assert_eq!(config.telemetry.metrics_interval_secs, 60);
+        assert!(config.tls.client_ca_file.is_some() && config.telemetry.prometheus_listen.is_some());
     }
     use std::io::Write;
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
@@ -94,49 +94,63 @@ pub fn accept(
     admitted(listener, limits, counts).map(move |(stream, open)| Ok(Counted::new(stream, open, &limits)))
 }
 
-/// TLS handshakes in progress at once; more wait (each is bounded by the handshake timeout).
-const CONCURRENT_HANDSHAKES: usize = 64;
-
-/// The listener's connections, within `limits`, over TLS: the handshake must finish within
-/// `handshake_timeout`, and a plaintext HTTP/2 client is told to use TLS instead of being cut.
+/// The listener's connections, within `limits`, over TLS. Each handshake runs in a task of
+/// its own, bounded by `handshake_timeout` (and, with the others, by `max_connections`): a
+/// crowd of silent sockets cannot hold up anyone else's. A plaintext HTTP/2 client is told
+/// to use TLS instead of being cut. Accepting stops when the stream is dropped.
 pub fn accept_tls(
     listener: TcpListener,
     limits: ConnectionLimits,
     counts: Arc<ConnectionCounts>,
     tls: ServerTls,
 ) -> impl Stream<Item = io::Result<Counted<TlsStream<TcpStream>>>> {
-    let handshakes = admitted(listener, limits, counts).map(move |(stream, open)| {
-        let acceptor = tls.acceptor();
-        async move {
-            let peer = stream.peer_addr().ok();
-            let handshake = async {
-                let mut first = [0u8; 1];
-                stream.peek(&mut first).await?;
-                if !tls::is_tls_handshake(first[0]) {
-                    let mut stream = stream;
-                    let _ = stream.write_all(&tls::plaintext_refusal()).await;
-                    let _ = stream.shutdown().await;
-                    return Err(tls::not_tls());
-                }
-                acceptor.accept(stream).await
+    let (ready, connections) = tokio::sync::mpsc::channel(CHANNEL_CAPACITY);
+    let refused = Arc::new(AtomicU64::new(0));
+    tokio::spawn(async move {
+        let mut admitted = std::pin::pin!(admitted(listener, limits, counts));
+        loop {
+            let (stream, open) = tokio::select! {
+                () = ready.closed() => return,
+                next = admitted.next() => match next {
+                    Some(next) => next,
+                    None => return,
+                },
             };
-            match tokio::time::timeout(limits.handshake_timeout, handshake).await {
-                Ok(Ok(stream)) => Some(Ok(Counted::new(stream, open, &limits))),
-                Ok(Err(err)) => {
-                    tracing::info!(peer = ?peer, error = %err, "TLS handshake refused");
-                    None
+            let (acceptor, ready, refused) = (tls.acceptor(), ready.clone(), refused.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(limits.handshake_timeout, handshake(stream, acceptor)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = ready.send(Ok(Counted::new(stream, open, &limits))).await;
+                    }
+                    Ok(Err(err)) => {
+                        // The first refusal and then every thousandth: scanners do not flood the log.
+                        let total = refused.fetch_add(1, Ordering::Relaxed) + 1;
+                        if total % 1000 == 1 {
+                            tracing::info!(error = %err, refused_total = total, "TLS handshake refused");
+                        }
+                    }
+                    Err(_) => tracing::debug!("no TLS handshake within the handshake timeout"),
                 }
-                Err(_) => {
-                    tracing::debug!(peer = ?peer, "no TLS handshake within the handshake timeout");
-                    None
-                }
-            }
+            });
         }
     });
-    futures::StreamExt::filter_map(
-        futures::StreamExt::buffer_unordered(handshakes, CONCURRENT_HANDSHAKES),
-        |c| async move { c },
-    )
+    tokio_stream::wrappers::ReceiverStream::new(connections)
+}
+
+/// Connections whose handshake is done but not yet taken by the server.
+const CHANNEL_CAPACITY: usize = 64;
+
+/// The server side of a TLS handshake, after a look at the first byte.
+async fn handshake(stream: TcpStream, acceptor: tokio_rustls::TlsAcceptor) -> io::Result<TlsStream<TcpStream>> {
+    let mut first = [0u8; 1];
+    if stream.peek(&mut first).await? == 0 {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before a TLS handshake"));
+    }
+    if !tls::is_tls_handshake(first[0]) {
+        tls::refuse_plaintext(stream).await;
+        return Err(tls::not_tls());
+    }
+    acceptor.accept(stream).await
 }
 
 /// An accepted connection, counted while it is open.

@@ -110,10 +110,28 @@ fn head_seq() -> &'static Gauge<u64> {
     })
 }
 
+/// Records each origin's change-log head (when metrics are collected, after each good check).
+async fn record_log_heads(store: &Store) {
+    match store.origin_logs().await {
+        Ok(logs) => {
+            for log in logs {
+                head_seq().record(log.last_seq, &[KeyValue::new("origin", log.origin.to_string())]);
+            }
+        }
+        Err(err) => tracing::debug!(error = %err, "reading the change-log heads failed"),
+    }
+}
+
 /// Checks the store every `CHECK_INTERVAL`, and follows the services' readiness, reporting
 /// each change through `reporter`; every service starts NOT_SERVING (`stop_all`). Runs until
 /// aborted.
-pub async fn watch(store: Arc<Store>, readiness: Readiness, reporter: HealthReporter, services: Vec<&'static str>) {
+pub async fn watch(
+    store: Arc<Store>,
+    readiness: Readiness,
+    reporter: HealthReporter,
+    services: Vec<&'static str>,
+    metrics: bool,
+) {
     let mut gate = HealthGate::default();
     // What `serve` reported at start (`stop_all`): a status is set again only when it changes,
     // so a watcher never sees the same status twice in a row.
@@ -125,19 +143,21 @@ pub async fn watch(store: Arc<Store>, readiness: Readiness, reporter: HealthRepo
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(next_check) => {
-                // The change-log heads are read as the check: one query does both.
-                let ok = match store.origin_logs().await {
-                    Ok(logs) => {
-                        for log in logs {
-                            head_seq().record(log.last_seq, &[KeyValue::new("origin", log.origin.to_string())]);
-                        }
-                        true
-                    }
-                    Err(err) => {
+                // A database that does not answer at all (a black hole) fails the check too.
+                let ok = match tokio::time::timeout(CHECK_INTERVAL, store.ping()).await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(err)) => {
                         tracing::warn!(error = %err, "store health check failed");
                         false
                     }
+                    Err(_) => {
+                        tracing::warn!(timeout_secs = CHECK_INTERVAL.as_secs(), "store health check timed out");
+                        false
+                    }
                 };
+                if ok && metrics {
+                    record_log_heads(&store).await;
+                }
                 store_serving = gate.observe(ok);
                 next_check = tokio::time::Instant::now() + CHECK_INTERVAL;
             }

@@ -142,7 +142,11 @@ pub async fn serve(
     routes.add_service(health_service.clone()).add_service(reflection_v1).add_service(reflection_v1alpha);
 
     let router = Server::builder()
-        .layer(CallLayer { traces: ctx.telemetry.traces, metrics: ctx.telemetry.metrics })
+        .layer(CallLayer {
+            traces: ctx.telemetry.traces,
+            metrics: ctx.telemetry.metrics,
+            services: advertised.clone().into(),
+        })
         .layer(tower::util::MapResponseLayer::new(undecodable_is_invalid_argument::<tonic::body::Body>))
         .max_concurrent_streams(limits.max_concurrent_streams)
         .timeout(Duration::from_secs(limits.request_timeout_secs))
@@ -178,8 +182,13 @@ pub async fn serve(
         Some(probes) => {
             let address = probes.local_addr()?;
             tracing::info!(%address, "serving health probes in plaintext");
-            let incoming = tonic::transport::server::TcpIncoming::from(probes).with_nodelay(Some(true));
-            let probe_server = Server::builder().add_service(health_service).serve_with_incoming(incoming);
+            // Probes are few: a small cap, and the same deadlines as the API's listener.
+            let probe_limits = ConnectionLimits { max_connections: PROBE_CONNECTIONS, ..connection_limits };
+            let incoming = connections::accept(probes, probe_limits, Arc::new(ConnectionCounts::default()));
+            let probe_server = Server::builder()
+                .timeout(Duration::from_secs(limits.request_timeout_secs))
+                .add_service(health_service)
+                .serve_with_incoming(incoming);
             Some(AbortOnDrop(tokio::spawn(async move {
                 if let Err(err) = probe_server.await {
                     tracing::warn!(error = %err, "the probe listener stopped");
@@ -188,8 +197,13 @@ pub async fn serve(
         }
         None => None,
     };
-    let watcher =
-        tokio::spawn(health::watch(ctx.store.clone(), ctx.readiness.clone(), reporter.clone(), service_names.clone()));
+    let watcher = tokio::spawn(health::watch(
+        ctx.store.clone(),
+        ctx.readiness.clone(),
+        reporter.clone(),
+        service_names.clone(),
+        ctx.telemetry.metrics,
+    ));
     let (tls_on, mutual) = tls.as_ref().map_or((false, false), |t| (true, t.mutual()));
     tracing::info!(%address, services = ?service_names, store = ctx.store.backend_name(), tls = tls_on, mtls = mutual, "serving");
 
@@ -224,6 +238,9 @@ pub async fn serve(
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Connections the plaintext probe listener holds at once.
+const PROBE_CONNECTIONS: usize = 16;
 
 /// A task that ends with the scope that started it.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

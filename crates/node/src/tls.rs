@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
@@ -175,23 +177,82 @@ pub fn is_tls_handshake(first: u8) -> bool {
     first == 0x16
 }
 
-/// What a plaintext HTTP/2 client gets on the TLS port: an empty SETTINGS frame and a GOAWAY
-/// (PROTOCOL_ERROR) whose debug data says what to do; clients show it in their error.
-pub fn plaintext_refusal() -> Vec<u8> {
-    const DEBUG: &[u8] = b"hubdir: this port speaks TLS only; connect with https:// (grpcurl: drop -plaintext)";
-    let mut out = Vec::new();
+/// The HTTP/2 client preface (`PRI * HTTP/2.0...`), before a plaintext client's frames.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// What a plaintext client is told, in the GOAWAY's debug data.
+const PLAINTEXT_REFUSAL: &[u8] = b"hubdir: this port speaks TLS only; connect with https:// (grpcurl: drop -plaintext)";
+/// How long a plaintext client is given to send its first request, and then to close.
+const PLAINTEXT_WAIT: Duration = Duration::from_secs(2);
+/// The most a plaintext client may send before it is refused anyway.
+const PLAINTEXT_MAX_BYTES: usize = 64 * 1024;
+
+/// Answers a plaintext HTTP/2 client on the TLS port so that its error says what to do: an
+/// empty SETTINGS frame, then, once its first request (a HEADERS frame) has arrived, a GOAWAY
+/// (PROTOCOL_ERROR) refusing it with a debug text that clients show. Without waiting for the
+/// request, the client could find the connection closed before it reads why.
+pub async fn refuse_plaintext(mut stream: TcpStream) {
     // SETTINGS: length 0, type 4, flags 0, stream 0.
-    out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    if stream.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.is_err() {
+        return;
+    }
+    let mut received = Vec::new();
+    let first_request = async {
+        let mut chunk = [0u8; 4096];
+        while !holds_headers(&received) && received.len() < PLAINTEXT_MAX_BYTES {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(PLAINTEXT_WAIT, first_request).await;
     // GOAWAY: length 8 + debug, type 7, flags 0, stream 0; last stream 0; PROTOCOL_ERROR (1).
-    let length = (8 + DEBUG.len()) as u32;
-    out.extend_from_slice(&length.to_be_bytes()[1..]);
-    out.extend_from_slice(&[7, 0, 0, 0, 0, 0]);
-    out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
-    out.extend_from_slice(DEBUG);
-    out
+    let mut goaway = Vec::with_capacity(17 + PLAINTEXT_REFUSAL.len());
+    goaway.extend_from_slice(&((8 + PLAINTEXT_REFUSAL.len()) as u32).to_be_bytes()[1..]);
+    goaway.extend_from_slice(&[7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    goaway.extend_from_slice(PLAINTEXT_REFUSAL);
+    let _ = stream.write_all(&goaway).await;
+    let _ = stream.shutdown().await;
+    // Read what the client still sends until it closes: closing with bytes unread would reset
+    // the connection, and the client might lose the GOAWAY.
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    };
+    let _ = tokio::time::timeout(PLAINTEXT_WAIT, drain).await;
+}
+
+/// Whether the bytes a plaintext client sent (the preface, then frames) hold a HEADERS frame.
+fn holds_headers(received: &[u8]) -> bool {
+    let mut frames = received.strip_prefix(PREFACE).unwrap_or(received);
+    while frames.len() >= 9 {
+        if frames[3] == 1 {
+            return true;
+        }
+        let length = u32::from_be_bytes([0, frames[0], frames[1], frames[2]]) as usize;
+        frames = frames.get(9 + length..).unwrap_or_default();
+    }
+    false
 }
 
 /// An I/O error for a connection refused before TLS.
 pub fn not_tls() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "a plaintext client on the TLS listener")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_found_after_the_preface_and_settings() {
+        let settings = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100];
+        let headers = [0, 0, 1, 1, 4, 0, 0, 0, 1, 0x82];
+        let mut sent = PREFACE.to_vec();
+        sent.extend_from_slice(&settings);
+        assert!(!holds_headers(&sent));
+        sent.extend_from_slice(&headers[..9]);
+        assert!(holds_headers(&sent), "a frame's header is enough");
+        assert!(!holds_headers(&PREFACE[..10]));
+    }
 }

@@ -177,6 +177,11 @@ impl Store {
         }
     }
 
+    /// Answers if the database does.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(StoreError::from_connect)
+    }
+
     /// The underlying connection, for tests that inspect tables directly.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db

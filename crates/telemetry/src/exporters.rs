@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
@@ -57,6 +57,22 @@ impl TelemetryConfig {
             || set(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"));
         configured && !disabled
     }
+
+    /// Whether the signal's collector is an `https://` endpoint (the exporter would otherwise
+    /// trust no root at all).
+    fn otlp_https(&self, signal: &str) -> bool {
+        let endpoint = Some(self.otlp_endpoint.clone())
+            .filter(|e| !e.is_empty())
+            .or_else(|| std::env::var(format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")).ok())
+            .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+            .unwrap_or_default();
+        endpoint.trim().starts_with("https://")
+    }
+}
+
+/// TLS towards an `https://` collector, verified against the system's roots.
+fn system_roots() -> tonic::transport::ClientTlsConfig {
+    tonic::transport::ClientTlsConfig::new().with_native_roots()
 }
 
 /// The installed providers. Dropping it does not flush: call [`Telemetry::shutdown`].
@@ -89,6 +105,9 @@ impl Telemetry {
             if !config.otlp_endpoint.is_empty() {
                 spans = spans.with_endpoint(config.otlp_endpoint.clone());
             }
+            if config.otlp_https("TRACES") {
+                spans = spans.with_tls_config(system_roots());
+            }
             let spans = spans.build().map_err(|e| TelemetryError::Otlp { signal: "trace", cause: e.to_string() })?;
             let mut tracer = SdkTracerProvider::builder().with_batch_exporter(spans).with_resource(resource.clone());
             if let Some(ratio) = config.trace_sample_ratio {
@@ -104,6 +123,9 @@ impl Telemetry {
             let mut metrics = opentelemetry_otlp::MetricExporter::builder().with_tonic();
             if !config.otlp_endpoint.is_empty() {
                 metrics = metrics.with_endpoint(config.otlp_endpoint.clone());
+            }
+            if config.otlp_https("METRICS") {
+                metrics = metrics.with_tls_config(system_roots());
             }
             let metrics =
                 metrics.build().map_err(|e| TelemetryError::Otlp { signal: "metrics", cause: e.to_string() })?;

@@ -29,3 +29,12 @@ pub fn get() -> &'static Instruments {
         }
     })
 }
+
+/// Counts the quarantine for `hubdir.connectivity.quarantine.rows`; a failed count is
+/// skipped (the next one reports), never an error of the call that asked.
+pub async fn record_quarantine_size(store: &hubdir_store::Store) {
+    match store.quarantine_size().await {
+        Ok(rows) => get().quarantine_rows.record(rows, &[]),
+        Err(err) => tracing::debug!(error = %err, "counting the quarantine failed"),
+    }
+}

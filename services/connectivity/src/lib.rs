@@ -46,8 +46,10 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
         anonymous_status: ctx.config.auth.anonymous_discovery,
         config: Arc::new(ctx.config.connectivity.clone()),
         store: ctx.store.clone(),
+        metrics: ctx.telemetry.metrics,
     };
-    ctx.background.spawn("connectivity roll-up", roll_up_forever(ctx.store.clone(), service.config.clone()));
+    let roll_up = roll_up_forever(ctx.store.clone(), service.config.clone(), service.metrics);
+    ctx.background.spawn("connectivity roll-up", roll_up);
     let server = ConnectivityServiceServer::new(service).max_decoding_message_size(max).max_encoding_message_size(max);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
@@ -55,7 +57,7 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
 /// Rolls raw measurements past the retention period up into daily rows, and prunes the
 /// quarantine to its age and size bounds, every `roll_up_interval_secs`. The roll-up itself takes its cutoff as an argument
 /// (`Store::roll_up`), which is how it is tested with a clock of the test's choosing.
-async fn roll_up_forever(store: Arc<Store>, config: Arc<ConnectivityConfig>) {
+async fn roll_up_forever(store: Arc<Store>, config: Arc<ConnectivityConfig>, metrics: bool) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(config.roll_up_interval_secs.max(1)));
     loop {
         every.tick().await;
@@ -71,8 +73,8 @@ async fn roll_up_forever(store: Arc<Store>, config: Arc<ConnectivityConfig>) {
             Ok(removed) => tracing::info!(removed, "old refused measurements pruned from the quarantine"),
             Err(err) => tracing::warn!(error = %err, "pruning the quarantine failed; next time"),
         }
-        if let Ok(rows) = store.quarantine_size().await {
-            instruments::get().quarantine_rows.record(rows, &[]);
+        if metrics {
+            instruments::record_quarantine_size(&store).await;
         }
     }
 }
@@ -92,6 +94,8 @@ pub struct Connectivity {
     anonymous_status: bool,
     config: Arc<ConnectivityConfig>,
     store: Arc<Store>,
+    /// Whether metrics are collected (the quarantine is counted only then).
+    metrics: bool,
 }
 
 /// Which sites a summary covers.
@@ -212,7 +216,7 @@ impl ConnectivityService for Connectivity {
                 return Err(status::invalid_argument(&out));
             }
             let (accepted, duplicates, refused) =
-                report::record(&self.store, &self.config, &batch, next_index, &principal)
+                report::record(&self.store, &self.config, &batch, next_index, &principal, self.metrics)
                     .await
                     .map_err(status::from_store)?;
             response.accepted_count += accepted;

@@ -61,6 +61,7 @@ pub async fn record(
     batch: &[pb::Measurement],
     first_index: i64,
     principal: &Principal,
+    metrics: bool,
 ) -> Result<(i64, i64, Vec<RefusedMeasurement>), StoreError> {
     let now = Utc::now();
     let window = config.window();
@@ -114,8 +115,8 @@ pub async fn record(
         .collect();
     let quarantined_any = !quarantined.is_empty();
     store.quarantine(quarantined).await?;
-    if quarantined_any {
-        instruments::get().quarantine_rows.record(store.quarantine_size().await?, &[]);
+    if quarantined_any && metrics {
+        instruments::record_quarantine_size(store).await;
     }
     let refused = refused
         .into_iter()

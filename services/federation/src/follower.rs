@@ -132,7 +132,8 @@ async fn once(
         .map(|(origin, seq, epoch)| Cursor { origin, seq, epoch })
         .collect();
     let request = tonic::Request::new(SubscribeRequest { cursors, origins: checker.origins.clone() });
-    let mut stream = client.subscribe(request).await?.into_inner();
+    let subscribed = tokio::time::timeout(SILENCE, client.subscribe(request)).await;
+    let mut stream = subscribed.context("the peer did not answer Subscribe")??.into_inner();
     let peer_label = [KeyValue::new("peer", peer.node_id.clone())];
     instruments::get().connected.record(1, &peer_label);
     let mut snapshots = Arc::new(HashSet::new());

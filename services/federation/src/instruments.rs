@@ -11,7 +11,7 @@ pub struct Instruments {
     /// `hubdir.federation.lag{peer, origin}`: seconds between an origin's write and its
     /// application here, at the last event applied; 0 once the peer says it is caught up.
     pub lag: Gauge<f64>,
-    /// `hubdir.federation.reconnects{peer}`: subscriptions that ended and were opened again.
+    /// `hubdir.federation.reconnects{peer}`: attempts to subscribe after the first.
     pub reconnects: Counter<u64>,
     /// `hubdir.federation.connected{peer}`: 1 while a subscription is open, else 0.
     pub connected: Gauge<u64>,
@@ -33,7 +33,7 @@ pub fn get() -> &'static Instruments {
                 .build(),
             reconnects: meter
                 .u64_counter("hubdir.federation.reconnects")
-                .with_description("Subscriptions to a peer that ended and were opened again")
+                .with_description("Attempts to subscribe to a peer after the first (failed ones included)")
                 .build(),
             connected: meter
                 .u64_gauge("hubdir.federation.connected")

@@ -134,7 +134,7 @@ pub async fn run(args: &AgentArgs) -> anyhow::Result<String> {
             }
         }
     }
-    let channel = hubdir_node::client::connect(&args.node, &args.tls.tls())
+    let channel = hubdir_node::client::connect(&args.node, &args.tls.tls_for(&args.node)?)
         .await
         .with_context(|| format!("cannot reach the node at {}", args.node))?;
     let mut client = ConnectivityServiceClient::with_interceptor(channel, Outgoing::bearer(&args.token)?);

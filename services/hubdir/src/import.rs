@@ -228,7 +228,7 @@ impl Sink {
                 }
             }
             (None, Some(node), Some(token)) => {
-                let channel = hubdir_node::client::connect(node, &args.tls.tls()).await?;
+                let channel = hubdir_node::client::connect(node, &args.tls.tls_for(node)?).await?;
                 let client = RegistryServiceClient::with_interceptor(channel, Outgoing::bearer(token)?)
                     .max_encoding_message_size(64 * 1024 * 1024)
                     .max_decoding_message_size(64 * 1024 * 1024);
