@@ -83,6 +83,20 @@ async fn health(channel: Result<Channel, String>) -> Result<ServingStatus, Strin
     Ok(ServingStatus::try_from(answer.into_inner().status).unwrap())
 }
 
+/// A library of origin `zw`.
+fn library(id: &str) -> pb::Site {
+    pb::Site {
+        name: format!("sites/zw/{id}"),
+        display_name: "Library".into(),
+        kind: pb::Kind::PublicLibrary.into(),
+        operator: "zw post".into(),
+        country_code: "ZW".into(),
+        location: Some(pb::LatLng { latitude: -17.8, longitude: 31.0 }),
+        time_zone: "Africa/Harare".into(),
+        ..pb::Site::default()
+    }
+}
+
 fn port(node: &NodeProcess) -> u16 {
     node.address.rsplit(':').next().unwrap().parse().unwrap()
 }
@@ -102,16 +116,7 @@ async fn follower_syncs_over_mtls_and_strangers_are_refused(db: (Option<&str>, O
 
     // A write on the leader, over mTLS.
     let mut registry = RegistryServiceClient::new(tls_channel(leader, &trusted, client()).await.unwrap());
-    let site = pb::Site {
-        name: "sites/zw/secure1".into(),
-        display_name: "Library".into(),
-        kind: pb::Kind::PublicLibrary.into(),
-        operator: "zw post".into(),
-        country_code: "ZW".into(),
-        location: Some(pb::LatLng { latitude: -17.8, longitude: 31.0 }),
-        time_zone: "Africa/Harare".into(),
-        ..pb::Site::default()
-    };
+    let site = library("secure1");
     registry.create_site(bearer(&nodes.writer, CreateSiteRequest { site: Some(site) })).await.unwrap();
 
     // The follower, which reaches the leader only over mTLS, gets it.
@@ -219,16 +224,7 @@ async fn a_node_with_tls_follows_a_plaintext_peer() {
         |id: &str, dir: &NodeDir| if id == "fr" { tls_section(dir, &trusted, id, true) } else { String::new() };
     let nodes = pair::start("", "http", prepare, (None, None));
     let mut registry = RegistryServiceClient::connect(format!("http://{}", nodes.leader.address)).await.unwrap();
-    let site = pb::Site {
-        name: "sites/zw/plain1".into(),
-        display_name: "Library".into(),
-        kind: pb::Kind::PublicLibrary.into(),
-        operator: "zw post".into(),
-        country_code: "ZW".into(),
-        location: Some(pb::LatLng { latitude: -17.8, longitude: 31.0 }),
-        time_zone: "Africa/Harare".into(),
-        ..pb::Site::default()
-    };
+    let site = library("plain1");
     registry.create_site(bearer(&nodes.writer, CreateSiteRequest { site: Some(site) })).await.unwrap();
     let client = Some(leaf(&trusted, "client", false));
     let mut replica = RegistryServiceClient::new(tls_channel(port(&nodes.follower), &trusted, client).await.unwrap());
