@@ -10,9 +10,23 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A free loopback port (for a process that must be told its port before it starts).
+/// A free loopback port, for a process that must be told its port before it starts (and
+/// that restarts on it). Taken below Linux's ephemeral range (32768-60999): a port the
+/// kernel picked would be free now, but an outgoing connection of any test may take it as
+/// its local port before the node binds it again ("address already in use").
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 20_000;
+    const PORTS: u32 = 12_000;
+    // Each test process starts somewhere else in the range, then walks through it.
+    let start = std::process::id().wrapping_mul(2_654_435_761) % PORTS;
+    loop {
+        let port = (FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed) * 7) % PORTS) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A binary of this workspace, built next to the test executable (`target/<profile>/`).
