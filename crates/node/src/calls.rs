@@ -118,10 +118,7 @@ where
                 response
             });
         }
-        let (service, method) = match service_and_method(request.uri().path()) {
-            (service, method) if self.layer.services.contains(&service) => (service, method),
-            _ => (OTHER, OTHER),
-        };
+        let (service, method) = named(&self.layer.services, request.uri().path());
         let span = if self.layer.traces {
             let span = tracing::debug_span!(
                 "rpc",
@@ -142,11 +139,11 @@ where
             metrics: self.layer.metrics,
             span: span.clone(),
             started: Instant::now(),
-            attributes: Arc::new([
+            attributes: [
                 KeyValue::new("rpc.system", "grpc"),
                 KeyValue::new("rpc.service", service.to_owned()),
                 KeyValue::new("rpc.method", method.to_owned()),
-            ]),
+            ],
             code: None,
         };
         let response = self.inner.call(request).instrument(span);
@@ -164,10 +161,14 @@ where
     }
 }
 
-/// `/hubdir.v1.DiscoveryService/FindNearest` → (`hubdir.v1.DiscoveryService`, `FindNearest`).
-fn service_and_method(path: &str) -> (&str, &str) {
+/// `/hubdir.v1.DiscoveryService/FindNearest` → (`hubdir.v1.DiscoveryService`, `FindNearest`);
+/// `_OTHER` for both when the service is not one of `services`.
+fn named<'a>(services: &[&str], path: &'a str) -> (&'a str, &'a str) {
     let path = path.strip_prefix('/').unwrap_or(path);
-    path.rsplit_once('/').unwrap_or((path, ""))
+    match path.rsplit_once('/') {
+        Some((service, method)) if services.contains(&service) => (service, method),
+        _ => (OTHER, OTHER),
+    }
 }
 
 fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
@@ -184,7 +185,7 @@ struct Call {
     metrics: bool,
     span: tracing::Span,
     started: Instant,
-    attributes: Arc<[KeyValue; 3]>,
+    attributes: [KeyValue; 3],
     code: Option<i32>,
 }
 
@@ -246,11 +247,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_path_names_the_service_and_the_method() {
-        assert_eq!(
-            service_and_method("/hubdir.v1.DiscoveryService/FindNearest"),
-            ("hubdir.v1.DiscoveryService", "FindNearest")
-        );
-        assert_eq!(service_and_method("/odd"), ("odd", ""));
+    fn a_path_names_a_served_service_and_its_method_and_anything_else_is_other() {
+        let served = ["hubdir.v1.DiscoveryService"];
+        let name = |path| named(&served, path);
+        assert_eq!(name("/hubdir.v1.DiscoveryService/FindNearest"), ("hubdir.v1.DiscoveryService", "FindNearest"));
+        assert_eq!(name("/made.up.Service/Anything"), (OTHER, OTHER));
+        assert_eq!(name("/odd"), (OTHER, OTHER));
     }
 }

@@ -155,8 +155,6 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     };
     let probe_listener = bind_optional(config.tls.probe_listen, "tls.probe_listen").await?;
     let metrics_listener = bind_optional(config.telemetry.prometheus_listen, "telemetry.prometheus_listen").await?;
-    // A bad certificate or key fails here, naming the file, not at the first connection.
-    crate::tls::ServerTls::from_config(&config.tls)?;
     tracing::info!(node = %config.node.id, "opening store");
     let store = Store::connect(&config.store.url)
         .await

@@ -1,9 +1,10 @@
 //! Accepting connections within bounds: at most `server.max_connections` open at once (past
 //! it a new connection is closed at once, logged and counted), each with its own budget of
 //! `server.max_concurrent_requests_per_connection` calls in progress (which `calls` spends),
-//! and a connection that has not
-//! sent the whole HTTP/2 preface (24 bytes) within `server.handshake_timeout_secs` is closed. The process therefore never runs out of file descriptors to idle sockets, and the
-//! connections it holds are ones that speak.
+//! and a connection that has not finished its TLS handshake, or sent the whole HTTP/2
+//! preface (24 bytes), within `server.handshake_timeout_secs` is closed. The process
+//! therefore never runs out of file descriptors to idle sockets, and the connections it holds
+//! are ones that speak.
 
 use std::io;
 use std::pin::Pin;
@@ -18,7 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::{Stream, StreamExt};
-use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
+use tonic::transport::server::{Connected, TcpIncoming};
 
 use crate::tls::{self, ServerTls};
 
@@ -182,10 +183,9 @@ impl<IO> Counted<IO> {
 /// that sends one byte and stops has not started talking.
 const PREFACE_BYTES: usize = 24;
 
-/// What every request on a connection carries in its extensions.
+/// What every request on a connection carries in its extensions: the connection's call slots.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
-    pub tcp: TcpConnectInfo,
     slots: Arc<Semaphore>,
 }
 
@@ -196,19 +196,11 @@ impl ConnectionInfo {
     }
 }
 
-impl Connected for Counted<TcpStream> {
+impl<IO> Connected for Counted<IO> {
     type ConnectInfo = ConnectionInfo;
 
     fn connect_info(&self) -> ConnectionInfo {
-        ConnectionInfo { tcp: self.inner.connect_info(), slots: self.slots.clone() }
-    }
-}
-
-impl Connected for Counted<TlsStream<TcpStream>> {
-    type ConnectInfo = ConnectionInfo;
-
-    fn connect_info(&self) -> ConnectionInfo {
-        ConnectionInfo { tcp: self.inner.get_ref().0.connect_info(), slots: self.slots.clone() }
+        ConnectionInfo { slots: self.slots.clone() }
     }
 }
 

@@ -161,13 +161,8 @@ pub async fn watch(
                 store_serving = gate.observe(ok);
                 next_check = tokio::time::Instant::now() + CHECK_INTERVAL;
             }
-            changed = ready_changes.changed() => {
-                if changed.is_err() {
-                    // Cannot happen while `readiness` is held here; never spin.
-                    next_check = tokio::time::Instant::now();
-                }
-                ready_changes.borrow_and_update();
-            }
+            // Never an error: `readiness`, held here, keeps the sender alive.
+            _ = ready_changes.changed() => {}
         }
         for (service, serving) in statuses(store_serving, &readiness, &services) {
             if reported.insert(service, serving) != Some(serving) {
