@@ -10,9 +10,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use hubdir_proto::v1::registry_service_client::RegistryServiceClient;
-use hubdir_proto::v1::{self as pb, CreateSiteRequest, GetSiteRequest};
+use hubdir_proto::v1::{CreateSiteRequest, GetSiteRequest};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType};
-use support::{NodeDir, NodeProcess, pair};
+use support::{NodeDir, NodeProcess, bearer, library, pair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -83,28 +83,8 @@ async fn health(channel: Result<Channel, String>) -> Result<ServingStatus, Strin
     Ok(ServingStatus::try_from(answer.into_inner().status).unwrap())
 }
 
-/// A library of origin `zw`.
-fn library(id: &str) -> pb::Site {
-    pb::Site {
-        name: format!("sites/zw/{id}"),
-        display_name: "Library".into(),
-        kind: pb::Kind::PublicLibrary.into(),
-        operator: "zw post".into(),
-        country_code: "ZW".into(),
-        location: Some(pb::LatLng { latitude: -17.8, longitude: 31.0 }),
-        time_zone: "Africa/Harare".into(),
-        ..pb::Site::default()
-    }
-}
-
 fn port(node: &NodeProcess) -> u16 {
     node.address.rsplit(':').next().unwrap().parse().unwrap()
-}
-
-fn bearer<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
 }
 
 async fn follower_syncs_over_mtls_and_strangers_are_refused(db: (Option<&str>, Option<&str>)) {

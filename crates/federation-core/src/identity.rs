@@ -17,7 +17,10 @@ pub enum IdentityError {
     Create { path: PathBuf, source: std::io::Error },
     #[error("the node key {path} is not an Ed25519 PKCS#8 PEM key")]
     Format { path: PathBuf },
-    #[error("the node key {path} can be read by others (mode {mode:o}): chmod 600 it")]
+    #[error(
+        "the node key {path} can be read by others (mode {mode:o}): chmod 600 it (a key file owned by root, as \
+         Kubernetes mounts a Secret, may also be read by its group: at most 640)"
+    )]
     Exposed { path: PathBuf, mode: u32 },
 }
 
@@ -88,15 +91,22 @@ impl NodeIdentity {
 
 #[cfg(unix)]
 fn check_private(path: &Path) -> Result<(), IdentityError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|source| IdentityError::Read { path: path.into(), source })?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let metadata = std::fs::metadata(path).map_err(|source| IdentityError::Read { path: path.into(), source })?;
+    let mode = metadata.permissions().mode();
+    if !private_enough(mode, metadata.uid()) {
         return Err(IdentityError::Exposed { path: path.into(), mode: mode & 0o777 });
     }
     Ok(())
+}
+
+#[cfg(unix)]
+/// PostgreSQL's rule for its TLS key file: no access for others, nor for the group, except
+/// that a file owned by root may be read by its group. That is how Kubernetes mounts a Secret
+/// for a non-root process: owned by root, readable by the pod's `fsGroup` (mode 440).
+fn private_enough(mode: u32, owner_uid: u32) -> bool {
+    let forbidden = if owner_uid == 0 { 0o037 } else { 0o077 };
+    mode & forbidden == 0
 }
 
 #[cfg(not(unix))]
@@ -127,6 +137,15 @@ fn create(path: &Path) -> Result<SigningKey, IdentityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn only_a_root_owned_key_may_be_read_by_its_group() {
+        assert!(private_enough(0o100600, 1000) && private_enough(0o400, 1000));
+        assert!(!private_enough(0o640, 1000) && !private_enough(0o604, 1000));
+        assert!(private_enough(0o440, 0) && private_enough(0o640, 0));
+        assert!(!private_enough(0o660, 0) && !private_enough(0o444, 0) && !private_enough(0o644, 0));
+    }
 
     #[test]
     fn a_key_is_created_private_once_and_then_reused() {

@@ -50,8 +50,7 @@ impl NodeArgs {
 
     /// The node's store, as the configuration names it.
     pub async fn open_store(&self) -> anyhow::Result<Store> {
-        let url = self.load_config()?.store.url;
-        Store::connect(&url).await.with_context(|| format!("cannot open the store at {}", redact_url(&url)))
+        open_store(&self.load_config()?.store).await
     }
 }
 
@@ -60,6 +59,13 @@ fn load(file: Option<&std::path::Path>, flags: toml::Table) -> anyhow::Result<Co
     let env: Vec<(String, String)> =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
     Ok(Config::load(file, with_rust_log(env), flags)?)
+}
+
+/// Opens the configured store, migrating its schema or requiring it as `store.auto_migrate` says.
+pub async fn open_store(config: &crate::config::StoreConfig) -> anyhow::Result<Store> {
+    Store::open(&config.url, config.schema())
+        .await
+        .with_context(|| format!("cannot open the store at {}", redact_url(&config.url)))
 }
 
 /// Flags of `hubdir serve` and of each standalone service binary.
@@ -156,9 +162,7 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     let probe_listener = bind_optional(config.tls.probe_listen, "tls.probe_listen").await?;
     let metrics_listener = bind_optional(config.telemetry.prometheus_listen, "telemetry.prometheus_listen").await?;
     tracing::info!(node = %config.node.id, "opening store");
-    let store = Store::connect(&config.store.url)
-        .await
-        .with_context(|| format!("cannot open the store at {}", redact_url(&config.store.url)))?;
+    let store = open_store(&config.store).await?;
     // Every event this node writes is signed with its key, in the write's transaction, and it
     // writes its own origin only: others arrive signed from peers.
     let store = store.with_signer(Arc::new(OriginSigner::new(identity.clone()))).owning([config.node.id.clone()]);

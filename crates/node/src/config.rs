@@ -242,6 +242,25 @@ impl TlsConfig {
 pub struct StoreConfig {
     /// `sqlite://path.db` (created if missing) or `postgres://user@host/db`.
     pub url: String,
+    /// Apply pending schema migrations at start. Off: a schema older or newer than the
+    /// binary's is refused at start, and `hubdir migrate` applies migrations (a deployment's
+    /// hook job, before its services roll).
+    pub auto_migrate: bool,
+    /// How often a replica standing by tries to take a lease (the federation followers and the
+    /// connectivity roll-up run in one process of a node at a time), and how often its holder
+    /// checks it still holds it, in seconds.
+    pub lease_retry_secs: u64,
+}
+
+impl StoreConfig {
+    /// What opening the store does about its schema.
+    pub fn schema(&self) -> hubdir_store::Schema {
+        if self.auto_migrate { hubdir_store::Schema::Migrate } else { hubdir_store::Schema::Require }
+    }
+
+    pub fn lease_retry(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_retry_secs.max(1))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -270,7 +289,7 @@ impl Default for Config {
                 keepalive_timeout_secs: 10,
                 drain_deadline_secs: 10,
             },
-            store: StoreConfig { url: "sqlite://hubdir.db".into() },
+            store: StoreConfig { url: "sqlite://hubdir.db".into(), auto_migrate: true, lease_retry_secs: 5 },
             log: LogConfig {
                 filter: hubdir_telemetry::DEFAULT_FILTER.into(),
                 format: hubdir_telemetry::LogFormat::Text,

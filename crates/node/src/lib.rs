@@ -11,6 +11,7 @@ pub mod health;
 pub mod page_token;
 pub mod prometheus;
 pub mod server;
+pub mod singleton;
 pub mod status;
 #[cfg(feature = "test-util")]
 pub mod testing;

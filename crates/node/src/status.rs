@@ -142,6 +142,7 @@ pub fn from_store(err: StoreError) -> Status {
         StoreError::Connect { target, cause } => store_unavailable(format!("{target}: {cause}")),
         StoreError::Database(source) => internal(format!("database error: {source}")),
         StoreError::Corrupt(what) => internal(format!("corrupt stored data: {what}")),
+        StoreError::Schema(what) => internal(format!("database schema: {what}")),
     }
 }
 

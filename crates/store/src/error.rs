@@ -20,6 +20,9 @@ pub enum StoreError {
     Connect { target: String, cause: String },
     #[error("database error")]
     Database(#[source] DbErr),
+    /// The database's schema is not this binary's (`Schema::Require`), or could not be read.
+    #[error("{0}")]
+    Schema(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

@@ -14,6 +14,7 @@ mod connectivity;
 pub mod entity;
 mod error;
 mod keys;
+mod lease;
 mod log;
 mod migration;
 mod reads;
@@ -28,13 +29,14 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
-use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
 pub use connectivity::{
     Latest, QUARANTINE_BODY_BYTES, QUARANTINE_FIELD_BYTES, Quarantined, Recorded, RollUp, SAMPLES_PER_PAGE, Sample,
 };
 pub use error::StoreError;
 pub use keys::PublishedKey;
+pub use lease::Lease;
 pub use log::{ChangeBody, ChangeEvent, ChangeOp, OriginLog};
 pub use reads::{SiteQuery, TextMatch};
 pub use remote::{Delivery, RemoteApplied, RemoteChange, RemoteEvent};
@@ -64,19 +66,71 @@ pub struct Store {
 /// The PostgreSQL advisory lock that serialises migrations between processes.
 const MIGRATION_LOCK: i64 = 0x6875_6264_6972; // "hubdir"
 
-/// Applies pending migrations. On PostgreSQL several processes may start against one fresh
-/// database at once (a registry and several discovery replicas): one transaction holds an
-/// advisory lock while the migrations run on other connections, and the others wait for it,
-/// then find nothing left to do.
-async fn migrate(db: &DatabaseConnection) -> Result<(), StoreError> {
+/// What opening a store does about its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Applies pending migrations: the embedded default, where one process owns the file.
+    Migrate,
+    /// Refuses a schema that is not exactly this binary's, naming what differs: a deployment
+    /// migrates once, with `hubdir migrate`, before its services start.
+    Require,
+    /// Leaves the schema as it is: for `hubdir migrate`, which then calls [`Store::migrate`].
+    AsIs,
+}
+
+/// Applies pending migrations and returns their names. On PostgreSQL several processes may
+/// start against one fresh database at once (a registry and several discovery replicas): one
+/// transaction holds an advisory lock while the migrations run on other connections, and the
+/// others wait for it, then find nothing left to do.
+async fn migrate(db: &DatabaseConnection) -> Result<Vec<String>, StoreError> {
+    let pending = |db| async move {
+        let pending = migration::Migrator::get_pending_migrations(db).await.map_err(schema_error)?;
+        Ok::<_, StoreError>(pending.iter().map(|m| m.name().to_owned()).collect::<Vec<_>>())
+    };
     if db.get_database_backend() != DbBackend::Postgres {
-        return Ok(migration::Migrator::up(db, None).await?);
+        let names = pending(db).await?;
+        migration::Migrator::up(db, None).await?;
+        return Ok(names);
     }
     let lock = db.begin().await?;
     lock.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await?;
-    let result = migration::Migrator::up(db, None).await;
+    let result = async {
+        let names = pending(db).await?;
+        migration::Migrator::up(db, None).await?;
+        Ok(names)
+    }
+    .await;
     lock.commit().await?;
-    Ok(result?)
+    result
+}
+
+/// Refuses a schema older or newer than this binary's, without changing anything.
+async fn require_schema(db: &DatabaseConnection) -> Result<(), StoreError> {
+    let all = migration::Migrator::get_migration_with_status_read_only(db).await.map_err(schema_error)?;
+    let pending: Vec<&str> = all.iter().filter(|m| m.status() == MigrationStatus::Pending).map(|m| m.name()).collect();
+    match pending.first() {
+        None => Ok(()),
+        Some(_) if pending.len() == all.len() => Err(StoreError::Schema(
+            "the database has no hubdir schema yet: run `hubdir migrate` (store.auto_migrate is off)".into(),
+        )),
+        Some(first) => Err(StoreError::Schema(format!(
+            "the database schema is older than this binary: {} of its {} migrations are not applied (the first \
+             is {first}); run `hubdir migrate` of this version first (store.auto_migrate is off)",
+            pending.len(),
+            all.len()
+        ))),
+    }
+}
+
+/// A migration recorded in the database but unknown here means a newer hubdir migrated it.
+fn schema_error(err: sea_orm::DbErr) -> StoreError {
+    match err {
+        sea_orm::DbErr::Custom(text) if text.contains("is missing") => StoreError::Schema(format!(
+            "the database schema is newer than this binary (a later hubdir migrated it): {}",
+            text.lines().next().unwrap_or_default()
+        )),
+        other => other.into(),
+    }
 }
 
 impl Store {
@@ -84,6 +138,11 @@ impl Store {
     /// applies pending migrations. A SQLite file is created if missing and opened in WAL mode
     /// with `synchronous=FULL`: an acknowledged write survives a power cut.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::open(url, Schema::Migrate).await
+    }
+
+    /// Connects to `url`, as [`Store::connect`], doing what `schema` says about migrations.
+    pub async fn open(url: &str, schema: Schema) -> Result<Store, StoreError> {
         let mut options = ConnectOptions::new(url);
         // sqlx logs every statement with its bound values, and those include positions:
         // statement logging stays off.
@@ -107,7 +166,13 @@ impl Store {
             probe_postgres(url).await?;
         }
         let db = Database::connect(options).await.map_err(StoreError::from_connect)?;
-        migrate(&db).await?;
+        match schema {
+            Schema::Migrate => {
+                migrate(&db).await?;
+            }
+            Schema::Require => require_schema(&db).await?,
+            Schema::AsIs => {}
+        }
         let sqlite_writer = (db.get_database_backend() == DbBackend::Sqlite).then(|| tokio::sync::Mutex::new(()));
         Ok(Store {
             db,
@@ -116,6 +181,18 @@ impl Store {
             owned: sequencer::Owned::default(),
             changes: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// Applies the migrations this binary knows and the database lacks, and returns their
+    /// names (none when it was up to date). Safe to run again, and from several processes.
+    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        migrate(&self.db).await
+    }
+
+    /// The names of this binary's migrations the database lacks; refuses a newer schema.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        let all = migration::Migrator::get_migration_with_status_read_only(&self.db).await.map_err(schema_error)?;
+        Ok(all.iter().filter(|m| m.status() == MigrationStatus::Pending).map(|m| m.name().to_owned()).collect())
     }
 
     /// Closes every connection: on SQLite the write-ahead log is folded into the file and

@@ -344,3 +344,25 @@ pub fn postgres_schema() -> Option<hubdir_store::testing::TestDb> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(hubdir_store::testing::TestDb::new(hubdir_store::testing::Backend::Postgres))
 }
+
+/// A library of origin `zw` (operator `zw post`), as a test writes it.
+pub fn library(id: &str) -> hubdir_proto::v1::Site {
+    use hubdir_proto::v1 as pb;
+    pb::Site {
+        name: format!("sites/zw/{id}"),
+        display_name: "Library".into(),
+        kind: pb::Kind::PublicLibrary.into(),
+        operator: "zw post".into(),
+        country_code: "ZW".into(),
+        location: Some(pb::LatLng { latitude: -17.8, longitude: 31.0 }),
+        time_zone: "Africa/Harare".into(),
+        ..pb::Site::default()
+    }
+}
+
+/// `message` with `Authorization: Bearer token`.
+pub fn bearer<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}

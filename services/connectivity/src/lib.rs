@@ -21,7 +21,7 @@ use hubdir_core::SiteName;
 use hubdir_core::connectivity::{Class, State};
 use hubdir_core::{CountryCode, ViolationReason, Violations};
 use hubdir_node::config::ConnectivityConfig;
-use hubdir_node::{Mount, NodeContext, status};
+use hubdir_node::{Mount, NodeContext, singleton, status};
 use hubdir_proto::convert;
 use hubdir_proto::v1::connectivity_service_server::{ConnectivityService, ConnectivityServiceServer, SERVICE_NAME};
 use hubdir_proto::v1::summarize_connectivity_request;
@@ -48,8 +48,12 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
         store: ctx.store.clone(),
         metrics: ctx.telemetry.metrics,
     };
-    let roll_up = roll_up_forever(ctx.store.clone(), service.config.clone(), service.metrics);
-    ctx.background.spawn("connectivity roll-up", roll_up);
+    // One roll-up in the whole node: the replica holding its lease.
+    let (store, config, metrics) = (ctx.store.clone(), service.config.clone(), service.metrics);
+    let roll_up = move || roll_up_forever(store.clone(), config.clone(), metrics);
+    let lease = "connectivity.roll_up".to_owned();
+    let retry = ctx.config.store.lease_retry();
+    ctx.background.spawn("connectivity roll-up", singleton::run(ctx.store.clone(), lease, retry, roll_up));
     let server = ConnectivityServiceServer::new(service).max_decoding_message_size(max).max_encoding_message_size(max);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use hubdir_auth::{Scope, principal};
 use hubdir_federation_core::{NodeIdentity, sites_hash};
-use hubdir_node::{Mount, NodeContext, status};
+use hubdir_node::{Mount, NodeContext, singleton, status};
 use hubdir_proto::convert;
 use hubdir_proto::v1::federation_service_server::{FederationService, FederationServiceServer, SERVICE_NAME};
 use hubdir_proto::v1::{
@@ -47,11 +47,18 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
         match follower::trusted_keys(&ctx.config.federation) {
             Ok(keys) => {
                 let keys = Arc::new(keys);
+                // One follower per peer in the whole node: the replica holding its lease.
                 for peer in &ctx.config.federation.peers {
-                    let stats = follower::FollowerStats::default();
-                    let tls = ctx.config.tls.client();
-                    let follow = follower::follow(ctx.store.clone(), peer.clone(), tls, keys.clone(), stats);
-                    ctx.background.spawn("federation follower", follow);
+                    let (store, peer, tls, keys) =
+                        (ctx.store.clone(), peer.clone(), ctx.config.tls.client(), keys.clone());
+                    let lease = format!("federation.follow.{}", peer.node_id);
+                    let follow = move || {
+                        let stats = follower::FollowerStats::default();
+                        follower::follow(store.clone(), peer.clone(), tls.clone(), keys.clone(), stats)
+                    };
+                    let retry = ctx.config.store.lease_retry();
+                    ctx.background
+                        .spawn("federation follower", singleton::run(ctx.store.clone(), lease, retry, follow));
                 }
             }
             Err(err) => tracing::error!(error = %format!("{err:#}"), "no peer followed: a pinned key is unusable"),

@@ -5,6 +5,7 @@ mod demo;
 mod export;
 mod federation;
 mod import;
+mod migrate;
 mod quarantine;
 mod rng;
 mod token;
@@ -45,6 +46,8 @@ enum Command {
         #[arg(long, default_value_t = demo::DEFAULT_SITES, requires = "demo")]
         demo_sites: usize,
     },
+    /// Bring the database schema up to this version (exit 3 with --check: migrations pending).
+    Migrate(migrate::MigrateArgs),
     /// Import a publisher's file (CSV or GeoJSON, through a mapping) into a node's database.
     Import(import::ImportArgs),
     /// Export every site of a node's database as HSDS 3.0, GeoJSON or CSV.
@@ -62,7 +65,7 @@ enum Command {
 }
 
 /// Exit codes: 0 done, 1 failed (the error is printed), 2 a command-line mistake; `import`
-/// adds 3 and 4 (see `import::Verdict`).
+/// adds 3 and 4 (see `import::Verdict`), `migrate --check` 3 (migrations pending).
 #[tokio::main]
 async fn main() -> ExitCode {
     hubdir_node::cli::finish(command(Cli::parse().command).await)
@@ -72,6 +75,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Import(args) => traced(import(args)).await,
         Command::Serve { serve, demo, demo_sites } => serve_node(serve, demo, demo_sites).await.map(done),
+        Command::Migrate(args) => migrate::run(&args, &mut std::io::stdout().lock()).await,
         Command::Token(command) => token::run(command).map(done),
         Command::Federation(command) => federation::run(command, &mut std::io::stdout().lock()).await.map(done),
         Command::Agent(args) => {

@@ -136,3 +136,93 @@ async fn upgrading_fills_in_search_keys_for_stored_sites() {
     assert_eq!(found.len(), 2_100);
     assert_eq!(found[2_099].site.name.to_string(), "sites/zw/old-2099");
 }
+
+/// `Schema::Require` (a deployment's services) refuses a database with no schema, an older
+/// one and a newer one, naming which; `Store::migrate` (`hubdir migrate`) applies what is
+/// missing, once.
+async fn the_schema_is_required_or_migrated_once(backend: hubdir_store::testing::Backend) {
+    use hubdir_store::Schema;
+    let Some(db) = hubdir_store::testing::TestDb::new(backend).await else { return };
+    let refusal = |err: StoreError| match err {
+        StoreError::Schema(why) => why,
+        other => panic!("not a schema error: {other}"),
+    };
+    let why = refusal(Store::open(&db.url, Schema::Require).await.unwrap_err());
+    assert!(why.contains("no hubdir schema") && why.contains("hubdir migrate"), "{why}");
+
+    let store = Store::open(&db.url, Schema::AsIs).await.unwrap();
+    let pending = store.pending_migrations().await.unwrap();
+    assert!(pending.len() >= 6, "{pending:?}");
+    assert_eq!(store.migrate().await.unwrap(), pending);
+    assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
+    assert_eq!(store.pending_migrations().await.unwrap(), Vec::<String>::new());
+    Store::open(&db.url, Schema::Require).await.unwrap();
+
+    // Older: the last migration not applied.
+    let last = pending.last().unwrap();
+    let conn = store.connection();
+    conn.execute_unprepared(&format!("DELETE FROM seaql_migrations WHERE version = '{last}'")).await.unwrap();
+    let why = refusal(Store::open(&db.url, Schema::Require).await.unwrap_err());
+    assert!(why.contains("older than this binary") && why.contains(last.as_str()), "{why}");
+    // Newer: a migration this binary does not know.
+    conn.execute_unprepared(&format!(
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('{last}', 0), ('m9999_from_the_future', 0)"
+    ))
+    .await
+    .unwrap();
+    let why = refusal(Store::open(&db.url, Schema::Require).await.unwrap_err());
+    assert!(why.contains("newer than this binary") && why.contains("m9999_from_the_future"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_is_required_or_migrated_once_on_sqlite() {
+    the_schema_is_required_or_migrated_once(hubdir_store::testing::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_is_required_or_migrated_once_on_postgres() {
+    the_schema_is_required_or_migrated_once(hubdir_store::testing::Backend::Postgres).await;
+}
+
+/// A lease is held by one store at a time, in its schema only; when its session dies,
+/// its holder learns it and another store takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_has_one_holder_until_its_session_dies() {
+    let Some(db) = hubdir_store::testing::TestDb::new(hubdir_store::testing::Backend::Postgres).await else { return };
+    let Some(other_schema) = hubdir_store::testing::TestDb::new(hubdir_store::testing::Backend::Postgres).await else {
+        return;
+    };
+    let (first, second) = (db.store().await, db.store().await);
+    let mut held = first.try_lease("federation.follow.fr").await.unwrap().expect("a free lease is granted");
+    assert!(second.try_lease("federation.follow.fr").await.unwrap().is_none(), "one holder at a time");
+    assert!(second.try_lease("connectivity.roll_up").await.unwrap().is_some(), "leases are apart by name");
+    let elsewhere = other_schema.store().await;
+    assert!(elsewhere.try_lease("federation.follow.fr").await.unwrap().is_some(), "and by schema");
+
+    // The holder's session is killed, as when its process dies.
+    second
+        .connection()
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = (('x' || \
+             substr(md5(current_database() || '/' || current_schema() || '/federation.follow.fr'), 1, 16))\
+             ::bit(64)::bigint)",
+        )
+        .await
+        .unwrap();
+    let lost =
+        tokio::time::timeout(std::time::Duration::from_secs(30), held.lost(std::time::Duration::from_millis(50)));
+    lost.await.expect("the holder learns it lost the lease");
+    let taken = second.try_lease("federation.follow.fr").await.unwrap();
+    assert!(taken.is_some(), "another store takes a lease whose holder died");
+    taken.unwrap().release().await;
+    assert!(first.try_lease("federation.follow.fr").await.unwrap().is_some(), "a released lease is free");
+}
+
+#[tokio::test]
+async fn on_sqlite_a_lease_is_always_granted() {
+    let Some(db) = hubdir_store::testing::TestDb::new(hubdir_store::testing::Backend::Sqlite).await else { return };
+    let store = db.store().await;
+    let _held = store.try_lease("connectivity.roll_up").await.unwrap().unwrap();
+    assert!(store.try_lease("connectivity.roll_up").await.unwrap().is_some());
+}

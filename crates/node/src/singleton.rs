@@ -1,0 +1,46 @@
+//! Work that runs in one process of a node at a time, however many replicas it has: the
+//! federation followers and the connectivity roll-up. Each runs under a lease
+//! (`hubdir_store::Lease`, a PostgreSQL advisory lock); the other replicas stand by and one
+//! of them takes over within `store.lease_retry_secs` of the holder's death.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hubdir_store::Store;
+
+/// Runs `task()` while this process holds the lease `name`. While another process holds it,
+/// tries again every `retry`. A lost lease (its database session broke) stops the task,
+/// which starts afresh once the lease is taken again; the tasks run under leases resume from
+/// what the database holds (a follower from its cursors), so a restart loses nothing.
+pub async fn run<F, Fut>(store: Arc<Store>, name: String, retry: Duration, task: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut standing_by = false;
+    loop {
+        match store.try_lease(&name).await {
+            Ok(Some(mut lease)) => {
+                tracing::info!(lease = %name, "lease taken: this process runs the task");
+                standing_by = false;
+                tokio::select! {
+                    () = task() => {
+                        lease.release().await;
+                        return;
+                    }
+                    err = lease.lost(retry) => {
+                        tracing::warn!(lease = %name, error = %err, "lease lost: the task stops until it is taken again");
+                    }
+                }
+            }
+            Ok(None) if !standing_by => {
+                tracing::info!(lease = %name, "another process holds the lease: standing by");
+                standing_by = true;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(lease = %name, error = %err, "cannot take the lease; trying again"),
+        }
+        tokio::time::sleep(retry).await;
+    }
+}

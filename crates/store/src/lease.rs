@@ -1,0 +1,88 @@
+//! Leases: work that must run in exactly one process of a node, however many replicas share
+//! its database (the federation followers, the connectivity roll-up).
+//!
+//! On PostgreSQL a lease is a session-level advisory lock held on a connection of its own,
+//! taken out of the pool. PostgreSQL releases it when that session ends: when the holder
+//! releases it, exits, or dies (`kill -9`: the server sees the socket close). Another
+//! replica's next `try_lease` then takes it. The lock's key is derived from the database,
+//! the schema and the lease's name, so nodes sharing one server in separate schemas never
+//! contend.
+//!
+//! On SQLite a lease is always granted: a SQLite node is one process on one host.
+
+use std::time::Duration;
+
+use sea_orm::DbBackend;
+use sea_orm::sqlx::{Connection, PgConnection};
+
+use crate::{Store, StoreError};
+
+/// How long the holder waits for its lease's connection to answer before it counts the
+/// lease as lost.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Takes the advisory lock keyed by the database, the schema and the lease's name.
+const TRY_LOCK: &str = "SELECT pg_try_advisory_lock(('x' || substr(md5(current_database() || '/' || \
+                        current_schema() || '/' || $1), 1, 16))::bit(64)::bigint)";
+
+/// A held lease; dropping it releases it.
+#[derive(Debug)]
+pub struct Lease {
+    name: String,
+    /// The session holding the advisory lock; `None` on SQLite.
+    session: Option<PgConnection>,
+}
+
+impl Store {
+    /// Takes the lease `name` if no other process holds it; `None` if one does.
+    pub async fn try_lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return Ok(Some(Lease { name: name.to_owned(), session: None }));
+        }
+        let mut session = self.db.get_postgres_connection_pool().acquire().await.map_err(sqlx_error)?.detach();
+        let taken: bool =
+            sea_orm::sqlx::query_scalar(TRY_LOCK).bind(name).fetch_one(&mut session).await.map_err(sqlx_error)?;
+        if !taken {
+            let _ = session.close().await;
+            return Ok(None);
+        }
+        Ok(Some(Lease { name: name.to_owned(), session: Some(session) }))
+    }
+}
+
+impl Lease {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Checks, every `every`, that the lease is still held; returns why once it is not (its
+    /// session broke or stopped answering, so PostgreSQL has released the lock or soon will).
+    /// Never returns on SQLite.
+    pub async fn lost(&mut self, every: Duration) -> StoreError {
+        let Some(session) = self.session.as_mut() else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(every).await;
+            match tokio::time::timeout(CHECK_TIMEOUT, session.ping()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => return sqlx_error(err),
+                Err(_) => {
+                    let why = format!("the session holding lease {} stopped answering", self.name);
+                    return StoreError::Unavailable(sea_orm::DbErr::Custom(why));
+                }
+            }
+        }
+    }
+
+    /// Releases the lease now, rather than when the session closes.
+    pub async fn release(mut self) {
+        if let Some(session) = self.session.take() {
+            let _ = session.close().await;
+        }
+    }
+}
+
+fn sqlx_error(err: sea_orm::sqlx::Error) -> StoreError {
+    StoreError::from_connect(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(err))))
+}
