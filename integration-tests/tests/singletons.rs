@@ -7,8 +7,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use hubdir_proto::v1::registry_service_client::RegistryServiceClient;
 use hubdir_proto::v1::CreateSiteRequest;
+use hubdir_proto::v1::registry_service_client::RegistryServiceClient;
 use support::{NodeProcess, bearer, library, pair};
 
 /// Waits until the follower node's database (shared by its replicas) holds `name`.

@@ -190,16 +190,20 @@ impl NodeProcess {
             .args(args)
             .args(["--db", &db, "--listen", listen, "--log-format", "json", "--config"])
             .arg(dir.file("hubdir.toml"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env("RUST_LOG", "info");
         // Configuration must come from the flags above, not from the caller's environment.
         for (key, _) in std::env::vars() {
             if key.starts_with("HUBDIR_") && key.contains("__") {
                 command.env_remove(key);
             }
         }
+        NodeProcess::spawn(command, dir)
+    }
+
+    /// Starts `command`, its stderr piped and collected, and waits for its "serving" line
+    /// (JSON logs).
+    pub fn spawn(mut command: Command, dir: &Arc<NodeDir>) -> NodeProcess {
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().expect("start the node");
         let stderr = child.stderr.take().unwrap();
         let logs = Arc::new(Mutex::new(Vec::new()));
