@@ -9,7 +9,8 @@ Usage:
       migration Job and each Deployment, the command, args, environment (secretKeyRef
       resolved from SECRETS_JSON, {name: {key: value}}) and probes its container gets, with a
       working directory under OUT_DIR holding its volumes as the kubelet would mount them
-      (ConfigMap and Secret items, Secret files mode 0440, behind ..data symlinks).
+      (ConfigMap and Secret items, Secret files mode 0440, behind ..data symlinks), and
+      OUT_DIR/every-key.toml: the config the chart renders with every key its schema allows.
   chart.py scenario PROTO_ROOT SCENARIO_JSON
       Probe, publish, discover, report and follow, through the addresses and tokens
       SCENARIO_JSON gives (see main_scenario).
@@ -113,6 +114,32 @@ def check_network_policies(docs):
     print(f"ok network policies: {sorted(policies)}; only the federation port is open beyond the namespace")
 
 
+def sample(schema):
+    """A value the schema accepts, for every key it knows."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        out = {key: sample(sub) for key, sub in schema.get("properties", {}).items()}
+        if isinstance(schema.get("additionalProperties"), dict) and "propertyNames" in schema:
+            out["ZW"] = sample(schema["additionalProperties"])
+        return out
+    return {"integer": max(schema.get("minimum", 1), 1), "number": 0.5, "boolean": True, "string": "info"}[kind]
+
+
+def every_config_key(chart, values, out_dir):
+    """Renders the chart with every config key the schema allows, and keeps its hubdir.toml:
+    the test loads it with a real binary, so the schema lists no key hubdir does not have."""
+    with open(os.path.join(chart, "values.schema.json")) as f:
+        schema = json.load(f)
+    every = dict(values, config=sample(schema["properties"]["config"]))
+    docs, _ = render(chart, every)
+    (config,) = [d["data"]["hubdir.toml"] for d in docs if d["kind"] == "ConfigMap"]
+    with open(os.path.join(out_dir, "every-key.toml"), "w") as f:
+        f.write(config)
+    print(f"ok rendered every config key the schema allows ({config.count(' = ')} settings)")
+
+
 def mount_secret(directory, items, mode):
     """Writes a Secret volume as the kubelet does: files in a timestamped directory behind a
     ..data symlink, each name a symlink into ..data."""
@@ -203,6 +230,7 @@ def main_render(chart, values_json, secrets_json, out_dir):
     unnamed["nodeId"] = ""
     refused(chart, unnamed, "nodeId is required")
     print("ok refused: a mistyped config key, a missing nodeId")
+    every_config_key(chart, values, out_dir)
     materialize(docs, secrets, out_dir)
 
 

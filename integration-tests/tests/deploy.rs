@@ -157,6 +157,11 @@ fn the_chart_renders_valid_and_its_processes_publish_discover_report_and_follow(
         ],
     );
     eprintln!("{report}");
+    // Every config key the values schema allows is a key hubdir loads.
+    let every_key = out.join("every-key.toml").display().to_string();
+    let loaded = run("hubdir-registry", &["--config", &every_key, "--dump-config"], &[]);
+    assert!(loaded.status.success(), "a key the chart's schema allows does not load:\n{}", text(&loaded));
+    assert!(text(&loaded).contains("[connectivity.countries.ZW]"), "{}", text(&loaded));
     let workloads: Vec<Workload> =
         serde_json::from_str(&std::fs::read_to_string(out.join("workloads.json")).unwrap()).unwrap();
 
@@ -200,4 +205,71 @@ fn the_chart_renders_valid_and_its_processes_publish_discover_report_and_follow(
         let (status, logs) = process.terminate(Duration::from_secs(30));
         assert!(status.success(), "{}", logs.join("\n"));
     }
+}
+
+/// The Dockerfile passes hadolint, and its runtime stage, built by podman (no daemon, no
+/// image pulled: the file system comes from `.ci/image-rootfs` over the binaries this test
+/// run built), runs `hubdir --version` and a service binary as the non-root user.
+#[test]
+fn the_image_lints_builds_without_pulling_and_runs_as_non_root() {
+    let root = workspace_root();
+    let python = std::path::PathBuf::from(support::python_bin());
+    let hadolint = python.parent().unwrap().join("hadolint");
+    let linted = Command::new(&hadolint).arg(root.join("Dockerfile")).output().expect("hadolint (requirements.txt)");
+    assert!(linted.status.success(), "hadolint:\n{}", text(&linted));
+
+    if Command::new("podman").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true, but podman is missing (.ci/test installs it)");
+        eprintln!("SKIPPED image build: podman is not installed (.ci/test installs it)");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let context = work.path().join("context");
+    let bin_dir = binary("hubdir").parent().unwrap().to_owned();
+    let gathered =
+        Command::new(root.join(".ci/image-rootfs")).arg(&bin_dir).arg(context.join("rootfs")).output().unwrap();
+    assert!(gathered.status.success(), "{}", text(&gathered));
+    std::fs::write(context.join("Rootfs.Containerfile"), "FROM scratch\nCOPY rootfs /rootfs\n").unwrap();
+    // No daemon, storage in the test's directory; runc, since crun refuses this machine's
+    // hybrid cgroups, and limits the sandbox lets a container set.
+    let podman = |args: &[&str]| {
+        let output = Command::new("podman")
+            .arg("--root")
+            .arg(work.path().join("storage"))
+            .arg("--runroot")
+            .arg(work.path().join("run"))
+            .args(["--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs"])
+            .args(["--events-backend", "file"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "podman {args:?}:\n{}", text(&output));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let context = context.display().to_string();
+    let rootfs_file = format!("{context}/Rootfs.Containerfile");
+    podman(&["build", "-q", "-f", &rootfs_file, "-t", "localhost/hubdir-rootfs:test", &context]);
+    let dockerfile = root.join("Dockerfile").display().to_string();
+    podman(&[
+        "build",
+        "-q",
+        "--pull=never",
+        "--target",
+        "runtime",
+        "--build-arg",
+        "ROOTFS=localhost/hubdir-rootfs:test",
+        "-f",
+        &dockerfile,
+        "-t",
+        "localhost/hubdir:test",
+        &context,
+    ]);
+    let user = podman(&["image", "inspect", "--format", "{{.Config.User}}", "localhost/hubdir:test"]);
+    assert_eq!(user.trim(), "65532:65532");
+    let run = ["run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
+    let version = podman(&[&run[..], &["localhost/hubdir:test", "--version"]].concat());
+    assert_eq!(version.trim(), format!("hubdir {}", env!("CARGO_PKG_VERSION")));
+    let entrypoint = ["--entrypoint", "/usr/local/bin/hubdir-discovery", "localhost/hubdir:test", "--version"];
+    let version = podman(&[&run[..], &entrypoint].concat());
+    assert!(version.starts_with("hubdir-discovery "), "{version}");
 }
