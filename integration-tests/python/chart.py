@@ -211,11 +211,25 @@ def materialize(docs, secrets, out_dir):
     print(f"ok materialized {len(workloads)} workloads")
 
 
+def check_readme(chart):
+    import yaml
+
+    with open(os.path.join(chart, "values.yaml")) as f:
+        keys = list(yaml.safe_load(f))
+    with open(os.path.join(chart, "README.md")) as f:
+        readme = f.read()
+    missing = [key for key in keys if f"| `{key}" not in readme and f", `{key}" not in readme]
+    if missing:
+        fail(f"the chart README's values table lacks {missing}")
+    print(f"ok the chart README's values table has all {len(keys)} top-level values")
+
+
 def main_render(chart, values_json, secrets_json, out_dir):
     import copy
 
     values = json.loads(values_json)
     secrets = json.loads(secrets_json)
+    check_readme(chart)
     lint(chart, values)
     docs, notes = render(chart, values)
     if "hubdir.v1.DiscoveryService" not in notes:
