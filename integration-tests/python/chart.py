@@ -111,6 +111,11 @@ def check_network_policies(docs):
     ports = [p["port"] for rule in policies["hubdir-federation"]["ingress"] for p in rule["ports"]]
     if ports != [50051]:
         fail(f"the federation policy opens {ports}")
+    for name, spec in policies.items():
+        for rule in spec.get("egress", []):
+            dns_only = all(p["port"] == 53 for p in rule.get("ports") or [{"port": None}])
+            if not dns_only and not (rule.get("to") and rule.get("ports")):
+                fail(f"{name}: an egress rule open to every destination or port: {rule}")
     print(f"ok network policies: {sorted(policies)}; only the federation port is open beyond the namespace")
 
 
@@ -224,6 +229,49 @@ def check_readme(chart):
     print(f"ok the chart README's values table has all {len(keys)} top-level values")
 
 
+def check_variant(chart, values):
+    """What the processes do not run: TLS with mTLS and probes on their own port, metrics,
+    the URL in the values, the registry without autoscaling, PostgreSQL in the cluster, the
+    federation Ingress. Rendered, validated and checked."""
+    import copy
+
+    variant = copy.deepcopy(values)
+    variant.update(
+        tls={"enabled": True, "existingSecret": "hubdir-tls", "requireClientCertificates": True},
+        metrics={"prometheus": True},
+        postgres={"url": "postgres://hubdir:secret@db:5432/hubdir", "existingSecret": "", "secretKey": "url"},
+        registry={"autoscaling": {"enabled": False}},
+        federation={"ingress": {"enabled": True, "host": "peers.example.zw", "tlsSecret": "peers-tls"}},
+        networkPolicy={"postgres": {"podSelector": {"app": "postgresql"}},
+                       "metricsFrom": [{"kubernetes.io/metadata.name": "monitoring"}]},
+    )
+    docs, _ = render(chart, variant)
+    validate(docs)
+    check_security(docs)
+    check_network_policies(docs)
+    by_kind = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
+    for name, deployment in by_kind["Deployment"].items():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        ports = {container[f"{kind}Probe"]["grpc"]["port"] for kind in ("liveness", "readiness", "startup")}
+        if ports != {50052}:
+            fail(f"{name}: with TLS, probes must use the plaintext health port 50052, not {ports}")
+    if "replicas" not in by_kind["Deployment"]["hubdir-registry"]["spec"] or "hubdir-registry" in by_kind.get(
+            "HorizontalPodAutoscaler", {}):
+        fail("the registry without autoscaling needs replicas and no HPA")
+    secret = by_kind["Secret"]["hubdir-postgres"]
+    if "pre-install" not in secret["metadata"]["annotations"]["helm.sh/hook"]:
+        fail("the URL's Secret must exist before the migration Job")
+    ingress = by_kind["Ingress"]["hubdir-federation"]
+    if ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] != "GRPCS":
+        fail("with TLS the Ingress must speak GRPCS to its backends")
+    config = by_kind["ConfigMap"]["hubdir-config"]["data"]["hubdir.toml"]
+    if 'client_ca_file = "tls/ca.crt"' not in config or 'prometheus_listen = "0.0.0.0:9464"' not in config:
+        fail(f"the TLS or metrics settings are missing:\n{config}")
+    print(f"ok the TLS, metrics, in-cluster PostgreSQL variant: {len(docs)} manifests valid, probes on 50052")
+
+
 def main_render(chart, values_json, secrets_json, out_dir):
     import copy
 
@@ -244,6 +292,7 @@ def main_render(chart, values_json, secrets_json, out_dir):
     unnamed["nodeId"] = ""
     refused(chart, unnamed, "nodeId is required")
     print("ok refused: a mistyped config key, a missing nodeId")
+    check_variant(chart, values)
     every_config_key(chart, values, out_dir)
     materialize(docs, secrets, out_dir)
 

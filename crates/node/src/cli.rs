@@ -48,9 +48,13 @@ impl NodeArgs {
         load(self.config.as_deref(), self.flags())
     }
 
-    /// The node's store, as the configuration names it.
+    /// The node's store, as the configuration names it, for a tool (`export`, `quarantine`,
+    /// `federation ...`): its schema is required, never migrated, whatever
+    /// `store.auto_migrate` says (a newer tool must not migrate a deployment's database behind
+    /// its migration Job).
     pub async fn open_store(&self) -> anyhow::Result<Store> {
-        open_store(&self.load_config()?.store).await
+        let config = self.load_config()?.store;
+        open_store(&config, hubdir_store::Schema::Require).await
     }
 }
 
@@ -61,9 +65,9 @@ fn load(file: Option<&std::path::Path>, flags: toml::Table) -> anyhow::Result<Co
     Ok(Config::load(file, with_rust_log(env), flags)?)
 }
 
-/// Opens the configured store, migrating its schema or requiring it as `store.auto_migrate` says.
-pub async fn open_store(config: &crate::config::StoreConfig) -> anyhow::Result<Store> {
-    Store::open(&config.url, config.schema())
+/// Opens the configured store, doing what `schema` says about its schema.
+pub async fn open_store(config: &crate::config::StoreConfig, schema: hubdir_store::Schema) -> anyhow::Result<Store> {
+    Store::open(&config.url, schema, config.max_connections)
         .await
         .with_context(|| format!("cannot open the store at {}", redact_url(&config.url)))
 }
@@ -162,7 +166,7 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     let probe_listener = bind_optional(config.tls.probe_listen, "tls.probe_listen").await?;
     let metrics_listener = bind_optional(config.telemetry.prometheus_listen, "telemetry.prometheus_listen").await?;
     tracing::info!(node = %config.node.id, "opening store");
-    let store = open_store(&config.store).await?;
+    let store = open_store(&config.store, config.store.schema()).await?;
     // Every event this node writes is signed with its key, in the write's transaction, and it
     // writes its own origin only: others arrive signed from peers.
     let store = store.with_signer(Arc::new(OriginSigner::new(identity.clone()))).owning([config.node.id.clone()]);

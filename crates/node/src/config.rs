@@ -242,14 +242,18 @@ impl TlsConfig {
 pub struct StoreConfig {
     /// `sqlite://path.db` (created if missing) or `postgres://user@host/db`.
     pub url: String,
-    /// Apply pending schema migrations at start. Off: a schema older or newer than the
-    /// binary's is refused at start, and `hubdir migrate` applies migrations (a deployment's
-    /// hook job, before its services roll).
+    /// Apply pending schema migrations at start. Off: a schema older than the binary's is
+    /// refused at start (a newer one is accepted with a warning: a rolling upgrade's old
+    /// replicas), and `hubdir migrate` applies migrations (a deployment's hook job, before
+    /// its services roll).
     pub auto_migrate: bool,
     /// How often a replica standing by tries to take a lease (the federation followers and the
     /// connectivity roll-up run in one process of a node at a time), and how often its holder
     /// checks it still holds it, in seconds.
     pub lease_retry_secs: u64,
+    /// Most connections this process opens to PostgreSQL (each lease it holds takes one
+    /// more). Size the server's `max_connections` for every replica's.
+    pub max_connections: u32,
 }
 
 impl StoreConfig {
@@ -289,7 +293,12 @@ impl Default for Config {
                 keepalive_timeout_secs: 10,
                 drain_deadline_secs: 10,
             },
-            store: StoreConfig { url: "sqlite://hubdir.db".into(), auto_migrate: true, lease_retry_secs: 5 },
+            store: StoreConfig {
+                url: "sqlite://hubdir.db".into(),
+                auto_migrate: true,
+                lease_retry_secs: 5,
+                max_connections: hubdir_store::DEFAULT_MAX_CONNECTIONS,
+            },
             log: LogConfig {
                 filter: hubdir_telemetry::DEFAULT_FILTER.into(),
                 format: hubdir_telemetry::LogFormat::Text,

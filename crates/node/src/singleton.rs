@@ -44,3 +44,46 @@ where
         tokio::time::sleep(retry).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubdir_store::testing::{Backend, TestDb, end_lease_session};
+    use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+    /// Tells when the task it lives in is dropped.
+    struct Dropped(UnboundedSender<()>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+
+    async fn within<T>(what: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(30), what).await.expect("within 30 s")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_lease_stops_the_task_which_runs_again_once_the_lease_is_retaken() {
+        let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+        let store = Arc::new(db.store().await);
+        let (started_tx, mut started) = unbounded_channel();
+        let (dropped_tx, mut dropped) = unbounded_channel();
+        let task = move || {
+            let (started, dropped) = (started_tx.clone(), Dropped(dropped_tx.clone()));
+            async move {
+                let _dropped = dropped;
+                let _ = started.send(());
+                std::future::pending::<()>().await;
+            }
+        };
+        let runner = tokio::spawn(run(store.clone(), "test.singleton".into(), Duration::from_millis(50), task));
+        within(started.recv()).await.expect("the task starts under the lease");
+
+        end_lease_session(&store, "test.singleton").await;
+        within(dropped.recv()).await.expect("the task stops when the lease is lost");
+        within(started.recv()).await.expect("and starts again once the lease is retaken");
+        runner.abort();
+    }
+}

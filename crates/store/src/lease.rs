@@ -9,11 +9,16 @@
 //! contend.
 //!
 //! On SQLite a lease is always granted: a SQLite node is one process on one host.
+//!
+//! A lease needs a real session: behind PgBouncer in transaction mode, advisory locks are
+//! not leases. When the server ends a holder's session (a failover, `pg_terminate_backend`),
+//! the holder learns it at its next check, so two processes may both run for up to
+//! `lease_retry_secs` plus 10 s; the work under leases is idempotent.
 
 use std::time::Duration;
 
 use sea_orm::DbBackend;
-use sea_orm::sqlx::{Connection, PgConnection};
+use sea_orm::sqlx::{Connection, Executor, PgConnection};
 
 use crate::{Store, StoreError};
 
@@ -24,6 +29,11 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Takes the advisory lock keyed by the database, the schema and the lease's name.
 const TRY_LOCK: &str = "SELECT pg_try_advisory_lock(('x' || substr(md5(current_database() || '/' || \
                         current_schema() || '/' || $1), 1, 16))::bit(64)::bigint)";
+
+/// Server-side TCP keepalive for a lease's session: a holder whose host vanishes (power, a
+/// partition) is noticed after 10 s of silence and 3 unanswered probes 5 s apart, and its
+/// lock released, instead of after the operating system's default of two hours.
+const KEEPALIVE: &str = "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3";
 
 /// A held lease; dropping it releases it.
 #[derive(Debug)]
@@ -39,13 +49,17 @@ impl Store {
         if self.db.get_database_backend() != DbBackend::Postgres {
             return Ok(Some(Lease { name: name.to_owned(), session: None }));
         }
-        let mut session = self.db.get_postgres_connection_pool().acquire().await.map_err(sqlx_error)?.detach();
+        let mut pooled = self.db.get_postgres_connection_pool().acquire().await.map_err(sqlx_error)?;
         let taken: bool =
-            sea_orm::sqlx::query_scalar(TRY_LOCK).bind(name).fetch_one(&mut session).await.map_err(sqlx_error)?;
+            sea_orm::sqlx::query_scalar(TRY_LOCK).bind(name).fetch_one(&mut *pooled).await.map_err(sqlx_error)?;
         if !taken {
-            let _ = session.close().await;
+            // Back to the pool: it holds no lock.
             return Ok(None);
         }
+        // The session leaves the pool with the lock, and tells the server to notice within
+        // about 25 s if this host goes silent, so another replica can take over.
+        let mut session = pooled.detach();
+        session.execute(KEEPALIVE).await.map_err(sqlx_error)?;
         Ok(Some(Lease { name: name.to_owned(), session: Some(session) }))
     }
 }
@@ -83,6 +97,6 @@ impl Lease {
     }
 }
 
-fn sqlx_error(err: sea_orm::sqlx::Error) -> StoreError {
+pub(crate) fn sqlx_error(err: sea_orm::sqlx::Error) -> StoreError {
     StoreError::from_connect(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(err))))
 }

@@ -28,7 +28,7 @@ mod writes;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, TransactionTrait};
 use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
 pub use connectivity::{
@@ -43,6 +43,9 @@ pub use remote::{Delivery, RemoteApplied, RemoteChange, RemoteEvent};
 pub use sequencer::NotOwned;
 pub use signing::{EventBody, EventSigner, EventToSign, SignedBytes};
 pub use writes::{Applied, Change, Precondition, Write};
+
+/// The connection pool's size unless told otherwise (`store.max_connections`).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 
 /// How long a SQLite writer waits for another process's write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,33 +83,41 @@ pub enum Schema {
 
 /// Applies pending migrations and returns their names. On PostgreSQL several processes may
 /// start against one fresh database at once (a registry and several discovery replicas): one
-/// transaction holds an advisory lock while the migrations run on other connections, and the
-/// others wait for it, then find nothing left to do.
+/// holds a session advisory lock, on a connection of its own, while the migrations run on
+/// the pool, and the others wait for it, then find nothing left to do.
 async fn migrate(db: &DatabaseConnection) -> Result<Vec<String>, StoreError> {
-    let pending = |db| async move {
+    let apply = async {
         let pending = migration::Migrator::get_pending_migrations(db).await.map_err(schema_error)?;
-        Ok::<_, StoreError>(pending.iter().map(|m| m.name().to_owned()).collect::<Vec<_>>())
+        let names: Vec<String> = pending.iter().map(|m| m.name().to_owned()).collect();
+        migration::Migrator::up(db, None).await?;
+        Ok::<_, StoreError>(names)
     };
     if db.get_database_backend() != DbBackend::Postgres {
-        let names = pending(db).await?;
-        migration::Migrator::up(db, None).await?;
-        return Ok(names);
+        return apply.await;
     }
-    let lock = db.begin().await?;
-    lock.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await?;
-    let result = async {
-        let names = pending(db).await?;
-        migration::Migrator::up(db, None).await?;
-        Ok(names)
-    }
-    .await;
-    lock.commit().await?;
+    use sea_orm::sqlx::Connection;
+    let mut lock = db.get_postgres_connection_pool().acquire().await.map_err(lease::sqlx_error)?.detach();
+    let take = sea_orm::sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK);
+    take.execute(&mut lock).await.map_err(lease::sqlx_error)?;
+    let result = apply.await;
+    // Closing the session releases the lock; an error closing it cannot undo the migrations.
+    let _ = lock.close().await;
     result
 }
 
-/// Refuses a schema older or newer than this binary's, without changing anything.
+/// Refuses a schema older than this binary's, without changing anything. A newer one (the
+/// next release migrated it, and this process is a replica of the release before, still
+/// running during a rolling upgrade) is accepted with a warning: a migration keeps the
+/// previous release working (CHANGELOG.md).
 async fn require_schema(db: &DatabaseConnection) -> Result<(), StoreError> {
-    let all = migration::Migrator::get_migration_with_status_read_only(db).await.map_err(schema_error)?;
+    let all = match migration::Migrator::get_migration_with_status_read_only(db).await.map_err(schema_error) {
+        Ok(all) => all,
+        Err(StoreError::Schema(newer)) => {
+            tracing::warn!(schema = %newer, "running on a schema newer than this binary's");
+            return Ok(());
+        }
+        Err(other) => return Err(other),
+    };
     let pending: Vec<&str> = all.iter().filter(|m| m.status() == MigrationStatus::Pending).map(|m| m.name()).collect();
     match pending.first() {
         None => Ok(()),
@@ -138,11 +149,12 @@ impl Store {
     /// applies pending migrations. A SQLite file is created if missing and opened in WAL mode
     /// with `synchronous=FULL`: an acknowledged write survives a power cut.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        Store::open(url, Schema::Migrate).await
+        Store::open(url, Schema::Migrate, DEFAULT_MAX_CONNECTIONS).await
     }
 
-    /// Connects to `url`, as [`Store::connect`], doing what `schema` says about migrations.
-    pub async fn open(url: &str, schema: Schema) -> Result<Store, StoreError> {
+    /// Connects to `url`, as [`Store::connect`], doing what `schema` says about migrations,
+    /// with a pool of at most `max_connections` (PostgreSQL; leases take one more each).
+    pub async fn open(url: &str, schema: Schema, max_connections: u32) -> Result<Store, StoreError> {
         let mut options = ConnectOptions::new(url);
         // sqlx logs every statement with its bound values, and those include positions:
         // statement logging stays off.
@@ -150,6 +162,7 @@ impl Store {
             .sqlx_logging(false)
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(30))
+            .max_connections(max_connections.max(2))
             .map_sqlx_sqlite_opts(|o| {
                 o.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)

@@ -105,3 +105,14 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Ends the PostgreSQL session holding the lease `name` in `store`'s schema, as the server
+/// does when its holder's process dies.
+pub async fn end_lease_session(store: &Store, name: &str) {
+    let sql = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = (('x' || substr(md5(\
+         current_database() || '/' || current_schema() || '/{name}'), 1, 16))::bit(64)::bigint)"
+    );
+    store.connection().execute_unprepared(&sql).await.expect("end the lease's session");
+}

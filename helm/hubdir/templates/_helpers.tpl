@@ -51,11 +51,6 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* The gRPC port probes use: the plaintext health-only port when the main one is TLS. */}}
-{{- define "hubdir.probePort" -}}
-{{- if .Values.tls.enabled -}}probes{{- else -}}grpc{{- end -}}
-{{- end -}}
-
 {{/* The database URL, from its Secret. */}}
 {{- define "hubdir.storeEnv" -}}
 - name: HUBDIR_STORE__URL

@@ -24,7 +24,7 @@ pub struct MigrateArgs {
 pub async fn run(args: &MigrateArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let config = args.node.load_config()?;
     let url = &config.store.url;
-    let store = Store::open(url, Schema::AsIs).await.map_err(|err| {
+    let store = Store::open(url, Schema::AsIs, config.store.max_connections).await.map_err(|err| {
         anyhow::Error::new(err).context(format!("cannot open the store at {}", hubdir_node::cli::redact_url(url)))
     })?;
     if args.check {
