@@ -1,7 +1,8 @@
 # The hubdir image: the four service binaries and the `hubdir` CLI on an empty base, run as
 # a non-root user. Build from the repository's root:
 #
-#   docker build -t hubdir:0.1.0 .          (or: podman build -t hubdir:0.1.0 .)
+#   docker build --build-arg HUBDIR_BUILD_COMMIT="$(git rev-parse --short=12 HEAD)" \
+#     -t hubdir:0.1.0 .                      (or: podman build ...)
 #
 # The build stage compiles the release binaries; .ci/image-rootfs then gathers them, the
 # shared libraries they load, the CA roots and a passwd entry into /rootfs, the runtime
@@ -12,9 +13,11 @@ ARG RUST_VERSION=1.95
 ARG ROOTFS=build
 
 FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS build
+# The commit the binaries report (--version, GetNodeInfo): .git is not in the build context.
+ARG HUBDIR_BUILD_COMMIT=unknown
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked \
+RUN HUBDIR_BUILD_COMMIT="${HUBDIR_BUILD_COMMIT}" cargo build --release --locked \
         -p hubdir -p hubdir-registry -p hubdir-discovery -p hubdir-connectivity -p hubdir-federation \
     && .ci/image-rootfs target/release /rootfs
 

@@ -17,6 +17,11 @@ pub mod status;
 pub mod testing;
 pub mod tls;
 
+/// The version every binary reports (`--version`) and a node publishes
+/// (`GetNodeInfo.version`): the crate version and the commit it was built from, `-dirty` when
+/// the tree differed from it (`build.rs`), e.g. `0.1.0 (1a2b3c4d5e6f)`.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("HUBDIR_BUILD_COMMIT"), ")");
+
 pub use cli::{NodeArgs, ServeArgs};
 pub use config::Config;
 pub use server::{Mount, NodeContext};

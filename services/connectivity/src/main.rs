@@ -4,7 +4,7 @@ use clap::Parser;
 
 /// Serves hubdir's ConnectivityService (with health and reflection).
 #[derive(Debug, Parser)]
-#[command(name = "hubdir-connectivity", version)]
+#[command(name = "hubdir-connectivity", version = hubdir_node::VERSION)]
 struct Cli {
     #[command(flatten)]
     serve: hubdir_node::ServeArgs,

@@ -4,7 +4,7 @@ use clap::Parser;
 
 /// Serves hubdir's DiscoveryService (with health and reflection).
 #[derive(Debug, Parser)]
-#[command(name = "hubdir-discovery", version)]
+#[command(name = "hubdir-discovery", version = hubdir_node::VERSION)]
 struct Cli {
     #[command(flatten)]
     serve: hubdir_node::ServeArgs,

@@ -138,7 +138,7 @@ impl FederationService for Federation {
                 .collect(),
             origins_served: vec![identity.node_id().to_owned()],
             origins_relayed: self.relayed.clone(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
+            version: hubdir_node::VERSION.to_owned(),
         }))
     }
 

@@ -4,7 +4,7 @@ use clap::Parser;
 
 /// Serves hubdir's FederationService (with health and reflection).
 #[derive(Debug, Parser)]
-#[command(name = "hubdir-federation", version)]
+#[command(name = "hubdir-federation", version = hubdir_node::VERSION)]
 struct Cli {
     #[command(flatten)]
     serve: hubdir_node::ServeArgs,

@@ -27,7 +27,7 @@ const ALL_SERVICES: [Mount; 4] =
 
 /// hubdir: a federated directory of places where people can get online and get help.
 #[derive(Debug, Parser)]
-#[command(name = "hubdir", version)]
+#[command(name = "hubdir", version = hubdir_node::VERSION)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -4,7 +4,7 @@ use clap::Parser;
 
 /// Serves hubdir's RegistryService (with health and reflection).
 #[derive(Debug, Parser)]
-#[command(name = "hubdir-registry", version)]
+#[command(name = "hubdir-registry", version = hubdir_node::VERSION)]
 struct Cli {
     #[command(flatten)]
     serve: hubdir_node::ServeArgs,
