@@ -4,9 +4,9 @@
 #   docker build --build-arg HUBDIR_BUILD_COMMIT="$(git rev-parse --short=12 HEAD)" \
 #     -t hubdir:0.1.0 .                      (or: podman build ...)
 #
-# The build stage compiles the release binaries; .ci/image-rootfs then gathers them, the
-# shared libraries they load, the CA roots and a passwd entry into /rootfs, the runtime
-# image's whole file system. docs/DEPLOY.md has the details.
+# The build stage compiles the release binaries (the `dist` profile); .ci/image-rootfs then
+# gathers them, stripped, the shared libraries they load, the CA roots and a passwd entry
+# into /rootfs, the runtime image's whole file system. docs/DEPLOY.md has the details.
 ARG RUST_VERSION=1.95
 # Where the runtime stage takes its file system from: the build stage below, or an image a
 # test assembled from binaries it built (integration-tests/tests/deploy.rs).
@@ -17,9 +17,9 @@ FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS build
 ARG HUBDIR_BUILD_COMMIT=unknown
 WORKDIR /src
 COPY . .
-RUN HUBDIR_BUILD_COMMIT="${HUBDIR_BUILD_COMMIT}" cargo build --release --locked \
+RUN HUBDIR_BUILD_COMMIT="${HUBDIR_BUILD_COMMIT}" cargo build --locked --profile dist \
         -p hubdir -p hubdir-registry -p hubdir-discovery -p hubdir-connectivity -p hubdir-federation \
-    && .ci/image-rootfs target/release /rootfs
+    && .ci/image-rootfs target/dist /rootfs
 
 FROM ${ROOTFS} AS rootfs
 
