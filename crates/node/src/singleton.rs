@@ -9,11 +9,24 @@ use std::time::Duration;
 
 use hubdir_store::Store;
 
+use crate::server::NodeContext;
+
+/// Starts `task` as the node's background task `what`, under the lease `lease` ([`run`]),
+/// trying to take it every `store.lease_retry_secs`.
+pub fn spawn<F, Fut>(ctx: &NodeContext, what: &'static str, lease: String, task: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let retry = ctx.config.store.lease_retry();
+    ctx.background.spawn(what, run(ctx.store.clone(), lease, retry, task));
+}
+
 /// Runs `task()` while this process holds the lease `name`. While another process holds it,
 /// tries again every `retry`. A lost lease (its database session broke) stops the task,
 /// which starts afresh once the lease is taken again; the tasks run under leases resume from
 /// what the database holds (a follower from its cursors), so a restart loses nothing.
-pub async fn run<F, Fut>(store: Arc<Store>, name: String, retry: Duration, task: F)
+async fn run<F, Fut>(store: Arc<Store>, name: String, retry: Duration, task: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = ()>,

@@ -37,6 +37,11 @@ impl StoreError {
     pub(crate) fn from_connect(err: DbErr) -> StoreError {
         if is_transient(&err) { StoreError::Unavailable(err) } else { StoreError::Database(err) }
     }
+
+    /// An error of a connection used directly through sqlx (leases, the migration lock).
+    pub(crate) fn from_sqlx(err: sea_orm::sqlx::Error) -> StoreError {
+        StoreError::from_connect(DbErr::Conn(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(err))))
+    }
 }
 
 /// Errors a client may retry: the database was unreachable, busy, or chose this transaction

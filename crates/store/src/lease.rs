@@ -49,9 +49,12 @@ impl Store {
         if self.db.get_database_backend() != DbBackend::Postgres {
             return Ok(Some(Lease { name: name.to_owned(), session: None }));
         }
-        let mut pooled = self.db.get_postgres_connection_pool().acquire().await.map_err(sqlx_error)?;
-        let taken: bool =
-            sea_orm::sqlx::query_scalar(TRY_LOCK).bind(name).fetch_one(&mut *pooled).await.map_err(sqlx_error)?;
+        let mut pooled = self.db.get_postgres_connection_pool().acquire().await.map_err(StoreError::from_sqlx)?;
+        let taken: bool = sea_orm::sqlx::query_scalar(TRY_LOCK)
+            .bind(name)
+            .fetch_one(&mut *pooled)
+            .await
+            .map_err(StoreError::from_sqlx)?;
         if !taken {
             // Back to the pool: it holds no lock.
             return Ok(None);
@@ -59,16 +62,12 @@ impl Store {
         // The session leaves the pool with the lock, and tells the server to notice within
         // about 25 s if this host goes silent, so another replica can take over.
         let mut session = pooled.detach();
-        session.execute(KEEPALIVE).await.map_err(sqlx_error)?;
+        session.execute(KEEPALIVE).await.map_err(StoreError::from_sqlx)?;
         Ok(Some(Lease { name: name.to_owned(), session: Some(session) }))
     }
 }
 
 impl Lease {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Checks, every `every`, that the lease is still held; returns why once it is not (its
     /// session broke or stopped answering, so PostgreSQL has released the lock or soon will).
     /// Never returns on SQLite.
@@ -80,7 +79,7 @@ impl Lease {
             tokio::time::sleep(every).await;
             match tokio::time::timeout(CHECK_TIMEOUT, session.ping()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(err)) => return sqlx_error(err),
+                Ok(Err(err)) => return StoreError::from_sqlx(err),
                 Err(_) => {
                     let why = format!("the session holding lease {} stopped answering", self.name);
                     return StoreError::Unavailable(sea_orm::DbErr::Custom(why));
@@ -95,8 +94,4 @@ impl Lease {
             let _ = session.close().await;
         }
     }
-}
-
-pub(crate) fn sqlx_error(err: sea_orm::sqlx::Error) -> StoreError {
-    StoreError::from_connect(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(err))))
 }

@@ -74,8 +74,9 @@ const MIGRATION_LOCK: i64 = 0x6875_6264_6972; // "hubdir"
 pub enum Schema {
     /// Applies pending migrations: the embedded default, where one process owns the file.
     Migrate,
-    /// Refuses a schema that is not exactly this binary's, naming what differs: a deployment
-    /// migrates once, with `hubdir migrate`, before its services start.
+    /// Refuses a schema older than this binary's, naming the first missing migration, and
+    /// runs on a newer one with a warning: a deployment migrates once, with `hubdir migrate`,
+    /// before its services start.
     Require,
     /// Leaves the schema as it is: for `hubdir migrate`, which then calls [`Store::migrate`].
     AsIs,
@@ -96,9 +97,9 @@ async fn migrate(db: &DatabaseConnection) -> Result<Vec<String>, StoreError> {
         return apply.await;
     }
     use sea_orm::sqlx::Connection;
-    let mut lock = db.get_postgres_connection_pool().acquire().await.map_err(lease::sqlx_error)?.detach();
+    let mut lock = db.get_postgres_connection_pool().acquire().await.map_err(StoreError::from_sqlx)?.detach();
     let take = sea_orm::sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK);
-    take.execute(&mut lock).await.map_err(lease::sqlx_error)?;
+    take.execute(&mut lock).await.map_err(StoreError::from_sqlx)?;
     let result = apply.await;
     // Closing the session releases the lock; an error closing it cannot undo the migrations.
     let _ = lock.close().await;
@@ -110,27 +111,34 @@ async fn migrate(db: &DatabaseConnection) -> Result<Vec<String>, StoreError> {
 /// running during a rolling upgrade) is accepted with a warning: a migration keeps the
 /// previous release working (CHANGELOG.md).
 async fn require_schema(db: &DatabaseConnection) -> Result<(), StoreError> {
-    let all = match migration::Migrator::get_migration_with_status_read_only(db).await.map_err(schema_error) {
-        Ok(all) => all,
+    let (pending, known) = match pending_migrations(db).await {
+        Ok(status) => status,
         Err(StoreError::Schema(newer)) => {
             tracing::warn!(schema = %newer, "running on a schema newer than this binary's");
             return Ok(());
         }
         Err(other) => return Err(other),
     };
-    let pending: Vec<&str> = all.iter().filter(|m| m.status() == MigrationStatus::Pending).map(|m| m.name()).collect();
     match pending.first() {
         None => Ok(()),
-        Some(_) if pending.len() == all.len() => Err(StoreError::Schema(
+        Some(_) if pending.len() == known => Err(StoreError::Schema(
             "the database has no hubdir schema yet: run `hubdir migrate` (store.auto_migrate is off)".into(),
         )),
         Some(first) => Err(StoreError::Schema(format!(
             "the database schema is older than this binary: {} of its {} migrations are not applied (the first \
              is {first}); run `hubdir migrate` of this version first (store.auto_migrate is off)",
             pending.len(),
-            all.len()
+            known
         ))),
     }
+}
+
+/// The names of this binary's migrations the database lacks, and how many this binary knows,
+/// without changing anything; a newer schema is `StoreError::Schema`.
+async fn pending_migrations(db: &DatabaseConnection) -> Result<(Vec<String>, usize), StoreError> {
+    let all = migration::Migrator::get_migration_with_status_read_only(db).await.map_err(schema_error)?;
+    let pending = all.iter().filter(|m| m.status() == MigrationStatus::Pending).map(|m| m.name().to_owned());
+    Ok((pending.collect(), all.len()))
 }
 
 /// A migration recorded in the database but unknown here means a newer hubdir migrated it.
@@ -204,8 +212,7 @@ impl Store {
 
     /// The names of this binary's migrations the database lacks; refuses a newer schema.
     pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
-        let all = migration::Migrator::get_migration_with_status_read_only(&self.db).await.map_err(schema_error)?;
-        Ok(all.iter().filter(|m| m.status() == MigrationStatus::Pending).map(|m| m.name().to_owned()).collect())
+        Ok(pending_migrations(&self.db).await?.0)
     }
 
     /// Closes every connection: on SQLite the write-ahead log is folded into the file and

@@ -51,9 +51,7 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
     // One roll-up in the whole node: the replica holding its lease.
     let (store, config, metrics) = (ctx.store.clone(), service.config.clone(), service.metrics);
     let roll_up = move || roll_up_forever(store.clone(), config.clone(), metrics);
-    let lease = "connectivity.roll_up".to_owned();
-    let retry = ctx.config.store.lease_retry();
-    ctx.background.spawn("connectivity roll-up", singleton::run(ctx.store.clone(), lease, retry, roll_up));
+    singleton::spawn(ctx, "connectivity roll-up", "connectivity.roll_up".to_owned(), roll_up);
     let server = ConnectivityServiceServer::new(service).max_decoding_message_size(max).max_encoding_message_size(max);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }

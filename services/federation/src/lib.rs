@@ -56,9 +56,7 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
                         let stats = follower::FollowerStats::default();
                         follower::follow(store.clone(), peer.clone(), tls.clone(), keys.clone(), stats)
                     };
-                    let retry = ctx.config.store.lease_retry();
-                    ctx.background
-                        .spawn("federation follower", singleton::run(ctx.store.clone(), lease, retry, follow));
+                    singleton::spawn(ctx, "federation follower", lease, follow);
                 }
             }
             Err(err) => tracing::error!(error = %format!("{err:#}"), "no peer followed: a pinned key is unusable"),

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use hubdir_node::NodeArgs;
-use hubdir_store::{Schema, Store};
+use hubdir_store::Schema;
 
 /// Exit code of `--check` when migrations are pending.
 pub const PENDING: u8 = 3;
@@ -23,10 +23,7 @@ pub struct MigrateArgs {
 /// Applies (or with `--check` lists) the pending migrations, one line each, then a summary.
 pub async fn run(args: &MigrateArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let config = args.node.load_config()?;
-    let url = &config.store.url;
-    let store = Store::open(url, Schema::AsIs, config.store.max_connections).await.map_err(|err| {
-        anyhow::Error::new(err).context(format!("cannot open the store at {}", hubdir_node::cli::redact_url(url)))
-    })?;
+    let store = hubdir_node::cli::open_store(&config.store, Schema::AsIs).await?;
     if args.check {
         let pending = store.pending_migrations().await?;
         for name in &pending {
