@@ -9,7 +9,7 @@ use hubdir_store::Store;
 use hubdir_telemetry::{ProcessInfo, Telemetry};
 use tokio::net::TcpListener;
 
-use crate::config::{Config, set_flag};
+use crate::config::{Config, Flags};
 use crate::prometheus;
 use crate::server::{Collected, Listeners, Mount, NodeContext, serve, termination_signal};
 
@@ -32,13 +32,13 @@ pub struct NodeArgs {
 }
 
 impl NodeArgs {
-    fn flags(&self) -> toml::Table {
-        let mut flags = toml::Table::new();
+    fn flags(&self) -> Flags {
+        let mut flags = Flags::default();
         if let Some(db) = &self.db {
-            set_flag(&mut flags, "store", "url", db.clone().into());
+            flags.set("--db", "store", "url", db.clone().into());
         }
         if let Some(id) = &self.node_id {
-            set_flag(&mut flags, "node", "id", id.clone().into());
+            flags.set("--node-id", "node", "id", id.clone().into());
         }
         flags
     }
@@ -58,7 +58,7 @@ impl NodeArgs {
     }
 }
 
-fn load(file: Option<&std::path::Path>, flags: toml::Table) -> anyhow::Result<Config> {
+fn load(file: Option<&std::path::Path>, flags: Flags) -> anyhow::Result<Config> {
     // `vars_os`: a variable that is not UTF-8 is skipped, not a panic.
     let env: Vec<(String, String)> =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
@@ -94,10 +94,10 @@ impl ServeArgs {
     pub fn load_config(&self) -> anyhow::Result<Config> {
         let mut flags = self.node.flags();
         if let Some(listen) = &self.listen {
-            set_flag(&mut flags, "server", "listen", listen.clone().into());
+            flags.set("--listen", "server", "listen", listen.clone().into());
         }
         if let Some(format) = &self.log_format {
-            set_flag(&mut flags, "log", "format", format.clone().into());
+            flags.set("--log-format", "log", "format", format.clone().into());
         }
         load(self.node.config.as_deref(), flags)
     }
@@ -267,7 +267,7 @@ mod tests {
     fn rust_log_is_the_log_filter_unless_the_specific_variable_is_set() {
         let filter = |env: &[(&str, &str)]| {
             let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-            Config::load(None, with_rust_log(env), toml::Table::new()).unwrap().log.filter
+            Config::load(None, with_rust_log(env), Flags::default()).unwrap().log.filter
         };
         assert_eq!(filter(&[("RUST_LOG", "debug")]), "debug");
         assert_eq!(filter(&[("RUST_LOG", "debug"), ("HUBDIR_LOG__FILTER", "warn")]), "warn");

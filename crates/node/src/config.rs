@@ -324,8 +324,92 @@ pub enum ConfigError {
     Parse { path: String, source: toml::de::Error },
     #[error("environment variable {var} does not name a config key: use HUBDIR_SECTION__FIELD")]
     EnvKey { var: String },
-    #[error("invalid configuration: {0}")]
-    Invalid(toml::de::Error),
+    /// A key the configuration does not have, or a value of the wrong form, named with the
+    /// layer that set it.
+    #[error("invalid configuration: `{key}` (set by {set_by}): {message}{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    Invalid { key: String, set_by: Source, message: String, suggestion: Option<String> },
+}
+
+/// The layer that set a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    /// An environment variable, by name.
+    Env(String),
+    /// A command-line flag, by name (`--listen`).
+    Flag(String),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Default => f.write_str("the defaults"),
+            Source::File(path) => write!(f, "config file {}", path.display()),
+            Source::Env(var) => write!(f, "environment variable {var}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// The keys set on the command line, each with the flag that set it.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    table: toml::Table,
+    names: Vec<(String, String)>,
+}
+
+impl Flags {
+    /// Sets `section.field = value`, as `flag` asks.
+    pub fn set(&mut self, flag: &str, section: &str, field: &str, value: toml::Value) {
+        set_key(&mut self.table, section, field, value);
+        self.names.push((format!("{section}.{field}"), flag.to_owned()));
+    }
+}
+
+/// Which layer set each key, by dotted path (`server.listen`; an array of tables by its
+/// own path, `federation.peers`).
+#[derive(Debug, Default)]
+struct Provenance(std::collections::BTreeMap<String, Source>);
+
+impl Provenance {
+    fn record(&mut self, table: &toml::Table, prefix: &str, source: &Source) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            match value {
+                toml::Value::Table(inner) => self.record(inner, &path, source),
+                _ => {
+                    self.0.insert(path, source.clone());
+                }
+            }
+        }
+    }
+
+    /// The layer that set `path` (`federation.peers[0].endpoint`), or the nearest enclosing
+    /// key it set.
+    fn of(&self, path: &str) -> Source {
+        // Array indices dropped: `a.b[0].c` -> `a.b.c`, then ever shorter prefixes.
+        let mut plain = String::with_capacity(path.len());
+        let mut in_index = false;
+        for c in path.chars() {
+            match c {
+                '[' => in_index = true,
+                ']' => in_index = false,
+                _ if !in_index => plain.push(c),
+                _ => {}
+            }
+        }
+        let mut key = plain.as_str();
+        loop {
+            if let Some(source) = self.0.get(key) {
+                return source.clone();
+            }
+            match key.rsplit_once('.') {
+                Some((parent, _)) => key = parent,
+                None => return Source::Default,
+            }
+        }
+    }
 }
 
 impl Config {
@@ -334,23 +418,28 @@ impl Config {
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
-        flags: toml::Table,
+        flags: Flags,
     ) -> Result<Config, ConfigError> {
         let mut merged = match toml::Value::try_from(Config::default()) {
             Ok(toml::Value::Table(table)) => table,
             _ => toml::Table::new(),
         };
+        let mut provenance = Provenance::default();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
                 .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
             let table: toml::Table = toml::from_str(&text)
                 .map_err(|source| ConfigError::Parse { path: path.display().to_string(), source })?;
+            provenance.record(&table, "", &Source::File(path.to_owned()));
             merge(&mut merged, table);
         }
-        let env = env_layer(env, &merged)?;
+        let env = env_layer(env, &merged, &mut provenance)?;
         merge(&mut merged, env);
-        merge(&mut merged, flags);
-        toml::Value::Table(merged).try_into().map_err(ConfigError::Invalid)
+        for (key, flag) in flags.names {
+            provenance.0.insert(key, Source::Flag(flag));
+        }
+        merge(&mut merged, flags.table);
+        serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|err| invalid(err, &provenance))
     }
 
     /// The configuration as TOML, as `--dump-config` prints it.
@@ -359,9 +448,34 @@ impl Config {
     }
 }
 
-/// Sets `section.field = value` in a table of flags.
-pub fn set_flag(flags: &mut toml::Table, section: &str, field: &str, value: toml::Value) {
-    let entry = flags.entry(section.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+/// A deserialisation error as the key it concerns, the layer that set it, and the nearest
+/// accepted name when the key or value is a misspelling of one.
+fn invalid(err: serde_path_to_error::Error<toml::de::Error>, provenance: &Provenance) -> ConfigError {
+    // The path ends at the unknown key itself when a key is unknown.
+    let key = err.path().to_string();
+    let message = err.inner().message().trim().to_owned();
+    let suggestion = message
+        .starts_with("unknown")
+        .then(|| {
+            let mut words = quoted(&message);
+            let wrong = words.next()?;
+            words
+                .map(|candidate| (strsim::jaro_winkler(wrong, candidate), candidate))
+                .filter(|(score, _)| *score > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, candidate)| candidate.to_owned())
+        })
+        .flatten();
+    ConfigError::Invalid { set_by: provenance.of(&key), key, message, suggestion }
+}
+
+/// The `backquoted` words of a serde message, in order: the unknown name, then the expected ones.
+fn quoted(message: &str) -> impl Iterator<Item = &str> {
+    message.split('`').skip(1).step_by(2)
+}
+
+fn set_key(table: &mut toml::Table, section: &str, field: &str, value: toml::Value) {
+    let entry = table.entry(section.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
     if let toml::Value::Table(table) = entry {
         table.insert(field.to_owned(), value);
     }
@@ -369,7 +483,11 @@ pub fn set_flag(flags: &mut toml::Table, section: &str, field: &str, value: toml
 
 /// The `HUBDIR_SECTION__FIELD` variables as a table; `known` (the layers so far) says which
 /// keys hold strings, so `HUBDIR_NODE__ID=42` stays the string "42".
-fn env_layer(env: impl IntoIterator<Item = (String, String)>, known: &toml::Table) -> Result<toml::Table, ConfigError> {
+fn env_layer(
+    env: impl IntoIterator<Item = (String, String)>,
+    known: &toml::Table,
+    provenance: &mut Provenance,
+) -> Result<toml::Table, ConfigError> {
     let mut table = toml::Table::new();
     for (var, raw) in env {
         let Some(key) = var.strip_prefix("HUBDIR_") else {
@@ -384,7 +502,8 @@ fn env_layer(env: impl IntoIterator<Item = (String, String)>, known: &toml::Tabl
         let (section, field) = (section.to_ascii_lowercase(), field.to_ascii_lowercase());
         let is_string = known.get(&section).and_then(|s| s.get(&field)).is_some_and(toml::Value::is_str);
         let value = if is_string { toml::Value::String(raw) } else { env_value(&raw) };
-        set_flag(&mut table, &section, &field, value);
+        provenance.0.insert(format!("{section}.{field}"), Source::Env(var.clone()));
+        set_key(&mut table, &section, &field, value);
     }
     Ok(table)
 }
@@ -432,7 +551,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("example.toml");
         std::fs::write(&path, example).unwrap();
-        let config = Config::load(Some(&path), Vec::new(), toml::Table::new()).unwrap();
+        let config = Config::load(Some(&path), Vec::new(), Flags::default()).unwrap();
         assert_eq!(config.federation.peers.len(), 1);
         assert_eq!(config.telemetry.metrics_interval_secs, 60);
         assert!(config.tls.client_ca_file.is_some() && config.telemetry.prometheus_listen.is_some());
@@ -445,7 +564,7 @@ mod tests {
 
     #[test]
     fn defaults_alone_are_the_default() {
-        assert_eq!(Config::load(None, vec![], toml::Table::new()).unwrap(), Config::default());
+        assert_eq!(Config::load(None, vec![], Flags::default()).unwrap(), Config::default());
     }
 
     #[test]
@@ -459,8 +578,8 @@ mod tests {
             ("HUBDIR_TEST_POSTGRES_URL", "ignored: no section separator"),
             ("PATH", "/usr/bin"),
         ]);
-        let mut flags = toml::Table::new();
-        set_flag(&mut flags, "store", "url", "sqlite://flag.db".into());
+        let mut flags = Flags::default();
+        flags.set("--db", "store", "url", "sqlite://flag.db".into());
         let config = Config::load(Some(file.path()), env, flags).unwrap();
         assert_eq!(config.node.id.as_str(), "from-file");
         assert_eq!(config.server.max_concurrent_streams, 7);
@@ -472,43 +591,88 @@ mod tests {
     #[test]
     fn strings_from_the_environment_stay_strings() {
         let config =
-            Config::load(None, env(&[("HUBDIR_NODE__ID", "42"), ("HUBDIR_LOG__FORMAT", "json")]), toml::Table::new());
+            Config::load(None, env(&[("HUBDIR_NODE__ID", "42"), ("HUBDIR_LOG__FORMAT", "json")]), Flags::default());
         let config = config.unwrap();
         assert_eq!((config.node.id.as_str(), config.log.format), ("42", hubdir_telemetry::LogFormat::Json));
     }
 
     #[test]
     fn numbers_from_the_environment_are_numbers() {
-        let config =
-            Config::load(None, env(&[("HUBDIR_SERVER__DRAIN_DEADLINE_SECS", "3")]), toml::Table::new()).unwrap();
+        let config = Config::load(None, env(&[("HUBDIR_SERVER__DRAIN_DEADLINE_SECS", "3")]), Flags::default()).unwrap();
         assert_eq!(config.server.drain_deadline_secs, 3);
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_named() {
-        let err = Config::load(None, env(&[("HUBDIR_SERVER__LISTEN_ON", "x")]), toml::Table::new()).unwrap_err();
+        let err = Config::load(None, env(&[("HUBDIR_SERVER__LISTEN_ON", "x")]), Flags::default()).unwrap_err();
         assert!(err.to_string().contains("listen_on"), "{err}");
         let err =
-            Config::load(None, env(&[("HUBDIR_SERVER__LISTEN", "not an address")]), toml::Table::new()).unwrap_err();
+            Config::load(None, env(&[("HUBDIR_SERVER__LISTEN", "not an address")]), Flags::default()).unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
-        let err = Config::load(Some(Path::new("/nonexistent/hubdir.toml")), vec![], toml::Table::new()).unwrap_err();
+        let err = Config::load(Some(Path::new("/nonexistent/hubdir.toml")), vec![], Flags::default()).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/hubdir.toml"), "{err}");
+    }
+
+    /// An error names the key, the layer that set it last (file, variable or flag), and the
+    /// accepted name nearest a misspelt key or value.
+    #[test]
+    fn errors_name_the_key_its_source_and_the_nearest_name() {
+        let message = |file: Option<&str>, vars: &[(&str, &str)], flag: Option<(&str, &str, &str, &str)>| {
+            let mut config = tempfile::NamedTempFile::new().unwrap();
+            if let Some(text) = file {
+                config.write_all(text.as_bytes()).unwrap();
+            }
+            let mut flags = Flags::default();
+            if let Some((name, section, field, value)) = flag {
+                flags.set(name, section, field, value.into());
+            }
+            let path = file.map(|_| config.path());
+            let err = Config::load(path, env(vars), flags).unwrap_err().to_string();
+            (err, config.path().display().to_string())
+        };
+        let (err, path) = message(Some("[server]\nlisen = \"127.0.0.1:1\"\n"), &[], None);
+        assert!(
+            err.contains("`server.lisen`") && err.contains(&path) && err.contains("did you mean `listen`?"),
+            "{err}"
+        );
+        let (err, _) = message(Some("[sever]\n"), &[], None);
+        assert!(err.contains("`sever`") && err.contains("did you mean `server`?"), "{err}");
+        let (err, _) = message(None, &[("HUBDIR_SERVER__LISTEN_ON", "x")], None);
+        assert!(err.contains("environment variable HUBDIR_SERVER__LISTEN_ON") && err.contains("`listen`?"), "{err}");
+        let (err, _) = message(None, &[("HUBDIR_LOG__FORMAT", "jsn")], None);
+        assert!(err.contains("`log.format`") && err.contains("did you mean `json`?"), "{err}");
+        // The last layer to set a key is the one named.
+        let (err, _) = message(
+            Some("[server]\nlisten = \"127.0.0.1:1\"\n"),
+            &[("HUBDIR_SERVER__LISTEN", "127.0.0.1:2")],
+            Some(("--listen", "server", "listen", "nowhere")),
+        );
+        assert!(err.contains("`server.listen` (set by flag --listen)") && !err.contains("did you mean"), "{err}");
+        let keys =
+            "[[federation.origin_keys]]\norigin = \"in\"\npublic_key_file = \"in.pem\"\nvalid_until = \"soon\"\n";
+        let (err, path) = message(Some(keys), &[], None);
+        assert!(err.contains("federation.origin_keys[0].valid_until") && err.contains(&path), "{err}");
+        let (err, _) = message(None, &[("HUBDIR_SERVER__MAX_CONNECTIONS", "many")], None);
+        assert!(
+            err.contains("`server.max_connections` (set by environment variable HUBDIR_SERVER__MAX_CONNECTIONS)"),
+            "{err}"
+        );
     }
 
     /// Typed keys are checked when the configuration loads, naming the key, not when (or
     /// whether) the code that uses them runs.
     #[test]
     fn typed_keys_are_refused_at_load_naming_the_key() {
-        let err = Config::load(None, env(&[("HUBDIR_LOG__FORMAT", "xml")]), toml::Table::new()).unwrap_err();
+        let err = Config::load(None, env(&[("HUBDIR_LOG__FORMAT", "xml")]), Flags::default()).unwrap_err();
         assert!(err.to_string().contains("format"), "{err}");
         let mut file = tempfile::NamedTempFile::new().unwrap();
         let keys = "[[federation.origin_keys]]\norigin = \"in\"\npublic_key_file = \"in.pem\"\n";
         writeln!(file, "{keys}valid_until = \"next tuesday\"").unwrap();
-        let err = Config::load(Some(file.path()), vec![], toml::Table::new()).unwrap_err();
+        let err = Config::load(Some(file.path()), vec![], Flags::default()).unwrap_err();
         assert!(err.to_string().contains("valid_until"), "{err}");
         let mut file = tempfile::NamedTempFile::new().unwrap();
         writeln!(file, "{keys}valid_until = \"2027-01-15T12:00:00Z\"").unwrap();
-        let config = Config::load(Some(file.path()), vec![], toml::Table::new()).unwrap();
+        let config = Config::load(Some(file.path()), vec![], Flags::default()).unwrap();
         assert_eq!(config.federation.origin_keys[0].valid_until.unwrap().to_rfc3339(), "2027-01-15T12:00:00+00:00");
     }
 
@@ -518,6 +682,6 @@ mod tests {
         config.node.id = "zw".parse().unwrap();
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(config.to_toml().as_bytes()).unwrap();
-        assert_eq!(Config::load(Some(file.path()), vec![], toml::Table::new()).unwrap(), config);
+        assert_eq!(Config::load(Some(file.path()), vec![], Flags::default()).unwrap(), config);
     }
 }
