@@ -183,6 +183,7 @@ async fn batch_and_scan_limits_hold() {
             filter: Some(filter.clone()),
             page_size: 100,
             page_token: token.clone(),
+            view: 0,
         };
         let page = discovery.list_sites_in_cell(request).await.unwrap().into_inner();
         pages += 1;

@@ -53,7 +53,7 @@ pub(crate) struct Compiled<'f> {
     open_at: Option<DateTime<Utc>>,
     states: &'f [State],
     min_download_mbps: Option<f64>,
-    as_of: DateTime<Utc>,
+    pub(crate) as_of: DateTime<Utc>,
 }
 
 const STATES: &[State] = &[State::Online, State::Degraded, State::Offline, State::Unknown];
@@ -174,7 +174,12 @@ impl Traits {
     }
 
     fn is_open(&self, at: DateTime<Utc>) -> bool {
-        self.hours.as_ref().is_some_and(|hours| hours.is_open(at.with_timezone(&self.time_zone).naive_local()))
+        self.open_at(at) == Some(true)
+    }
+
+    /// Whether the site is open at `at` by its opening hours; `None` when it has none.
+    pub(crate) fn open_at(&self, at: DateTime<Utc>) -> Option<bool> {
+        self.hours.as_ref().map(|hours| hours.is_open(at.with_timezone(&self.time_zone).naive_local()))
     }
 }
 

@@ -67,6 +67,8 @@ pub struct Nearby {
     pub distance_meters: f64,
     /// The site's latest connectivity status, fresh or not.
     pub status: Option<StatusSummary>,
+    /// Whether it is open at the filter's `as_of` (now, without one); `None`: no opening hours.
+    pub open_now: Option<bool>,
 }
 
 /// Every site, by position and by name.
@@ -200,7 +202,12 @@ impl SiteIndex {
                     if max_distance_m.is_some_and(|d| distance_meters > d) {
                         continue;
                     }
-                    out.push(Nearby { record: slot.record.clone(), distance_meters, status: slot.status });
+                    out.push(Nearby {
+                        record: slot.record.clone(),
+                        distance_meters,
+                        status: slot.status,
+                        open_now: slot.traits.open_at(compiled.as_of),
+                    });
                     if out.len() == k {
                         break;
                     }

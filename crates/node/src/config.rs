@@ -194,12 +194,17 @@ pub struct ServerConfig {
     /// Keep it well under the process's file-descriptor limit (`ulimit -n`), which the
     /// database connections and files share.
     pub max_connections: usize,
-    /// A connection that has not sent the whole HTTP/2 preface this long after it opens is
+    /// A connection that has not sent its first 24 bytes (the HTTP/2 preface, or an HTTP/1.1
+    /// request line: gRPC-Web and the HTTP API) this long after it opens is
     /// closed, in seconds.
     pub handshake_timeout_secs: u64,
     /// Any connection, busy or idle, is asked to go away (HTTP/2 GOAWAY; clients reconnect)
     /// after this long, and closed `drain_deadline_secs` later, in seconds.
     pub max_connection_age_secs: u64,
+    /// Web origins (`https://maps.example.org`) whose pages may call this node from a
+    /// browser (gRPC-Web and the HTTP API, through CORS). Empty: none, the default; `"*"`:
+    /// any.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// `[tls]`: every file is PEM, read at start and again on SIGHUP or when it changes.
@@ -289,6 +294,7 @@ impl Default for Config {
                 max_connections: 512,
                 handshake_timeout_secs: 10,
                 max_connection_age_secs: 3600,
+                cors_allowed_origins: Vec::new(),
                 keepalive_interval_secs: 30,
                 keepalive_timeout_secs: 10,
                 drain_deadline_secs: 10,

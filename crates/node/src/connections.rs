@@ -1,8 +1,8 @@
 //! Accepting connections within bounds: at most `server.max_connections` open at once (past
 //! it a new connection is closed at once, logged and counted), each with its own budget of
 //! `server.max_concurrent_requests_per_connection` calls in progress (which `calls` spends),
-//! and a connection that has not finished its TLS handshake, or sent the whole HTTP/2
-//! preface (24 bytes), within `server.handshake_timeout_secs` is closed. The process
+//! and a connection that has not finished its TLS handshake, or sent its first 24 bytes (an
+//! HTTP/2 preface, or an HTTP/1.1 request's head), within `server.handshake_timeout_secs` is closed. The process
 //! therefore never runs out of file descriptors to idle sockets, and the connections it holds
 //! are ones that speak.
 
@@ -179,8 +179,8 @@ impl<IO> Counted<IO> {
     }
 }
 
-/// The length of the HTTP/2 client preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`): a client
-/// that sends one byte and stops has not started talking.
+/// The length of the HTTP/2 client preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`), shorter than
+/// any HTTP/1.1 request's head: a client that sends one byte and stops has not started talking.
 const PREFACE_BYTES: usize = 24;
 
 /// What every request on a connection carries in its extensions: the connection's call slots.

@@ -142,6 +142,10 @@ pub async fn serve(
     routes.add_service(health_service.clone()).add_service(reflection_v1).add_service(reflection_v1alpha);
 
     let router = Server::builder()
+        // HTTP/1.1 too: gRPC-Web from browsers and proxies that do not speak HTTP/2.
+        .accept_http1(true)
+        .layer(tower::util::option_layer(cors(&limits.cors_allowed_origins)?))
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(CallLayer {
             traces: ctx.telemetry.traces,
             metrics: ctx.telemetry.metrics,
@@ -237,6 +241,50 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// CORS for browsers on other origins: none unless `server.cors_allowed_origins` names some
+/// (`"*"`: any). Preflights are answered here; what gRPC-Web and the HTTP API need is allowed:
+/// their methods, the request headers they send, and the gRPC status headers exposed.
+fn cors(origins: &[String]) -> anyhow::Result<Option<tower_http::cors::CorsLayer>> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let parsed: Result<Vec<http::HeaderValue>, _> =
+            origins.iter().map(|o| http::HeaderValue::from_str(o)).collect();
+        AllowOrigin::list(
+            parsed.map_err(|_| anyhow::anyhow!("server.cors_allowed_origins holds a value that is not an origin"))?,
+        )
+    };
+    let header = http::HeaderName::from_static;
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([http::Method::GET, http::Method::POST, http::Method::OPTIONS])
+            .allow_headers([
+                http::header::CONTENT_TYPE,
+                http::header::AUTHORIZATION,
+                http::header::ACCEPT,
+                http::header::IF_NONE_MATCH,
+                header("x-grpc-web"),
+                header("x-user-agent"),
+                header("grpc-timeout"),
+                header("grpc-accept-encoding"),
+                header("traceparent"),
+            ])
+            .expose_headers([
+                header("grpc-status"),
+                header("grpc-message"),
+                header("grpc-status-details-bin"),
+                header("grpc-encoding"),
+                http::header::ETAG,
+            ])
+            .max_age(Duration::from_secs(24 * 3600)),
+    ))
 }
 
 /// Connections the plaintext probe listener holds at once.

@@ -52,7 +52,11 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
     let (store, config, metrics) = (ctx.store.clone(), service.config.clone(), service.metrics);
     let roll_up = move || roll_up_forever(store.clone(), config.clone(), metrics);
     singleton::spawn(ctx, "connectivity roll-up", "connectivity.roll_up".to_owned(), roll_up);
-    let server = ConnectivityServiceServer::new(service).max_decoding_message_size(max).max_encoding_message_size(max);
+    let server = ConnectivityServiceServer::new(service)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max)
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 

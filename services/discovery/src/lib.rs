@@ -55,7 +55,11 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
         store: ctx.store.clone(),
         tokens: ctx.page_tokens.clone(),
     };
-    let server = DiscoveryServiceServer::new(discovery).max_decoding_message_size(max).max_encoding_message_size(max);
+    let server = DiscoveryServiceServer::new(discovery)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max)
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 
@@ -86,10 +90,11 @@ struct Query {
     k: usize,
     max_distance_m: Option<f64>,
     filter: Filter,
+    view: pb::SiteView,
 }
 
 fn query_from(request: FindNearestRequest) -> Result<Query, Status> {
-    let FindNearestRequest { location, max_results, max_distance_meters, filter } = request;
+    let FindNearestRequest { location, max_results, max_distance_meters, filter, view } = request;
     let mut out = Violations::default();
     let (latitude, longitude) = match location {
         None => {
@@ -126,20 +131,21 @@ fn query_from(request: FindNearestRequest) -> Result<Query, Status> {
         );
     }
     let filter = convert::filter_from_proto(filter.unwrap_or_default(), &mut out);
+    let view = convert::view_from_proto(view, "view", &mut out);
     if !out.is_empty() {
         return Err(status::invalid_argument(&out));
     }
     let max_distance_m = (max_distance_meters > 0.0).then_some(max_distance_meters);
-    Ok(Query { latitude, longitude, k: k as usize, max_distance_m, filter })
+    Ok(Query { latitude, longitude, k: k as usize, max_distance_m, filter, view })
 }
 
-fn nearby_to_proto(nearby: Nearby, now: chrono::DateTime<chrono::Utc>) -> NearbySite {
-    let Nearby { record, distance_meters, status } = nearby;
+fn nearby_to_proto(nearby: Nearby, now: chrono::DateTime<chrono::Utc>, view: pb::SiteView) -> NearbySite {
+    let Nearby { record, distance_meters, status, open_now } = nearby;
     let (state, class) = status.map_or((State::Unknown, Class::Unknown), |s| s.at(now));
     let record: SiteRecord = (*record).clone();
     let name = format!("{}/connectivity", record.site.name);
     NearbySite {
-        site: Some(convert::record_to_proto(record)),
+        site: Some(convert::in_view(convert::record_to_proto(record), view)),
         distance_meters,
         connectivity: Some(pb::ConnectivityStatus {
             name,
@@ -148,6 +154,7 @@ fn nearby_to_proto(nearby: Nearby, now: chrono::DateTime<chrono::Utc>) -> Nearby
             // The measurement itself: GetStatus.
             latest: None,
         }),
+        open_now: convert::open_now_to_proto(open_now).into(),
     }
 }
 
@@ -178,7 +185,7 @@ impl DiscoveryService for Discovery {
             let index = self.shared.index.read().unwrap_or_else(|poisoned| poisoned.into_inner());
             index.nearest(query.latitude, query.longitude, query.k, query.max_distance_m, &filter)
         };
-        let results = found.into_iter().map(|nearby| nearby_to_proto(nearby, now)).collect();
+        let results = found.into_iter().map(|nearby| nearby_to_proto(nearby, now, query.view)).collect();
         Ok(Response::new(FindNearestResponse { results }))
     }
 

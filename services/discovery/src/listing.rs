@@ -120,12 +120,13 @@ pub async fn in_cell(
     tokens: &PageTokens,
     request: ListSitesInCellRequest,
 ) -> Result<ListSitesInCellResponse, Status> {
-    let ListSitesInCellRequest { h3_cell, filter, page_size: requested, page_token: token } = request;
+    let ListSitesInCellRequest { h3_cell, filter, page_size: requested, page_token: token, view } = request;
     let mut out = Violations::default();
     let cell = cell(&mut out, "h3_cell", &h3_cell);
     let want = page_size(&mut out, requested, CELL_PAGE);
     let fingerprint = fingerprint(&[&h3_cell], &filter);
     let filter = convert::filter_from_proto(filter.unwrap_or_default(), &mut out);
+    let view = convert::view_from_proto(view, "view", &mut out);
     let after = tokens.decode(&token, &fingerprint).unwrap_or_else(|v| {
         out.0.extend(v.0);
         None
@@ -140,7 +141,11 @@ pub async fn in_cell(
     let mut budget = SCAN_BUDGET;
     let found = scan(store, query, &filter, want, &mut budget).await?;
     Ok(ListSitesInCellResponse {
-        sites: found.records.into_iter().map(convert::record_to_proto).collect(),
+        sites: found
+            .records
+            .into_iter()
+            .map(|record| convert::in_view(convert::record_to_proto(record), view))
+            .collect(),
         next_page_token: found.resume_after.map(|after| tokens.encode(&after, &fingerprint)).unwrap_or_default(),
     })
 }
@@ -158,7 +163,8 @@ pub async fn search(
     tokens: &PageTokens,
     request: SearchSitesRequest,
 ) -> Result<SearchSitesResponse, Status> {
-    let SearchSitesRequest { query, country_code, h3_cell, filter, page_size: requested, page_token: token } = request;
+    let SearchSitesRequest { query, country_code, h3_cell, filter, page_size: requested, page_token: token, view } =
+        request;
     let mut out = Violations::default();
     let words = query_words(&query);
     if query.chars().count() > MAX_QUERY_CHARS {
@@ -183,6 +189,7 @@ pub async fn search(
     let want = page_size(&mut out, requested, SEARCH_PAGE);
     let fingerprint = fingerprint(&[&query, &country_code, &h3_cell], &filter);
     let filter = convert::filter_from_proto(filter.unwrap_or_default(), &mut out);
+    let view = convert::view_from_proto(view, "view", &mut out);
     let resume = tokens
         .decode(&token, &fingerprint)
         .map(|after| after.map(|a| a.split_once('\t').map(|(g, n)| (g.parse::<usize>(), n.to_owned()))))
@@ -214,7 +221,7 @@ pub async fn search(
             ..SiteQuery::default()
         };
         let found = scan(store, query, &filter, want - sites.len(), &mut budget).await?;
-        sites.extend(found.records.into_iter().map(convert::record_to_proto));
+        sites.extend(found.records.into_iter().map(|record| convert::in_view(convert::record_to_proto(record), view)));
         match found.resume_after {
             Some(name) => {
                 next_page_token = tokens.encode(&format!("{group}\t{name}"), &fingerprint);

@@ -59,6 +59,7 @@ fn near(lat: f64, lng: f64, k: i32, filter: Option<SiteFilter>) -> FindNearestRe
         max_results: k,
         max_distance_meters: 0.0,
         filter,
+        view: 0,
     }
 }
 
@@ -188,7 +189,7 @@ async fn list_sites_in_cell_pages_in_name_order_and_refuses_coarse_cells(backend
         hubdir_geo::CellIndex::try_from(stored.get()).unwrap().parent(resolution).unwrap().to_string()
     };
     let list = |h3_cell: String, page_size: i32, page_token: String, filter: Option<SiteFilter>| {
-        pb::ListSitesInCellRequest { h3_cell, filter, page_size, page_token }
+        pb::ListSitesInCellRequest { h3_cell, filter, page_size, page_token, view: 0 }
     };
     // Resolution 6 (36 km²) around central Harare: a and b, not c (8 km out) or Bulawayo.
     let first = node.client.list_sites_in_cell(list(cell(6), 1, String::new(), None)).await.unwrap().into_inner();
@@ -273,6 +274,52 @@ async fn search_finds_words_in_names_first_then_addresses(backend: Backend) {
     }
 }
 
+/// The BASIC view keeps what a list shows on all three reads; FindNearest says whether each
+/// site is open now (a site without hours: unspecified).
+async fn views_trim_sites_and_nearest_says_whether_open_now(backend: Backend) {
+    let Some(mut node) = start(backend).await else { return };
+    node.store.write(vec![site_open("always", 10.0, 10.0, Kind::Telecentre, true, "24/7")]).await.unwrap();
+    let request = || near(10.0, 10.0, 2, None);
+    until_found(&mut node, request, |names| names.first().is_some_and(|n| n == "sites/zw/always")).await;
+    let mut basic = request();
+    basic.view = pb::SiteView::Basic.into();
+    let found = node.client.find_nearest(basic).await.unwrap().into_inner();
+    let open: Vec<pb::OpenNow> = found.results.iter().map(|r| r.open_now()).collect();
+    assert_eq!(open[0], pb::OpenNow::Open);
+    let second = found.results[1].site.as_ref().unwrap();
+    if second.name != "sites/zw/b" {
+        assert_eq!(open[1], pb::OpenNow::Unspecified, "{} has no opening hours", second.name);
+    }
+    let full = node.client.find_nearest(request()).await.unwrap().into_inner();
+    let (trimmed, whole) = (found.results[0].site.as_ref().unwrap(), full.results[0].site.as_ref().unwrap());
+    assert_eq!((trimmed.display_name.as_str(), trimmed.services.as_slice()), (whole.display_name.as_str(), &[2][..]));
+    assert!(trimmed.etag.is_empty() && trimmed.time_zone.is_empty() && trimmed.opening_hours.is_empty());
+    assert!(!whole.etag.is_empty() && whole.opening_hours == "24/7");
+
+    let search = pb::SearchSitesRequest {
+        query: "help".into(),
+        country_code: "ZW".into(),
+        view: pb::SiteView::Basic.into(),
+        ..Default::default()
+    };
+    let sites = node.client.search_sites(search).await.unwrap().into_inner().sites;
+    assert!(sites.len() > 1 && sites.iter().all(|s| s.etag.is_empty() && !s.display_name.is_empty()));
+    let cell = hubdir_geo::CellIndex::try_from(u64::from_str_radix(&whole.h3_cell, 16).unwrap()).unwrap();
+    let in_cell = pb::ListSitesInCellRequest {
+        h3_cell: cell.parent(hubdir_geo::Resolution::Five).unwrap().to_string(),
+        view: pb::SiteView::Basic.into(),
+        ..Default::default()
+    };
+    let sites = node.client.list_sites_in_cell(in_cell).await.unwrap().into_inner().sites;
+    assert_eq!(site_names(&sites), ["sites/zw/always"]);
+    assert!(sites[0].etag.is_empty() && sites[0].location.is_some());
+    let bad = pb::ListSitesInCellRequest { view: 7, ..Default::default() };
+    let status = node.client.list_sites_in_cell(bad).await.unwrap_err();
+    let fields: Vec<String> =
+        status.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+    assert!(fields.contains(&"view".to_owned()), "{fields:?}");
+}
+
 hubdir_store::on_both_backends!(
     nearest_first_with_distances_and_filters,
     bad_requests_name_their_field,
@@ -280,4 +327,5 @@ hubdir_store::on_both_backends!(
     a_committed_write_is_found_and_a_deleted_one_is_not,
     list_sites_in_cell_pages_in_name_order_and_refuses_coarse_cells,
     search_finds_words_in_names_first_then_addresses,
+    views_trim_sites_and_nearest_says_whether_open_now,
 );

@@ -68,7 +68,11 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
         relayed: relayed_origins(ctx),
         background: ctx.background.clone(),
     };
-    let server = FederationServiceServer::new(federation).max_decoding_message_size(max).max_encoding_message_size(max);
+    let server = FederationServiceServer::new(federation)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max)
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 

@@ -208,6 +208,7 @@ async fn found(client: &mut DiscoveryServiceClient<tonic::transport::Channel>, i
         max_results: 1,
         max_distance_meters: 0.0,
         filter: None,
+        view: 0,
     };
     client.find_nearest(request).await.is_ok_and(|r| {
         r.into_inner().results.first().and_then(|r| r.site.as_ref()).is_some_and(|s| s.name == format!("sites/zw/s{i}"))

@@ -74,6 +74,7 @@ impl Node {
             max_results: 10,
             max_distance_meters: 0.0,
             filter: Some(filter),
+            view: 0,
         };
         let found = self.discovery.find_nearest(request).await.unwrap().into_inner();
         found.results.into_iter().map(|r| r.site.unwrap().name).collect()

@@ -37,7 +37,9 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
     let server =
         RegistryServiceServer::new(Registry { store: ctx.store.clone(), own, tokens: ctx.page_tokens.clone() })
             .max_decoding_message_size(max)
-            .max_encoding_message_size(max);
+            .max_encoding_message_size(max)
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip);
     routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 

@@ -1,0 +1,21 @@
+//! The doors for browsers, apps on slow links and the web: gRPC-Web, CORS, compression and
+//! lighter answers, checked on a real node with clients that are not hubdir's.
+
+#[allow(dead_code)]
+mod support;
+
+use support::{NodeProcess, python};
+
+const ALLOWED: &str = "http://maps.example";
+
+#[test]
+fn browsers_reach_discovery_through_grpc_web_with_cors_gzip_and_a_basic_view() {
+    let config = format!("[server]\ncors_allowed_origins = [\"{ALLOWED}\"]\n");
+    let node = NodeProcess::start("hubdir", &["serve", "--demo", "--demo-sites", "300", "--node-id", "zw"], &config);
+    let reader = node.token("discovery.read", None, None, &[]);
+    let report = python("grpc_web.py", &node.address, &[ALLOWED], &[("HUBDIR_TOKEN", &reader)]);
+    for check in ["grpc-web: binary", "grpc-web: text", "INVALID_ARGUMENT", "cors:", "view:", "gzip:"] {
+        assert!(report.contains(check), "missing {check}:\n{report}");
+    }
+    println!("{report}");
+}
