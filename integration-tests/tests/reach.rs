@@ -19,3 +19,14 @@ fn browsers_reach_discovery_through_grpc_web_with_cors_gzip_and_a_basic_view() {
     }
     println!("{report}");
 }
+
+#[test]
+fn the_http_api_answers_json_and_geojson_from_the_same_handlers() {
+    let node = NodeProcess::start("hubdir", &["serve", "--demo", "--demo-sites", "300", "--node-id", "zw"], "");
+    let reader = node.token("sites.read", None, None, &[]);
+    let report = python("http_api.py", &node.address, &[], &[("HUBDIR_TOKEN", &reader)]);
+    for check in ["json:", "geojson:", "errors:", "gzip:", "sites:"] {
+        assert!(report.contains(check), "missing {check}:\n{report}");
+    }
+    println!("{report}");
+}

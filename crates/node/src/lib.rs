@@ -7,7 +7,9 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connections;
+pub mod grpc_web;
 pub mod health;
+pub mod http;
 pub mod page_token;
 pub mod prometheus;
 pub mod server;
@@ -24,4 +26,4 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("HUBDIR_
 
 pub use cli::{NodeArgs, ServeArgs};
 pub use config::Config;
-pub use server::{Mount, NodeContext};
+pub use server::{Mount, NodeContext, Routing};

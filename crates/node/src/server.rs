@@ -78,7 +78,32 @@ pub struct Collected {
 pub struct Mount {
     /// e.g. `hubdir.v1.RegistryService`.
     pub service_name: &'static str,
-    pub add: fn(&NodeContext, &mut RoutesBuilder),
+    pub add: fn(&NodeContext, &mut Routing),
+}
+
+/// Where a mounted service adds its gRPC service and, if it has them, its HTTP/JSON routes
+/// (`crate::http`), which call the same handlers.
+#[derive(Debug, Default)]
+pub struct Routing {
+    pub grpc: RoutesBuilder,
+    http: axum::Router,
+}
+
+impl Routing {
+    /// Adds HTTP routes beside the others.
+    pub fn add_http(&mut self, routes: axum::Router) {
+        self.http = std::mem::take(&mut self.http).merge(routes);
+    }
+
+    /// One router: gRPC by service path, the HTTP routes (gzipped for clients that accept
+    /// it) by theirs.
+    fn routes(self) -> tonic::service::Routes {
+        let mut routes = self.grpc.routes();
+        let http = self.http.layer(tower_http::compression::CompressionLayer::new());
+        let grpc = std::mem::take(routes.axum_router_mut());
+        *routes.axum_router_mut() = grpc.merge(http).fallback(crate::http::not_found);
+        routes
+    }
 }
 
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
@@ -135,17 +160,17 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let mut routes = RoutesBuilder::default();
+    let mut routing = Routing::default();
     for mount in mounts {
-        (mount.add)(&ctx, &mut routes);
+        (mount.add)(&ctx, &mut routing);
     }
-    routes.add_service(health_service.clone()).add_service(reflection_v1).add_service(reflection_v1alpha);
+    routing.grpc.add_service(health_service.clone()).add_service(reflection_v1).add_service(reflection_v1alpha);
 
     let router = Server::builder()
         // HTTP/1.1 too: gRPC-Web from browsers and proxies that do not speak HTTP/2.
         .accept_http1(true)
         .layer(tower::util::option_layer(cors(&limits.cors_allowed_origins)?))
-        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(crate::grpc_web::WebLayer)
         .layer(CallLayer {
             traces: ctx.telemetry.traces,
             metrics: ctx.telemetry.metrics,
@@ -158,7 +183,7 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(Duration::from_secs(limits.keepalive_timeout_secs)))
         .max_connection_age(Duration::from_secs(limits.max_connection_age_secs))
         .max_connection_age_grace(Duration::from_secs(limits.drain_deadline_secs))
-        .add_routes(routes.routes());
+        .add_routes(routing.routes());
 
     let address = listener.local_addr()?;
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -21,7 +21,7 @@ use hubdir_core::SiteName;
 use hubdir_core::connectivity::{Class, State};
 use hubdir_core::{CountryCode, ViolationReason, Violations};
 use hubdir_node::config::ConnectivityConfig;
-use hubdir_node::{Mount, NodeContext, singleton, status};
+use hubdir_node::{Mount, NodeContext, Routing, singleton, status};
 use hubdir_proto::convert;
 use hubdir_proto::v1::connectivity_service_server::{ConnectivityService, ConnectivityServiceServer, SERVICE_NAME};
 use hubdir_proto::v1::summarize_connectivity_request;
@@ -30,7 +30,6 @@ use hubdir_proto::v1::{
     SummarizeConnectivityResponse,
 };
 use hubdir_store::{SiteQuery, Store};
-use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -40,7 +39,7 @@ pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 /// Most measurements one `ReportStatus` stream may carry.
 pub const MAX_MEASUREMENTS_PER_STREAM: i64 = 100_000;
 
-fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
+fn add(ctx: &NodeContext, routing: &mut Routing) {
     let max = ctx.config.server.max_message_bytes;
     let service = Connectivity {
         anonymous_status: ctx.config.auth.anonymous_discovery,
@@ -57,7 +56,7 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
         .max_encoding_message_size(max)
         .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
         .send_compressed(tonic::codec::CompressionEncoding::Gzip);
-    routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
+    routing.grpc.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 
 /// Rolls raw measurements past the retention period up into daily rows, and prunes the

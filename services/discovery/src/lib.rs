@@ -6,6 +6,7 @@
 //! it is read only to run the query, never logged or stored.
 
 mod follow;
+mod http;
 mod instruments;
 mod listing;
 
@@ -17,7 +18,7 @@ use hubdir_core::Filter;
 use hubdir_core::connectivity::{Class, State};
 use hubdir_core::{SiteRecord, ViolationReason, Violations};
 use hubdir_geo::Nearby;
-use hubdir_node::{Mount, NodeContext, status};
+use hubdir_node::{Mount, NodeContext, Routing, status};
 use hubdir_proto::convert;
 use hubdir_proto::v1::discovery_service_server::{DiscoveryService, DiscoveryServiceServer, SERVICE_NAME};
 use hubdir_proto::v1::{
@@ -25,7 +26,6 @@ use hubdir_proto::v1::{
     SearchSitesRequest, SearchSitesResponse,
 };
 use hubdir_store::Store;
-use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
@@ -41,7 +41,7 @@ pub const MAX_RESULTS: i32 = 100;
 /// How `hubdir serve` and `hubdir-discovery` mount this service.
 pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 
-fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
+fn add(ctx: &NodeContext, routing: &mut Routing) {
     let shared = Shared::default();
     // NOT_SERVING in health until the index has loaded: FindNearest cannot answer before.
     ctx.readiness.set(SERVICE_NAME, false);
@@ -55,12 +55,13 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
         store: ctx.store.clone(),
         tokens: ctx.page_tokens.clone(),
     };
+    routing.add_http(http::routes(discovery.clone(), ctx.authenticator.clone()));
     let server = DiscoveryServiceServer::new(discovery)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max)
         .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
         .send_compressed(tonic::codec::CompressionEncoding::Gzip);
-    routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
+    routing.grpc.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 
 /// The DiscoveryService implementation.

@@ -1,7 +1,8 @@
 //! The position a person searches from never reaches a log line, a span or the database:
 //! every event and span of every crate is captured at TRACE (SQL statements included) while
 //! FindNearest runs with distinctive positions, and while the cell listing and text search run
-//! on that position's resolution-15 cell; then the capture, the SQLite files and every row of
+//! on that position's resolution-15 cell, and while the HTTP API's `/v1/nearest` answers JSON
+//! and GeoJSON from it; then the capture, the SQLite files and every row of
 //! every PostgreSQL table are searched for the position's digits and for its H3 cells of
 //! resolutions 8 to 15 (finer than the resolution 7 the privacy rule allows), as text,
 //! decimal and hex.
@@ -103,8 +104,28 @@ async fn search_from_the_position(store: Arc<Store>) {
     let search = pb::SearchSitesRequest { query: "library".into(), h3_cell: cell.to_string(), ..Default::default() };
     client.search_sites(search).await.unwrap();
     drop(client);
+
+    // The HTTP API, in JSON and GeoJSON, with a valid and an invalid position.
+    for (latitude, longitude) in [VALID, INVALID] {
+        for accept in ["application/json", "application/geo+json"] {
+            let status = http_get(address, &format!("/v1/nearest?lat={latitude}&lng={longitude}&k=3"), accept).await;
+            assert_eq!(status, if latitude == VALID.0 { 200 } else { 400 });
+        }
+    }
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+}
+
+/// A GET over HTTP/1.1, as any client sends it; the response's status code.
+async fn http_get(address: std::net::SocketAddr, target: &str, accept: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!("GET {target} HTTP/1.1\r\nHost: hubdir\r\nAccept: {accept}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    text.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("not HTTP: {text}"))
 }
 
 fn assert_absent(what: &str, haystack: &[u8]) {

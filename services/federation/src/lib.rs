@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use hubdir_auth::{Scope, principal};
 use hubdir_federation_core::{NodeIdentity, sites_hash};
-use hubdir_node::{Mount, NodeContext, singleton, status};
+use hubdir_node::{Mount, NodeContext, Routing, singleton, status};
 use hubdir_proto::convert;
 use hubdir_proto::v1::federation_service_server::{FederationService, FederationServiceServer, SERVICE_NAME};
 use hubdir_proto::v1::{
@@ -24,14 +24,13 @@ use hubdir_proto::v1::{
 };
 use hubdir_store::{Store, StoreError};
 use tokio_stream::Stream;
-use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 /// How `hubdir serve` and `hubdir-federation` mount this service.
 pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 
-fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
+fn add(ctx: &NodeContext, routing: &mut Routing) {
     let max = ctx.config.server.max_message_bytes;
 
     if let Some(identity) = ctx.identity.clone() {
@@ -73,7 +72,7 @@ fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
         .max_encoding_message_size(max)
         .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
         .send_compressed(tonic::codec::CompressionEncoding::Gzip);
-    routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
+    routing.grpc.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 
 /// The origins this node receives from peers, and so forwards: every peer's allowed origins

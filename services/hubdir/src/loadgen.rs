@@ -1,6 +1,9 @@
-//! `hubdir-loadgen`: a gRPC load generator for a running node. It drives FindNearest and, as
-//! the floor, the standard health `Check` served by the same server stack (same listener,
-//! HTTP/2 settings and limits): what tonic itself costs on this machine.
+//! `hubdir-loadgen`: a load generator for a running node. It drives FindNearest and, as the
+//! floor, the standard health `Check` served by the same server stack (same listener, HTTP/2
+//! settings and limits): what tonic itself costs on this machine; and the same queries through
+//! the HTTP/JSON API (`GET /v1/nearest`, HTTP/1.1 keep-alive, one request in flight per
+//! connection, so as many connections as requests in flight), each answer parsed as JSON
+//! as the gRPC answers are decoded.
 //!
 //! For each RPC it measures saturation (a closed loop: `--concurrency` requests always in
 //! flight over `--connections` HTTP/2 connections) and then a fixed offered load (an open
@@ -14,6 +17,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use hubdir_proto::v1::discovery_service_client::DiscoveryServiceClient;
 use hubdir_proto::v1::{FindNearestRequest, LatLng};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -52,6 +57,8 @@ struct Args {
 enum Rpc {
     HealthCheck,
     FindNearest,
+    /// `GET /v1/nearest` with the same positions and k, answered as JSON.
+    HttpNearest,
 }
 
 /// One client per connection for each RPC.
@@ -59,6 +66,57 @@ enum Rpc {
 struct Clients {
     health: Vec<HealthClient<Channel>>,
     discovery: Vec<DiscoveryServiceClient<Channel>>,
+    http: Arc<Http>,
+}
+
+/// HTTP/1.1 keep-alive connections, one request in flight on each, opened on first use and
+/// again after an error.
+struct Http {
+    host: String,
+    connections: Vec<Mutex<Option<BufReader<TcpStream>>>>,
+}
+
+impl Http {
+    /// GET `target` on connection `i`; the body of a 200, or `None`.
+    async fn get(&self, i: usize, target: &str) -> Option<Vec<u8>> {
+        let mut slot = self.connections[i % self.connections.len()].lock().await;
+        let answer = async {
+            if slot.is_none() {
+                let stream = TcpStream::connect(&self.host).await.ok()?;
+                stream.set_nodelay(true).ok()?;
+                *slot = Some(BufReader::new(stream));
+            }
+            let stream = slot.as_mut()?;
+            let head = format!("GET {target} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\r\n", self.host);
+            stream.get_mut().write_all(head.as_bytes()).await.ok()?;
+            let (mut line, mut status, mut length) = (String::new(), 0u16, 0usize);
+            loop {
+                line.clear();
+                if stream.read_line(&mut line).await.ok()? == 0 {
+                    return None;
+                }
+                let header = line.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some(code) = header.strip_prefix("HTTP/1.1 ") {
+                    status = code.get(..3)?.parse().ok()?;
+                } else if let Some((name, value)) = header.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().ok()?;
+                }
+            }
+            let mut body = vec![0; length];
+            stream.read_exact(&mut body).await.ok()?;
+            (status == 200).then_some(body)
+        };
+        let body = answer.await;
+        if body.is_none() {
+            *slot = None;
+        }
+        body
+    }
 }
 
 /// Query positions uniform on the sphere.
@@ -85,6 +143,13 @@ impl Clients {
                     view: 0,
                 };
                 client.find_nearest(request).await.is_ok_and(|r| r.into_inner().results.len() == k as usize)
+            }
+            Rpc::HttpNearest => {
+                let LatLng { latitude, longitude } = position(rng);
+                let target = format!("/v1/nearest?lat={latitude}&lng={longitude}&k={k}");
+                let Some(body) = self.http.get(connection, &target).await else { return false };
+                serde_json::from_slice::<serde_json::Value>(&body)
+                    .is_ok_and(|v| v["results"].as_array().is_some_and(|r| r.len() == k as usize))
             }
         }
     }
@@ -170,7 +235,9 @@ async fn offer(clients: &Clients, rpc: Rpc, args: &Args) -> Outcome {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mut clients = Clients { health: Vec::new(), discovery: Vec::new() };
+    let host = args.address.split("://").last().unwrap_or(&args.address).trim_end_matches('/').to_owned();
+    let http = Http { host, connections: (0..args.concurrency.max(1)).map(|_| Mutex::new(None)).collect() };
+    let mut clients = Clients { health: Vec::new(), discovery: Vec::new(), http: Arc::new(http) };
     for _ in 0..args.connections.max(1) {
         let channel = Channel::from_shared(args.address.clone())?.connect().await?;
         clients.health.push(HealthClient::new(channel.clone()));
@@ -184,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for _ in 0..200 {
-        for rpc in [Rpc::HealthCheck, Rpc::FindNearest] {
+        for rpc in [Rpc::HealthCheck, Rpc::FindNearest, Rpc::HttpNearest] {
             anyhow::ensure!(clients.call(rpc, 0, &mut rng, args.k).await, "{rpc:?} fails against {}", args.address);
         }
     }
@@ -195,8 +262,12 @@ async fn main() -> anyhow::Result<()> {
     println!("| RPC | phase | QPS | p50 µs | p99 µs | errors |");
     println!("|---|---|---:|---:|---:|---:|");
     let mut saturated = Vec::new();
-    for rpc in [Rpc::HealthCheck, Rpc::FindNearest] {
-        let name = if rpc == Rpc::HealthCheck { "health Check (floor)" } else { "FindNearest" };
+    for rpc in [Rpc::HealthCheck, Rpc::FindNearest, Rpc::HttpNearest] {
+        let name = match rpc {
+            Rpc::HealthCheck => "health Check (floor)",
+            Rpc::FindNearest => "FindNearest",
+            Rpc::HttpNearest => "GET /v1/nearest (JSON)",
+        };
         let max = saturate(&clients, rpc, &args).await;
         println!("| {name} | saturation | {:.0} | {:.0} | {:.0} | {} |", max.qps, max.p50_us, max.p99_us, max.errors);
         let fixed = offer(&clients, rpc, &args).await;
@@ -207,5 +278,6 @@ async fn main() -> anyhow::Result<()> {
         saturated.push(max.qps);
     }
     println!("FindNearest saturated QPS ÷ health Check saturated QPS = {:.2}", saturated[1] / saturated[0]);
+    println!("GET /v1/nearest (JSON) saturated QPS ÷ FindNearest saturated QPS = {:.2}", saturated[2] / saturated[1]);
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! `Store::write`, which appends to the change log in the same transaction.
 
 mod batch;
+mod http;
 mod instruments;
 mod list;
 mod update_mask;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use hubdir_auth::{Principal, Scope, principal};
 use hubdir_core::{Origin, SiteName, SiteRecord, ViolationReason, Violations};
-use hubdir_node::{Mount, NodeContext, page_token, status};
+use hubdir_node::{Mount, NodeContext, Routing, page_token, status};
 use hubdir_proto::convert;
 use hubdir_proto::v1::registry_service_server::{RegistryService, RegistryServiceServer, SERVICE_NAME};
 use hubdir_proto::v1::{
@@ -21,7 +22,6 @@ use hubdir_proto::v1::{
     ListSitesRequest, ListSitesResponse, Site, UpdateSiteRequest,
 };
 use hubdir_store::{Applied, Change, Precondition, Store, Write};
-use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -31,16 +31,17 @@ pub use list::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 /// How `hubdir serve` and `hubdir-registry` mount this service.
 pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 
-fn add(ctx: &NodeContext, routes: &mut RoutesBuilder) {
+fn add(ctx: &NodeContext, routing: &mut Routing) {
     let max = ctx.config.server.max_message_bytes;
     let own = ctx.config.node.id.clone();
-    let server =
-        RegistryServiceServer::new(Registry { store: ctx.store.clone(), own, tokens: ctx.page_tokens.clone() })
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max)
-            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-            .send_compressed(tonic::codec::CompressionEncoding::Gzip);
-    routes.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
+    let registry = Registry { store: ctx.store.clone(), own, tokens: ctx.page_tokens.clone() };
+    routing.add_http(http::routes(registry.clone(), ctx.authenticator.clone()));
+    let server = RegistryServiceServer::new(registry)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max)
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    routing.grpc.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 
 /// The RegistryService implementation.

@@ -1,0 +1,53 @@
+//! `GET /v1/sites/{origin}/{id}`: GetSite over HTTP, answered by the same handler, as JSON or
+//! as a GeoJSON Feature, with the site's etag as `ETag` (`If-None-Match` answers 304).
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use hubdir_auth::Authenticator;
+use hubdir_node::http;
+use hubdir_proto::v1::GetSiteRequest;
+use hubdir_proto::v1::registry_service_server::RegistryService;
+use serde_json::Map;
+
+use crate::Registry;
+
+#[derive(Debug, Clone)]
+struct Doors {
+    registry: Registry,
+    authenticator: Authenticator,
+}
+
+pub(crate) fn routes(registry: Registry, authenticator: Authenticator) -> axum::Router {
+    axum::Router::new().route("/v1/sites/{origin}/{id}", get(site)).with_state(Doors { registry, authenticator })
+}
+
+async fn site(State(doors): State<Doors>, headers: HeaderMap, Path((origin, id)): Path<(String, String)>) -> Response {
+    let answer = async {
+        let request = GetSiteRequest { name: format!("sites/{origin}/{id}") };
+        let request = http::authenticated(&doors.authenticator, &headers, request)?;
+        doors.registry.get_site(request).await
+    };
+    let site = match answer.await {
+        Ok(site) => site.into_inner(),
+        Err(status) => return http::error(&status),
+    };
+    let etag = HeaderValue::from_str(&format!("\"{}\"", site.etag)).ok();
+    let unchanged = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|wanted| {
+        wanted.split(',').any(|tag| tag.trim().trim_start_matches("W/") == format!("\"{}\"", site.etag))
+    });
+    let mut response = if unchanged {
+        let mut response = Response::new(axum::body::Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else if http::wants_geojson(&headers) {
+        http::respond(StatusCode::OK, http::GEOJSON, &http::feature(http::to_json(&site, "hubdir.v1.Site"), Map::new()))
+    } else {
+        http::respond(StatusCode::OK, http::JSON, &http::to_json(&site, "hubdir.v1.Site"))
+    };
+    if let Some(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
