@@ -9,6 +9,7 @@ mod follow;
 mod http;
 mod instruments;
 mod listing;
+mod page;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,7 @@ fn add(ctx: &NodeContext, routing: &mut Routing) {
         tokens: ctx.page_tokens.clone(),
     };
     routing.add_http(http::routes(discovery.clone(), ctx.authenticator.clone()));
+    routing.add_http(page::routes(discovery.clone(), ctx.authenticator.clone()));
     let server = DiscoveryServiceServer::new(discovery)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max)
