@@ -15,6 +15,7 @@ Environment: HUBDIR_AXE_JS, the path of axe.min.js.
 
 import json
 import os
+import re
 import sys
 import time
 from urllib.parse import parse_qs, urlparse
@@ -99,7 +100,7 @@ def slow_link_and_geolocation(base, axe_source, screenshot):
         if kept != [0, 0, "", ""]:
             fail(f"the page kept something: {kept}")
         text = sites[0].text
-        if " m" not in text and " km" not in text:
+        if not re.search(r"\b\d+(\.\d)? k?m\b", text):
             fail(f"a result without its distance: {text}")
         print(f"slow link: first results in {elapsed:.1f} s (250 kbit/s, 300 ms), first view {weight} bytes, "
               f"{len(sites)} sites, position sent as {sent[0]['lat'][0]},{sent[0]['lng'][0]}, nothing stored")

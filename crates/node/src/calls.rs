@@ -101,15 +101,19 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // gRPC-Web arrives here translated to gRPC.
+        let grpc = crate::http::is_grpc(request.headers());
         let slot = match request.extensions().get::<ConnectionInfo>().map(ConnectionInfo::take_slot) {
             Some(None) => {
                 count_shed("requests_per_connection");
-                return Box::pin(std::future::ready(Ok(shed_response())));
+                return Box::pin(std::future::ready(Ok(shed_response(grpc))));
             }
             Some(Some(slot)) => Some(slot),
             None => None,
         };
-        if !self.layer.traces && !self.layer.metrics {
+        // The RPC span and metric follow the RPC conventions: an HTTP/JSON request (no gRPC
+        // status) is not an RPC, and is only held to the same per-connection budget.
+        if !grpc || (!self.layer.traces && !self.layer.metrics) {
             // Nothing observed: only the slot is held until the response starts.
             let response = self.inner.call(request);
             return Box::pin(async move {
@@ -175,9 +179,11 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
     headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
-/// What tonic's own load shedding answered, so clients see no difference.
-fn shed_response() -> http::Response<Body> {
-    tonic::Status::resource_exhausted("Too many active requests for the connection").into_http()
+/// What tonic's own load shedding answered, so gRPC clients see no difference; an HTTP
+/// client gets the same error as JSON (429).
+fn shed_response(grpc: bool) -> http::Response<Body> {
+    let status = tonic::Status::resource_exhausted("Too many active requests for the connection");
+    if grpc { status.into_http() } else { crate::http::error(&status).map(Body::new) }
 }
 
 /// One call until its status is known; recorded when dropped.
@@ -253,5 +259,16 @@ mod tests {
         assert_eq!(name("/hubdir.v1.DiscoveryService/FindNearest"), ("hubdir.v1.DiscoveryService", "FindNearest"));
         assert_eq!(name("/made.up.Service/Anything"), (OTHER, OTHER));
         assert_eq!(name("/odd"), (OTHER, OTHER));
+    }
+
+    /// A shed gRPC call is RESOURCE_EXHAUSTED as tonic says it; a shed HTTP request is a 429
+    /// with the same status as JSON, not a gRPC answer an HTTP client cannot read.
+    #[test]
+    fn a_shed_request_is_answered_in_its_own_protocol() {
+        let grpc = shed_response(true);
+        assert_eq!((grpc.status(), grpc_status(grpc.headers())), (http::StatusCode::OK, Some(8)));
+        let json = shed_response(false);
+        assert_eq!(json.status(), http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(json.headers()[http::header::CONTENT_TYPE], "application/json");
     }
 }

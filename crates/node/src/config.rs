@@ -382,12 +382,11 @@ impl Provenance {
     fn record(&mut self, table: &toml::Table, prefix: &str, source: &Source) {
         for (key, value) in table {
             let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-            match value {
-                toml::Value::Table(inner) => self.record(inner, &path, source),
-                _ => {
-                    self.0.insert(path, source.clone());
-                }
+            // A table too: a misspelt section is named with the layer that wrote it.
+            if let toml::Value::Table(inner) = value {
+                self.record(inner, &path, source);
             }
+            self.0.insert(path, source.clone());
         }
     }
 
@@ -509,6 +508,7 @@ fn env_layer(
         let is_string = known.get(&section).and_then(|s| s.get(&field)).is_some_and(toml::Value::is_str);
         let value = if is_string { toml::Value::String(raw) } else { env_value(&raw) };
         provenance.0.insert(format!("{section}.{field}"), Source::Env(var.clone()));
+        provenance.0.entry(section.clone()).or_insert_with(|| Source::Env(var.clone()));
         set_key(&mut table, &section, &field, value);
     }
     Ok(table)
@@ -641,8 +641,10 @@ mod tests {
             err.contains("`server.lisen`") && err.contains(&path) && err.contains("did you mean `listen`?"),
             "{err}"
         );
-        let (err, _) = message(Some("[sever]\n"), &[], None);
-        assert!(err.contains("`sever`") && err.contains("did you mean `server`?"), "{err}");
+        let (err, path) = message(Some("[sever]\n"), &[], None);
+        assert!(err.contains("`sever`") && err.contains(&path) && err.contains("did you mean `server`?"), "{err}");
+        let (err, _) = message(None, &[("HUBDIR_SEVER__LISTEN", "x")], None);
+        assert!(err.contains("`sever` (set by environment variable HUBDIR_SEVER__LISTEN)"), "{err}");
         let (err, _) = message(None, &[("HUBDIR_SERVER__LISTEN_ON", "x")], None);
         assert!(err.contains("environment variable HUBDIR_SERVER__LISTEN_ON") && err.contains("`listen`?"), "{err}");
         let (err, _) = message(None, &[("HUBDIR_LOG__FORMAT", "jsn")], None);

@@ -47,9 +47,24 @@ pub fn respond(status: StatusCode, content_type: &'static str, body: &Value) -> 
     response
 }
 
-/// Whether the client asked for GeoJSON rather than JSON.
+/// Whether the client asked for GeoJSON rather than JSON (and did not refuse it, `;q=0`).
 pub fn wants_geojson(headers: &HeaderMap) -> bool {
-    headers.get_all(header::ACCEPT).iter().any(|v| v.to_str().is_ok_and(|v| v.contains(GEOJSON)))
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|range| {
+        let mut parts = range.split(';');
+        parts.next().is_some_and(|media| media.trim().eq_ignore_ascii_case(GEOJSON)) && quality(parts) > 0.0
+    })
+}
+
+/// The weight (`q=`) among the parameters of an `Accept` or `Accept-Language` entry: 1 when
+/// absent, 0 when malformed, at most 1 (RFC 9110 §12.4.2).
+pub fn quality<'a>(mut parameters: impl Iterator<Item = &'a str>) -> f32 {
+    let Some(raw) = parameters.find_map(|p| {
+        let (name, value) = p.trim().split_once('=')?;
+        name.trim().eq_ignore_ascii_case("q").then_some(value.trim())
+    }) else {
+        return 1.0;
+    };
+    raw.parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)).unwrap_or(0.0)
 }
 
 /// The request a gRPC handler takes, with the caller's principal put in it by the same check
@@ -70,7 +85,7 @@ pub fn authenticated<T>(
 }
 
 /// The HTTP status of a gRPC code, as Google's HTTP mapping gives it.
-fn http_status(code: Code) -> StatusCode {
+pub fn http_status(code: Code) -> StatusCode {
     match code {
         Code::Ok => StatusCode::OK,
         Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => StatusCode::BAD_REQUEST,
@@ -130,15 +145,15 @@ pub fn error(status: &Status) -> Response {
     respond(http, JSON, &body)
 }
 
+/// Whether a request is a gRPC call rather than one of the HTTP API's.
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/grpc"))
+}
+
 /// What answers a path no route has: gRPC's UNIMPLEMENTED to a gRPC call (what tonic answers),
 /// a JSON 404 to anything else.
 pub async fn not_found(request: axum::extract::Request) -> Response {
-    let grpc = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"));
-    if grpc {
+    if is_grpc(request.headers()) {
         return Status::unimplemented("").into_http();
     }
     let path = crate::status::truncate(request.uri().path().to_owned(), 200);
@@ -238,14 +253,42 @@ mod tests {
         assert!(feature["properties"].get("location").is_none());
     }
 
-    #[test]
-    fn errors_keep_their_reason_and_field_violations() {
+    #[tokio::test]
+    async fn errors_keep_their_reason_and_field_violations() {
         let mut out = Violations::default();
         out.push("location.latitude", ViolationReason::OutOfRange, "must be a number in [-90, 90]");
         let response = error(&crate::status::invalid_argument(&out));
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(code_name(Code::InvalidArgument), "INVALID_ARGUMENT");
+        let body = body(response).await;
+        let error = &body["error"];
+        assert_eq!((error["code"].as_u64(), error["status"].as_str()), (Some(400), Some("INVALID_ARGUMENT")));
+        assert_eq!(error["details"][0]["reason"], "INVALID_ARGUMENT");
+        assert_eq!(error["details"][1]["fieldViolations"][0]["field"], "location.latitude");
+        assert_eq!(error["details"][1]["fieldViolations"][0]["reason"], "OUT_OF_RANGE");
         assert_eq!(code_name(Code::Ok), "OK");
+    }
+
+    /// The body of a response built in memory.
+    async fn body(response: Response) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn accept_weights_are_honoured() {
+        let accept = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_static(value));
+            wants_geojson(&headers)
+        };
+        assert!(accept("application/geo+json"));
+        assert!(accept("application/json;q=0.5, application/geo+json"));
+        assert!(!accept("application/geo+json;q=0"));
+        assert!(!accept("application/geo+json;Q=0"));
+        assert!(!accept("application/json"));
+        assert_eq!(quality("q=2".split(';')), 0.0);
+        assert_eq!(quality("q=nan".split(';')), 0.0);
+        assert_eq!(quality("level=1".split(';')), 1.0);
     }
 
     #[test]

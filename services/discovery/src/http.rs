@@ -6,7 +6,7 @@
 //! (`basic` | `full`, default full).
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use hubdir_auth::Authenticator;
@@ -35,7 +35,7 @@ async fn nearest(State(doors): State<Doors>, headers: HeaderMap, RawQuery(query)
         let request = http::authenticated(&doors.authenticator, &headers, request)?;
         doors.discovery.find_nearest(request).await
     };
-    match answer.await {
+    let mut response = match answer.await {
         Ok(response) if http::wants_geojson(&headers) => {
             http::respond(StatusCode::OK, http::GEOJSON, &feature_collection(response.into_inner()))
         }
@@ -45,8 +45,38 @@ async fn nearest(State(doors): State<Doors>, headers: HeaderMap, RawQuery(query)
             &http::to_json(response.get_ref(), "hubdir.v1.FindNearestResponse"),
         ),
         Err(status) => http::error(&status),
-    }
+    };
+    // The URL holds a position: no cache keeps the answer.
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::VARY, HeaderValue::from_static("accept"));
+    response
 }
+
+/// Service types by their short names (`free_wifi`, `public-internet`, any case), as the API
+/// and the page take them; an unknown one, or more than there are, is a violation of `service`.
+pub(crate) fn services(names: &[&str], out: &mut Violations) -> Vec<pb::ServiceType> {
+    let names: Vec<&str> = names.iter().copied().filter(|n| !n.is_empty()).collect();
+    if names.len() > SERVICE_TYPES {
+        out.push("service", ViolationReason::TooMany, format!("at most {SERVICE_TYPES} services"));
+        return Vec::new();
+    }
+    let mut found = Vec::with_capacity(names.len());
+    for name in names {
+        let wire = format!("SERVICE_TYPE_{}", name.to_ascii_uppercase().replace('-', "_"));
+        match pb::ServiceType::from_str_name(&wire).filter(|s| *s != pb::ServiceType::Unspecified) {
+            Some(service) => found.push(service),
+            None => {
+                out.push("service", ViolationReason::UnknownValue, "not a service type (e.g. free_wifi)");
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// How many service types there are: no filter names more.
+const SERVICE_TYPES: usize = 10;
 
 /// The FindNearest request a query string asks; the position goes nowhere but the request.
 fn nearest_request(query: Option<&str>) -> Result<FindNearestRequest, tonic::Status> {
@@ -62,14 +92,7 @@ fn nearest_request(query: Option<&str>) -> Result<FindNearestRequest, tonic::Sta
     let (latitude, longitude) = (coordinate("lat"), coordinate("lng"));
     let max_results = params.number::<i32>("k", &mut out).unwrap_or(0);
     let max_distance_meters = params.number::<f64>("max_distance", &mut out).unwrap_or(0.0);
-    let mut services = Vec::new();
-    for name in params.all("service") {
-        let wire = format!("SERVICE_TYPE_{}", name.to_ascii_uppercase().replace('-', "_"));
-        match pb::ServiceType::from_str_name(&wire).filter(|s| *s != pb::ServiceType::Unspecified) {
-            Some(service) => services.push(service.into()),
-            None => out.push("service", ViolationReason::UnknownValue, "not a service type (e.g. free_wifi)"),
-        }
-    }
+    let services = services(&params.all("service"), &mut out).into_iter().map(i32::from).collect();
     let online = params.flag("online", &mut out);
     let filter = pb::SiteFilter {
         services,

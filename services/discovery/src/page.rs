@@ -81,7 +81,7 @@ fn choose(accept_language: Option<&str>) -> &'static Catalogue {
     for range in accept_language.unwrap_or_default().split(',').take(20) {
         let mut parts = range.trim().split(';');
         let tag = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let q = parts.find_map(|p| p.trim().strip_prefix("q=")).and_then(|q| q.parse().ok()).unwrap_or(1.0_f32);
+        let q = hubdir_node::http::quality(parts);
         let primary = tag.split('-').next().unwrap_or_default();
         if let Some(c) = catalogues().iter().find(|c| c.language == primary)
             && q > 0.0
@@ -91,6 +91,11 @@ fn choose(accept_language: Option<&str>) -> &'static Catalogue {
         }
     }
     best.map_or(&catalogues()[0], |(_, c)| c)
+}
+
+/// A coordinate to 3 decimals: about 111 m of latitude at most.
+fn round(degrees: f64) -> f64 {
+    (degrees * 1000.0).round() / 1000.0
 }
 
 /// `text` safe inside HTML text and attribute values.
@@ -196,7 +201,9 @@ async fn answer(
         (http, message)
     };
     let (location, heading) = if !form.lat.is_empty() || !form.lng.is_empty() {
-        let number = |text: &str| text.replace(',', ".").parse::<f64>().unwrap_or(f64::NAN);
+        // Rounded here too, as the script rounds: a typed position is used no finer than
+        // about 100 m.
+        let number = |text: &str| round(text.replace(',', ".").parse::<f64>().unwrap_or(f64::NAN));
         (pb::LatLng { latitude: number(&form.lat), longitude: number(&form.lng) }, escape(t.t("results_heading")))
     } else if !form.q.is_empty() && !form.country.is_empty() {
         // A typed place: the first site whose name or address holds its words is where to
@@ -252,7 +259,7 @@ fn render_page(t: &Catalogue, form: &Form, results: &str, status: &str) -> Strin
     for value in 1..=i32::MAX {
         let Ok(service) = pb::ServiceType::try_from(value) else { break };
         let code = short(service.as_str_name(), "SERVICE_TYPE_");
-        let selected = if code == form.service { " selected" } else { "" };
+        let selected = if code.eq_ignore_ascii_case(&form.service) { " selected" } else { "" };
         options.push_str(&format!(
             "<option value=\"{code}\"{selected}>{}</option>",
             escape(t.t(&format!("service.{code}")))
@@ -299,8 +306,7 @@ fn results(t: &Catalogue, heading: &str, found: &[NearbySite]) -> String {
     out.push_str("<ol class=\"sites\">");
     for nearby in found {
         let Some(site) = &nearby.site else { continue };
-        let (lat, lng) = site.location.as_ref().map_or((0.0, 0.0), |l| (l.latitude, l.longitude));
-        let distance = if nearby.distance_meters < 1000.0 {
+        let distance = if nearby.distance_meters < 995.0 {
             t.fill("m", &[("n", &format!("{:.0}", (nearby.distance_meters / 10.0).round() * 10.0))])
         } else {
             t.fill("km", &[("n", &format!("{:.1}", nearby.distance_meters / 1000.0))])
@@ -330,17 +336,21 @@ fn results(t: &Catalogue, heading: &str, found: &[NearbySite]) -> String {
             .services()
             .map(|s| escape(t.t(&format!("service.{}", short(s.as_str_name(), "SERVICE_TYPE_")))))
             .collect();
+        let directions = site.location.as_ref().map_or(String::new(), |l| {
+            let (lat, lng) = (l.latitude, l.longitude);
+            format!(
+                "<p><a href=\"geo:{lat:.6},{lng:.6}\">{}</a> · <a href=\"https://www.openstreetmap.org/directions?to=\
+                 {lat:.6}%2C{lng:.6}\" rel=\"noreferrer\">{}</a></p>",
+                escape(t.t("directions")),
+                escape(t.t("openstreetmap")),
+            )
+        });
         out.push_str(&format!(
             "<li class=\"site\"><h3>{name}</h3><p class=\"meta\">{distance} · {kind}</p><ul class=\"facts\">{facts}</ul>\
-             <p>{services_label}: {services}</p>\
-             <p><a href=\"geo:{lat:.6},{lng:.6}\">{directions}</a> · \
-             <a href=\"https://www.openstreetmap.org/directions?to={lat:.6}%2C{lng:.6}\" rel=\"noreferrer\">{osm}</a></p></li>",
+             <p>{services_label}: {services}</p>{directions}</li>",
             name = escape(&site.display_name),
-            kind = kind,
             services_label = escape(t.t("services")),
             services = services.join(", "),
-            directions = escape(t.t("directions")),
-            osm = escape(t.t("openstreetmap")),
         ));
     }
     out.push_str("</ol>");

@@ -2,7 +2,7 @@
 //! every event and span of every crate is captured at TRACE (SQL statements included) while
 //! FindNearest runs with distinctive positions, and while the cell listing and text search run
 //! on that position's resolution-15 cell, and while the HTTP API's `/v1/nearest` answers JSON
-//! and GeoJSON from it; then the capture, the SQLite files and every row of
+//! and GeoJSON from it and the page's `/near` finds help from it; then the capture, the SQLite files and every row of
 //! every PostgreSQL table are searched for the position's digits and for its H3 cells of
 //! resolutions 8 to 15 (finer than the resolution 7 the privacy rule allows), as text,
 //! decimal and hex.
@@ -105,13 +105,22 @@ async fn search_from_the_position(store: Arc<Store>) {
     client.search_sites(search).await.unwrap();
     drop(client);
 
-    // The HTTP API, in JSON and GeoJSON, with a valid and an invalid position.
+    // The HTTP API, in JSON and GeoJSON, and the page's search, with a valid and an invalid
+    // position; and the page's search from a typed place.
     for (latitude, longitude) in [VALID, INVALID] {
         for accept in ["application/json", "application/geo+json"] {
             let status = http_get(address, &format!("/v1/nearest?lat={latitude}&lng={longitude}&k=3"), accept).await;
             assert_eq!(status, if latitude == VALID.0 { 200 } else { 400 });
         }
+        for target in [
+            format!("/near?lat={latitude}&lng={longitude}"),
+            format!("/near?lat={latitude}&lng={longitude}&fragment=1"),
+        ] {
+            let status = http_get(address, &target, "text/html").await;
+            assert_eq!(status, if latitude == VALID.0 { 200 } else { 400 });
+        }
     }
+    assert_eq!(http_get(address, "/near?q=library&country=ZW", "text/html").await, 200);
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }

@@ -1,5 +1,6 @@
 //! `GET /v1/sites/{origin}/{id}`: GetSite over HTTP, answered by the same handler, as JSON or
-//! as a GeoJSON Feature, with the site's etag as `ETag` (`If-None-Match` answers 304).
+//! as a GeoJSON Feature, with the site's etag as a weak `ETag` per format (`If-None-Match`
+//! answers 304).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -33,21 +34,25 @@ async fn site(State(doors): State<Doors>, headers: HeaderMap, Path((origin, id))
         Ok(site) => site.into_inner(),
         Err(status) => return http::error(&status),
     };
-    let etag = HeaderValue::from_str(&format!("\"{}\"", site.etag)).ok();
+    // Weak, and one per representation (JSON, GeoJSON): the same version of a site is sent
+    // in two formats, gzipped or not (RFC 9110 §8.8.3).
+    let geojson = http::wants_geojson(&headers);
+    let tag = format!("W/\"{}{}\"", site.etag, if geojson { "-geo" } else { "" });
     let unchanged = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|wanted| {
-        wanted.split(',').any(|tag| tag.trim().trim_start_matches("W/") == format!("\"{}\"", site.etag))
+        wanted.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == tag.trim_start_matches("W/"))
     });
     let mut response = if unchanged {
         let mut response = Response::new(axum::body::Body::empty());
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         response
-    } else if http::wants_geojson(&headers) {
+    } else if geojson {
         http::respond(StatusCode::OK, http::GEOJSON, &http::feature(http::to_json(&site, "hubdir.v1.Site"), Map::new()))
     } else {
         http::respond(StatusCode::OK, http::JSON, &http::to_json(&site, "hubdir.v1.Site"))
     };
-    if let Some(etag) = etag {
+    if let Ok(etag) = HeaderValue::from_str(&tag) {
         response.headers_mut().insert(header::ETAG, etag);
     }
+    response.headers_mut().insert(header::VARY, HeaderValue::from_static("accept"));
     response
 }
