@@ -129,6 +129,8 @@ def sample(schema):
         if isinstance(schema.get("additionalProperties"), dict) and "propertyNames" in schema:
             out["ZW"] = sample(schema["additionalProperties"])
         return out
+    if kind == "array":
+        return [sample(schema["items"])]
     return {"integer": max(schema.get("minimum", 1), 1), "number": 0.5, "boolean": True, "string": "info"}[kind]
 
 

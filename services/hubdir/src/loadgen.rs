@@ -8,7 +8,8 @@
 //! For each RPC it measures saturation (a closed loop: `--concurrency` requests always in
 //! flight over `--connections` HTTP/2 connections) and then a fixed offered load (an open
 //! loop at `--rate` requests per second; latency counts from each request's scheduled
-//! start, so a stalled server cannot hide its queueing). Any RPC that fails is counted and
+//! start, so a stalled server cannot hide its queueing, and the generator spins the last
+//! stretch to that instant rather than trust tokio's millisecond timer). Any RPC that fails is counted and
 //! reported: a run with errors is not a result.
 
 use std::sync::Arc;
@@ -51,6 +52,10 @@ struct Args {
     /// Nearest sites asked for.
     #[arg(long, default_value_t = 10)]
     k: i32,
+    /// Send each fixed-load request when tokio's millisecond timer fires, without spinning to
+    /// its scheduled instant (to measure what that lateness adds).
+    #[arg(long)]
+    timer_only: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -202,21 +207,40 @@ async fn saturate(clients: &Clients, rpc: Rpc, args: &Args) -> Outcome {
     outcome(latencies, errors, started.elapsed())
 }
 
-/// Open loop: one request every 1/rate seconds, whether or not earlier ones returned.
-async fn offer(clients: &Clients, rpc: Rpc, args: &Args) -> Outcome {
+/// How long before a request's scheduled instant the open loop stops sleeping and spins:
+/// tokio's timer fires on millisecond ticks, up to 1 ms late, and at a low offered load that
+/// lateness would be counted as the server's latency.
+const SPIN: Duration = Duration::from_micros(1500);
+
+/// Open loop: one request every 1/rate seconds, whether or not earlier ones returned. Also
+/// returns the median delay from each request's scheduled instant to its sending (the
+/// generator's own lateness, included in the latencies).
+async fn offer(clients: &Clients, rpc: Rpc, args: &Args) -> (Outcome, f64) {
     let total = args.rate * args.seconds;
     let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
-    let results = Arc::new(Mutex::new((Vec::with_capacity(total as usize), 0usize)));
+    let results = Arc::new(Mutex::new((Vec::with_capacity(total as usize), 0usize, Vec::new())));
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(total as usize);
     for n in 0..total {
         let scheduled = started + interval * n as u32;
-        tokio::time::sleep_until(scheduled.into()).await;
+        // Sleep on the timer, then spin the last stretch when the interval leaves room for it
+        // (at high rates the spin would never stop, on a core the server needs).
+        match scheduled.checked_sub(SPIN).filter(|_| interval >= SPIN * 2 && !args.timer_only) {
+            Some(wake) => {
+                tokio::time::sleep_until(wake.into()).await;
+                while Instant::now() < scheduled {
+                    std::hint::spin_loop();
+                }
+            }
+            None => tokio::time::sleep_until(scheduled.into()).await,
+        }
         let (clients, results, k) = (clients.clone(), results.clone(), args.k);
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(n + 1);
+            let late = scheduled.elapsed();
             let ok = clients.call(rpc, n as usize, &mut rng, k).await;
             let mut results = results.lock().await;
+            results.2.push(late);
             if ok {
                 results.0.push(scheduled.elapsed());
             } else {
@@ -228,8 +252,10 @@ async fn offer(clients: &Clients, rpc: Rpc, args: &Args) -> Outcome {
         let _ = task.await;
     }
     let elapsed = started.elapsed();
-    let (latencies, errors) = std::mem::take(&mut *results.lock().await);
-    outcome(latencies, errors, elapsed)
+    let (latencies, errors, mut late) = std::mem::take(&mut *results.lock().await);
+    late.sort();
+    let late_p50 = late.get(late.len() / 2).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6);
+    (outcome(latencies, errors, elapsed), late_p50)
 }
 
 #[tokio::main]
@@ -259,8 +285,8 @@ async fn main() -> anyhow::Result<()> {
         "{} s per phase, {} connections, {} in flight at saturation, {} requests/s offered, k = {}",
         args.seconds, args.connections, args.concurrency, args.rate, args.k
     );
-    println!("| RPC | phase | QPS | p50 µs | p99 µs | errors |");
-    println!("|---|---|---:|---:|---:|---:|");
+    println!("| RPC | phase | QPS | p50 µs | p99 µs | errors | sent late p50 µs |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
     let mut saturated = Vec::new();
     for rpc in [Rpc::HealthCheck, Rpc::FindNearest, Rpc::HttpNearest] {
         let name = match rpc {
@@ -269,10 +295,13 @@ async fn main() -> anyhow::Result<()> {
             Rpc::HttpNearest => "GET /v1/nearest (JSON)",
         };
         let max = saturate(&clients, rpc, &args).await;
-        println!("| {name} | saturation | {:.0} | {:.0} | {:.0} | {} |", max.qps, max.p50_us, max.p99_us, max.errors);
-        let fixed = offer(&clients, rpc, &args).await;
         println!(
-            "| {name} | {} req/s offered | {:.0} | {:.0} | {:.0} | {} |",
+            "| {name} | saturation | {:.0} | {:.0} | {:.0} | {} | – |",
+            max.qps, max.p50_us, max.p99_us, max.errors
+        );
+        let (fixed, late) = offer(&clients, rpc, &args).await;
+        println!(
+            "| {name} | {} req/s offered | {:.0} | {:.0} | {:.0} | {} | {late:.0} |",
             args.rate, fixed.qps, fixed.p50_us, fixed.p99_us, fixed.errors
         );
         saturated.push(max.qps);
