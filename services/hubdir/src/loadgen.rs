@@ -82,46 +82,65 @@ struct Http {
 }
 
 impl Http {
-    /// GET `target` on connection `i`; the body of a 200, or `None`.
+    /// GET `target` on connection `i`; the body of a 200, or `None`. A kept-alive connection
+    /// the server has closed meanwhile (hyper closes one idle for 30 s) is replaced and the
+    /// request sent again once, as HTTP clients do for a GET.
     async fn get(&self, i: usize, target: &str) -> Option<Vec<u8>> {
         let mut slot = self.connections[i % self.connections.len()].lock().await;
-        let answer = async {
-            if slot.is_none() {
+        for fresh in [slot.is_none(), true] {
+            if fresh {
                 let stream = TcpStream::connect(&self.host).await.ok()?;
                 stream.set_nodelay(true).ok()?;
                 *slot = Some(BufReader::new(stream));
             }
-            let stream = slot.as_mut()?;
-            let head = format!("GET {target} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\r\n", self.host);
-            stream.get_mut().write_all(head.as_bytes()).await.ok()?;
-            let (mut line, mut status, mut length) = (String::new(), 0u16, 0usize);
-            loop {
-                line.clear();
-                if stream.read_line(&mut line).await.ok()? == 0 {
-                    return None;
-                }
-                let header = line.trim_end();
-                if header.is_empty() {
-                    break;
-                }
-                if let Some(code) = header.strip_prefix("HTTP/1.1 ") {
-                    status = code.get(..3)?.parse().ok()?;
-                } else if let Some((name, value)) = header.split_once(':')
-                    && name.eq_ignore_ascii_case("content-length")
-                {
-                    length = value.trim().parse().ok()?;
-                }
+            match Http::exchange(slot.as_mut()?, &self.host, target).await {
+                Exchange::Answered(body) => return body,
+                Exchange::Closed if !fresh => continue,
+                Exchange::Closed => break,
             }
-            let mut body = vec![0; length];
-            stream.read_exact(&mut body).await.ok()?;
-            (status == 200).then_some(body)
-        };
-        let body = answer.await;
-        if body.is_none() {
-            *slot = None;
         }
-        body
+        *slot = None;
+        None
     }
+
+    /// One request and its answer on `stream`.
+    async fn exchange(stream: &mut BufReader<TcpStream>, host: &str, target: &str) -> Exchange {
+        let head = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\r\n");
+        if stream.get_mut().write_all(head.as_bytes()).await.is_err() {
+            return Exchange::Closed;
+        }
+        let (mut line, mut status, mut length) = (String::new(), None, 0usize);
+        loop {
+            line.clear();
+            match stream.read_line(&mut line).await {
+                Ok(0) | Err(_) if status.is_none() => return Exchange::Closed,
+                Ok(0) | Err(_) => return Exchange::Answered(None),
+                Ok(_) => {}
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some(code) = header.strip_prefix("HTTP/1.1 ") {
+                status = code.get(..3).and_then(|c| c.parse::<u16>().ok());
+            } else if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        let read = stream.read_exact(&mut body).await.is_ok();
+        Exchange::Answered((read && status == Some(200)).then_some(body))
+    }
+}
+
+/// How one HTTP exchange ended.
+enum Exchange {
+    /// The connection was closed before any answer: a fresh one may be tried.
+    Closed,
+    /// The body of a 200, or `None` for any other answer.
+    Answered(Option<Vec<u8>>),
 }
 
 /// Query positions uniform on the sphere.
