@@ -181,6 +181,20 @@ async fn nodes_export_conventional_spans_one_trace_across_nodes_and_their_metric
     }
     let search = SearchSitesRequest { query: QUERY.into(), country_code: "ZW".into(), ..SearchSitesRequest::default() };
     discovery.search_sites(search).await.unwrap();
+    // And the HTTP API, from the same position: timed by route, the position nowhere.
+    let address = leader.trim_start_matches("http://").to_owned();
+    let target = format!("/v1/nearest?lat={}&lng={}", POSITION.0, POSITION.1);
+    let status = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        write!(stream, "GET {target} HTTP/1.1\r\nHost: zw\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer.split(' ').nth(1).unwrap_or_default().to_owned()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, "200");
 
     // The follower syncs both sites from the leader.
     let mut replica = RegistryServiceClient::connect(follower).await.unwrap();
@@ -217,6 +231,7 @@ async fn nodes_export_conventional_spans_one_trace_across_nodes_and_their_metric
     };
     let expected = [
         ("zw", "rpc.server.call.duration"),
+        ("zw", "http.server.request.duration"),
         ("zw", "hubdir.index.sites"),
         ("zw", "hubdir.index.applied_seq"),
         ("zw", "hubdir.index.load.duration"),

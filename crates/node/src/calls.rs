@@ -23,7 +23,7 @@ use tracing::Instrument;
 use crate::connections::ConnectionInfo;
 
 /// The `rpc.server.call.duration` histogram's bucket bounds, in seconds: 50 µs to 60 s.
-const DURATION_BUCKETS: [f64; 16] =
+pub(crate) const DURATION_BUCKETS: [f64; 16] =
     [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 60.0];
 
 struct Instruments {

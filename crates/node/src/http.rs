@@ -150,6 +150,39 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
     headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/grpc"))
 }
 
+/// `http.server.request.duration` (OpenTelemetry's HTTP conventions), until the response
+/// starts: by method, route template (`/v1/sites/{origin}/{id}`, never the path's values or
+/// the query, which may hold a position) and status. `serve` puts it on the HTTP routes when
+/// metrics are collected; gRPC calls have `rpc.server.call.duration` (`crate::calls`).
+pub async fn observe(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    static DURATION: OnceLock<opentelemetry::metrics::Histogram<f64>> = OnceLock::new();
+    let duration = DURATION.get_or_init(|| {
+        opentelemetry::global::meter(hubdir_telemetry::SCOPE)
+            .f64_histogram("http.server.request.duration")
+            .with_unit("s")
+            .with_description("Duration of the HTTP/JSON and page requests this server answered, by route and status")
+            .with_boundaries(crate::calls::DURATION_BUCKETS.to_vec())
+            .build()
+    });
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("_OTHER", |p| p.as_str()).to_owned();
+    let method = match *request.method() {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::OPTIONS => "OPTIONS",
+        _ => "_OTHER",
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let attributes = [
+        opentelemetry::KeyValue::new("http.request.method", method),
+        opentelemetry::KeyValue::new("http.route", route),
+        opentelemetry::KeyValue::new("http.response.status_code", i64::from(response.status().as_u16())),
+    ];
+    duration.record(started.elapsed().as_secs_f64(), &attributes);
+    response
+}
+
 /// What answers a path no route has: gRPC's UNIMPLEMENTED to a gRPC call (what tonic answers),
 /// a JSON 404 to anything else.
 pub async fn not_found(request: axum::extract::Request) -> Response {

@@ -96,10 +96,14 @@ impl Routing {
     }
 
     /// One router: gRPC by service path, the HTTP routes (gzipped for clients that accept
-    /// it) by theirs.
-    fn routes(self) -> tonic::service::Routes {
+    /// it, timed when `metrics`) by theirs.
+    fn routes(self, metrics: bool) -> tonic::service::Routes {
         let mut routes = self.grpc.routes();
-        let http = self.http.layer(tower_http::compression::CompressionLayer::new());
+        let mut http = self.http;
+        if metrics {
+            http = http.route_layer(axum::middleware::from_fn(crate::http::observe));
+        }
+        let http = http.layer(tower_http::compression::CompressionLayer::new());
         let grpc = std::mem::take(routes.axum_router_mut());
         *routes.axum_router_mut() = grpc.merge(http).fallback(crate::http::not_found);
         routes
@@ -183,7 +187,7 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(Duration::from_secs(limits.keepalive_timeout_secs)))
         .max_connection_age(Duration::from_secs(limits.max_connection_age_secs))
         .max_connection_age_grace(Duration::from_secs(limits.drain_deadline_secs))
-        .add_routes(routing.routes());
+        .add_routes(routing.routes(ctx.telemetry.metrics));
 
     let address = listener.local_addr()?;
     let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
