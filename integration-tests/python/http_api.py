@@ -115,10 +115,13 @@ def main():
         status, _, body = get(address, "/v1/sites/zw/no-such-site", auth)
         if status != 404 or json.loads(body)["error"]["details"][0]["reason"] != "SITE_NOT_FOUND":
             fail(f"a missing site: {status} {body[:300]!r}")
+        status, _, body = get(address, "/near?lat=-17.83&lng=31.05&service=teleport&fragment=1")
+        if status != 400 or b"service" not in body:
+            fail(f"the page with an unknown service: {status} {body[:200]!r}")
         status, headers, body = get(address, "/v1/no-such-door")
         if status != 404 or json.loads(body)["error"]["status"] != "NOT_FOUND":
             fail(f"an unknown path: {status} {headers} {body[:200]!r}")
-        print("sites: ETag and If-None-Match (304); 401 without a token; 404 SITE_NOT_FOUND; unknown paths 404")
+        print("sites: ETag and If-None-Match (304); 401 without a token; 404 SITE_NOT_FOUND; unknown paths 404; the page refuses an unknown service (400)")
 
 
 if __name__ == "__main__":

@@ -189,16 +189,11 @@ async fn answer(
     form: &Form,
 ) -> Result<String, (StatusCode, String)> {
     let failed = |status: tonic::Status| {
-        let http = if status.code() == Code::InvalidArgument {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        };
         let message = match status.code() {
             Code::InvalidArgument => t.fill("invalid", &[("problem", status.message())]),
             _ => escape(t.t("error")),
         };
-        (http, message)
+        (node_http::http_status(status.code()), message)
     };
     let (location, heading) = if !form.lat.is_empty() || !form.lng.is_empty() {
         // Rounded here too, as the script rounds: a typed position is used no finer than
@@ -224,11 +219,11 @@ async fn answer(
     } else {
         return Err((StatusCode::OK, escape(t.t("need_place"))));
     };
-    let services = match pb::ServiceType::from_str_name(&format!("SERVICE_TYPE_{}", form.service.to_ascii_uppercase()))
-    {
-        Some(service) if !form.service.is_empty() => vec![service.into()],
-        _ => Vec::new(),
-    };
+    let mut out = Violations::default();
+    let services = crate::http::services(&[form.service.as_str()], &mut out).into_iter().map(i32::from).collect();
+    if !out.is_empty() {
+        return Err(failed(hubdir_node::status::invalid_argument(&out)));
+    }
     let request = FindNearestRequest {
         location: Some(location),
         max_results: RESULTS,
