@@ -195,6 +195,16 @@ async fn converged(leader: &Store, follower: &Store) {
     }
 }
 
+/// The count of `outcome` once it reaches `want`, or whatever it is after 10 s: the follower
+/// counts a batch once its transaction has committed, just after the store shows it.
+async fn counted(stats: &hubdir_federation::follower::FollowerStats, outcome: &str, want: u64) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stats.get(outcome) < want && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stats.get(outcome)
+}
+
 #[tokio::test]
 async fn a_follower_applies_verified_events_and_converges_deletes_included() {
     let leader = leader().await;
@@ -207,7 +217,7 @@ async fn a_follower_applies_verified_events_and_converges_deletes_included() {
     converged(&leader.store, &store).await;
     // Same digest inputs, same log length; each event applied once, none rejected.
     assert_eq!(store.last_seq(&"zw".parse().unwrap()).await.unwrap(), 4);
-    assert_eq!(stats.get("applied"), 4);
+    assert_eq!(counted(&stats, "applied", 4).await, 4);
     assert_eq!(stats.get("UNKNOWN_KEY") + stats.get("BAD_SIGNATURE"), 0);
     // The follower keeps the origin's signed bytes, so it can relay them as they are.
     let theirs = leader.store.changes_after(&"zw".parse().unwrap(), 0, 10).await.unwrap();
@@ -251,5 +261,5 @@ async fn a_follower_takes_a_large_origin_whole_and_in_order() {
     let (store, stats, _) = follower(&leader, &leader.identity, dir.path()).await;
     converged(&leader.store, &store).await;
     assert_eq!(store.last_seq(&"zw".parse().unwrap()).await.unwrap(), 1002);
-    assert_eq!((stats.get("applied"), stats.get("gap"), stats.get("duplicate")), (1002, 0, 0));
+    assert_eq!((counted(&stats, "applied", 1002).await, stats.get("gap"), stats.get("duplicate")), (1002, 0, 0));
 }
