@@ -1,5 +1,6 @@
 //! Embeds every string catalogue of the page (`page/i18n/*.json`): adding a language is
-//! adding its file.
+//! adding its file. A catalogue that is not a JSON object of strings, or a missing English
+//! one (the fallback), fails the build.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -12,12 +13,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter_map(|name| name.strip_suffix(".json").map(str::to_owned))
         .collect();
     languages.sort();
+    if !languages.iter().any(|l| l == "en") {
+        return Err("page/i18n/en.json, the fallback catalogue, is missing".into());
+    }
     let mut out = String::from(
         "/// Every catalogue of `page/i18n`: (language tag, JSON).\nconst CATALOGUES: &[(&str, &str)] = &[\n",
     );
     for language in &languages {
         println!("cargo:rerun-if-changed=page/i18n/{language}.json");
         let path = dir.join(format!("{language}.json"));
+        let strings: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(&path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Some((key, _)) = strings.iter().find(|(_, v)| !v.is_string()) {
+            return Err(format!("{}: `{key}` is not a string", path.display()).into());
+        }
         writeln!(out, "    ({language:?}, include_str!({:?})),", path.display().to_string())?;
     }
     out.push_str("];\n");

@@ -24,19 +24,21 @@ use tonic_types::StatusExt;
 pub const JSON: &str = "application/json";
 pub const GEOJSON: &str = "application/geo+json";
 
-fn pool() -> &'static DescriptorPool {
-    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        DescriptorPool::decode(hubdir_proto::FILE_DESCRIPTOR_SET).expect("the contract's descriptors are built with it")
-    })
+/// The contract's descriptors, decoded once; `None` if they do not decode (a build fault,
+/// which every JSON answer then reports as INTERNAL).
+fn pool() -> Option<&'static DescriptorPool> {
+    static POOL: OnceLock<Option<DescriptorPool>> = OnceLock::new();
+    POOL.get_or_init(|| DescriptorPool::decode(hubdir_proto::FILE_DESCRIPTOR_SET).ok()).as_ref()
 }
 
 /// `message`, a `hubdir.v1` message named `full_name`, in the proto3 JSON mapping.
-pub fn to_json(message: &impl prost::Message, full_name: &str) -> Value {
-    let descriptor = pool().get_message_by_name(full_name).unwrap_or_else(|| panic!("{full_name} is in the contract"));
+pub fn to_json(message: &impl prost::Message, full_name: &str) -> Result<Value, Status> {
+    let descriptor = pool()
+        .and_then(|pool| pool.get_message_by_name(full_name))
+        .ok_or_else(|| crate::status::internal(format!("{full_name} is not in the contract's descriptors")))?;
     let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
-        .expect("a message decodes as its own type");
-    serde_json::to_value(&dynamic).unwrap_or(Value::Null)
+        .map_err(|err| crate::status::internal(format!("{full_name} as JSON: {err}")))?;
+    serde_json::to_value(&dynamic).map_err(|err| crate::status::internal(format!("{full_name} as JSON: {err}")))
 }
 
 /// A JSON body with its status and content type.
@@ -275,7 +277,7 @@ mod tests {
             origin_seq: 7,
             ..pb::Site::default()
         };
-        let value = to_json(&site, "hubdir.v1.Site");
+        let value = to_json(&site, "hubdir.v1.Site").unwrap();
         assert_eq!(value["displayName"], "A");
         assert_eq!(value["kind"], "KIND_PUBLIC_LIBRARY");
         assert_eq!(value["originSeq"], "7", "64-bit integers are strings in proto3 JSON");

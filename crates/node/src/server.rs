@@ -81,6 +81,20 @@ pub struct Mount {
     pub add: fn(&NodeContext, &mut Routing),
 }
 
+/// A generated gRPC server as every service mounts it: `server.max_message_bytes` both ways,
+/// and gzip accepted and offered (`$ctx` is the `NodeContext`).
+#[macro_export]
+macro_rules! grpc_server {
+    ($server:expr, $ctx:expr) => {{
+        let max = $ctx.config.server.max_message_bytes;
+        $server
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max)
+            .accept_compressed(::tonic::codec::CompressionEncoding::Gzip)
+            .send_compressed(::tonic::codec::CompressionEncoding::Gzip)
+    }};
+}
+
 /// Where a mounted service adds its gRPC service and, if it has them, its HTTP/JSON routes
 /// (`crate::http`), which call the same handlers.
 #[derive(Debug, Default)]

@@ -40,7 +40,6 @@ pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 pub const MAX_MEASUREMENTS_PER_STREAM: i64 = 100_000;
 
 fn add(ctx: &NodeContext, routing: &mut Routing) {
-    let max = ctx.config.server.max_message_bytes;
     let service = Connectivity {
         anonymous_status: ctx.config.auth.anonymous_discovery,
         config: Arc::new(ctx.config.connectivity.clone()),
@@ -51,11 +50,7 @@ fn add(ctx: &NodeContext, routing: &mut Routing) {
     let (store, config, metrics) = (ctx.store.clone(), service.config.clone(), service.metrics);
     let roll_up = move || roll_up_forever(store.clone(), config.clone(), metrics);
     singleton::spawn(ctx, "connectivity roll-up", "connectivity.roll_up".to_owned(), roll_up);
-    let server = ConnectivityServiceServer::new(service)
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max)
-        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let server = hubdir_node::grpc_server!(ConnectivityServiceServer::new(service), ctx);
     routing.grpc.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 

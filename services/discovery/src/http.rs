@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use hubdir_auth::Authenticator;
-use hubdir_core::{ViolationReason, Violations};
+use hubdir_core::{ViolationReason, Violations, limits};
 use hubdir_node::http::{self, Params};
 use hubdir_node::status;
 use hubdir_proto::v1::discovery_service_server::DiscoveryService;
@@ -19,10 +19,12 @@ use serde_json::{Map, Value, json};
 
 use crate::Discovery;
 
+/// What the HTTP routes (the API's and the page's) call: the service, and the check that puts
+/// the caller in a request.
 #[derive(Debug, Clone)]
-struct Doors {
-    discovery: Discovery,
-    authenticator: Authenticator,
+pub(crate) struct Doors {
+    pub(crate) discovery: Discovery,
+    pub(crate) authenticator: Authenticator,
 }
 
 pub(crate) fn routes(discovery: Discovery, authenticator: Authenticator) -> axum::Router {
@@ -35,15 +37,13 @@ async fn nearest(State(doors): State<Doors>, headers: HeaderMap, RawQuery(query)
         let request = http::authenticated(&doors.authenticator, &headers, request)?;
         doors.discovery.find_nearest(request).await
     };
-    let mut response = match answer.await {
-        Ok(response) if http::wants_geojson(&headers) => {
-            http::respond(StatusCode::OK, http::GEOJSON, &feature_collection(response.into_inner()))
-        }
-        Ok(response) => http::respond(
-            StatusCode::OK,
-            http::JSON,
-            &http::to_json(response.get_ref(), "hubdir.v1.FindNearestResponse"),
-        ),
+    let geojson = http::wants_geojson(&headers);
+    let body = answer.await.and_then(|response| match geojson {
+        true => feature_collection(response.into_inner()),
+        false => http::to_json(response.get_ref(), "hubdir.v1.FindNearestResponse"),
+    });
+    let mut response = match body {
+        Ok(body) => http::respond(StatusCode::OK, if geojson { http::GEOJSON } else { http::JSON }, &body),
         Err(status) => http::error(&status),
     };
     // The URL holds a position: no cache keeps the answer.
@@ -57,8 +57,8 @@ async fn nearest(State(doors): State<Doors>, headers: HeaderMap, RawQuery(query)
 /// and the page take them; an unknown one, or more than there are, is a violation of `service`.
 pub(crate) fn services(names: &[&str], out: &mut Violations) -> Vec<pb::ServiceType> {
     let names: Vec<&str> = names.iter().copied().filter(|n| !n.is_empty()).collect();
-    if names.len() > SERVICE_TYPES {
-        out.push("service", ViolationReason::TooMany, format!("at most {SERVICE_TYPES} services"));
+    if names.len() > limits::ENUM_VALUES {
+        out.push("service", ViolationReason::TooMany, format!("at most {} services", limits::ENUM_VALUES));
         return Vec::new();
     }
     let mut found = Vec::with_capacity(names.len());
@@ -74,9 +74,6 @@ pub(crate) fn services(names: &[&str], out: &mut Violations) -> Vec<pb::ServiceT
     }
     found
 }
-
-/// How many service types there are: no filter names more.
-const SERVICE_TYPES: usize = 10;
 
 /// The FindNearest request a query string asks; the position goes nowhere but the request.
 fn nearest_request(query: Option<&str>) -> Result<FindNearestRequest, tonic::Status> {
@@ -123,8 +120,8 @@ fn nearest_request(query: Option<&str>) -> Result<FindNearestRequest, tonic::Sta
 
 /// The answer as an RFC 7946 FeatureCollection: a Point per site, nearest first, with the
 /// site's fields, its distance, whether it is open now and its connectivity as properties.
-fn feature_collection(response: FindNearestResponse) -> Value {
-    let features: Vec<Value> = response
+fn feature_collection(response: FindNearestResponse) -> Result<Value, tonic::Status> {
+    let features = response
         .results
         .into_iter()
         .map(|nearby| {
@@ -133,13 +130,16 @@ fn feature_collection(response: FindNearestResponse) -> Value {
             let open = pb::OpenNow::try_from(nearby.open_now).unwrap_or_default();
             extra.insert("openNow".into(), json!(open.as_str_name()));
             if let Some(connectivity) = &nearby.connectivity {
-                extra.insert("connectivity".into(), http::to_json(connectivity, "hubdir.v1.ConnectivityStatus"));
+                extra.insert("connectivity".into(), http::to_json(connectivity, "hubdir.v1.ConnectivityStatus")?);
             }
-            let site = nearby.site.as_ref().map_or(Value::Null, |site| http::to_json(site, "hubdir.v1.Site"));
-            http::feature(site, extra)
+            let site = match &nearby.site {
+                Some(site) => http::to_json(site, "hubdir.v1.Site")?,
+                None => Value::Null,
+            };
+            Ok(http::feature(site, extra))
         })
-        .collect();
-    json!({"type": "FeatureCollection", "features": features})
+        .collect::<Result<Vec<Value>, tonic::Status>>()?;
+    Ok(json!({"type": "FeatureCollection", "features": features}))
 }
 
 #[cfg(test)]

@@ -49,7 +49,6 @@ fn add(ctx: &NodeContext, routing: &mut Routing) {
     let readiness = ctx.readiness.clone();
     let loaded = move || readiness.set(SERVICE_NAME, true);
     ctx.background.spawn("discovery index follower", follow::run(ctx.store.clone(), shared.clone(), loaded));
-    let max = ctx.config.server.max_message_bytes;
     let discovery = Discovery {
         anonymous: ctx.config.auth.anonymous_discovery,
         shared,
@@ -58,11 +57,7 @@ fn add(ctx: &NodeContext, routing: &mut Routing) {
     };
     routing.add_http(http::routes(discovery.clone(), ctx.authenticator.clone()));
     routing.add_http(page::routes(discovery.clone(), ctx.authenticator.clone()));
-    let server = DiscoveryServiceServer::new(discovery)
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max)
-        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let server = hubdir_node::grpc_server!(DiscoveryServiceServer::new(discovery), ctx);
     routing.grpc.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 

@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use tonic::Code;
 
 use crate::Discovery;
+use crate::http::Doors;
 
 include!(concat!(env!("OUT_DIR"), "/catalogues.rs"));
 
@@ -51,10 +52,11 @@ fn catalogues() -> &'static [Catalogue] {
             .iter()
             .map(|(language, json)| Catalogue {
                 language,
-                strings: serde_json::from_str(json).unwrap_or_else(|e| panic!("page/i18n/{language}.json: {e}")),
+                // build.rs has checked each is a JSON object of strings.
+                strings: serde_json::from_str(json).unwrap_or_default(),
             })
             .collect();
-        // English first: the fallback.
+        // English first: the fallback (build.rs makes sure there is one).
         all.sort_by_key(|c| c.language != "en");
         all
     })
@@ -117,12 +119,6 @@ fn escape(text: &str) -> String {
 /// The short name of a proto enum value: `SERVICE_TYPE_FREE_WIFI` -> `free_wifi`.
 fn short(name: &str, prefix: &str) -> String {
     name.strip_prefix(prefix).unwrap_or(name).to_ascii_lowercase()
-}
-
-#[derive(Debug, Clone)]
-struct Doors {
-    discovery: Discovery,
-    authenticator: Authenticator,
 }
 
 pub(crate) fn routes(discovery: Discovery, authenticator: Authenticator) -> axum::Router {
@@ -251,8 +247,7 @@ fn html(status: StatusCode, body: String) -> Response {
 
 fn render_page(t: &Catalogue, form: &Form, results: &str, status: &str) -> String {
     let mut options = format!("<option value=\"\">{}</option>", escape(t.t("any_service")));
-    for value in 1..=i32::MAX {
-        let Ok(service) = pb::ServiceType::try_from(value) else { break };
+    for service in (1..).map_while(|value| pb::ServiceType::try_from(value).ok()) {
         let code = short(service.as_str_name(), "SERVICE_TYPE_");
         let selected = if code.eq_ignore_ascii_case(&form.service) { " selected" } else { "" };
         options.push_str(&format!(
@@ -270,7 +265,10 @@ fn render_page(t: &Catalogue, form: &Form, results: &str, status: &str) -> Strin
     let mut rest = INDEX;
     while let Some(start) = rest.find("{{") {
         page.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else { break };
+        let Some(end) = rest[start..].find("}}") else {
+            rest = &rest[start..];
+            break;
+        };
         let slot = &rest[start + 2..start + end];
         match slot {
             "lang" => page.push_str(t.language),

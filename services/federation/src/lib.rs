@@ -31,8 +31,6 @@ use tonic::{Request, Response, Status};
 pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 
 fn add(ctx: &NodeContext, routing: &mut Routing) {
-    let max = ctx.config.server.max_message_bytes;
-
     if let Some(identity) = ctx.identity.clone() {
         // Recorded at start, so a key's validity begins when the node first ran with it.
         let store = ctx.store.clone();
@@ -67,11 +65,7 @@ fn add(ctx: &NodeContext, routing: &mut Routing) {
         relayed: relayed_origins(ctx),
         background: ctx.background.clone(),
     };
-    let server = FederationServiceServer::new(federation)
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max)
-        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let server = hubdir_node::grpc_server!(FederationServiceServer::new(federation), ctx);
     routing.grpc.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 

@@ -45,10 +45,12 @@ async fn site(State(doors): State<Doors>, headers: HeaderMap, Path((origin, id))
         let mut response = Response::new(axum::body::Body::empty());
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         response
-    } else if geojson {
-        http::respond(StatusCode::OK, http::GEOJSON, &http::feature(http::to_json(&site, "hubdir.v1.Site"), Map::new()))
     } else {
-        http::respond(StatusCode::OK, http::JSON, &http::to_json(&site, "hubdir.v1.Site"))
+        match http::to_json(&site, "hubdir.v1.Site") {
+            Ok(json) if geojson => http::respond(StatusCode::OK, http::GEOJSON, &http::feature(json, Map::new())),
+            Ok(json) => http::respond(StatusCode::OK, http::JSON, &json),
+            Err(status) => return http::error(&status),
+        }
     };
     if let Ok(etag) = HeaderValue::from_str(&tag) {
         response.headers_mut().insert(header::ETAG, etag);

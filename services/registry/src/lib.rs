@@ -32,15 +32,10 @@ pub use list::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 
 fn add(ctx: &NodeContext, routing: &mut Routing) {
-    let max = ctx.config.server.max_message_bytes;
     let own = ctx.config.node.id.clone();
     let registry = Registry { store: ctx.store.clone(), own, tokens: ctx.page_tokens.clone() };
     routing.add_http(http::routes(registry.clone(), ctx.authenticator.clone()));
-    let server = RegistryServiceServer::new(registry)
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max)
-        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let server = hubdir_node::grpc_server!(RegistryServiceServer::new(registry), ctx);
     routing.grpc.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
 
