@@ -32,6 +32,11 @@ def main():
     export, schema_dir = sys.argv[1], sys.argv[2]
     data = json.loads(pathlib.Path(export).read_text())
     reg = registry(schema_dir)
+    # jsonschema checks uri and date-time only with rfc3986-validator and rfc3339-validator.
+    missing = {"uuid", "uri", "email", "date-time"} - set(FormatChecker().checkers)
+    if missing:
+        print(f"FAILED: jsonschema cannot check formats {missing}", file=sys.stderr)
+        sys.exit(1)
 
     def validator(name):
         schema = reg.contents(name)

@@ -8,6 +8,7 @@ mod cell;
 pub mod connectivity;
 mod country_codes;
 mod filter;
+pub mod lookup;
 mod name;
 mod reason;
 pub mod search;

@@ -39,6 +39,12 @@ pub fn query_words(query: &str) -> Vec<String> {
     words
 }
 
+/// A postcode as the store keys it: its letters and digits, upper case, so `M9V 1B2`,
+/// `m9v1b2` and `M9V-1B2` are one postcode.
+pub fn postcode_key(postcode: &str) -> String {
+    postcode.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_uppercase).collect()
+}
+
 /// The two search keys of a site: its folded display name, and its folded name and address.
 pub fn site_keys(site: &Site) -> (String, String) {
     let address = &site.address;
@@ -62,6 +68,7 @@ mod tests {
         assert_eq!(fold(""), " ");
         assert_eq!(query_words("Poste, poste  HARARE"), ["poste", "harare"]);
         assert!(query_words(" ,;- ").is_empty());
+        assert_eq!(postcode_key(" m9v-1b2"), "M9V1B2");
     }
 
     proptest! {

@@ -38,7 +38,7 @@ pub use error::StoreError;
 pub use keys::PublishedKey;
 pub use lease::Lease;
 pub use log::{ChangeBody, ChangeEvent, ChangeOp, OriginLog};
-pub use reads::{SiteQuery, TextMatch};
+pub use reads::{OperatorCount, SiteQuery, TextMatch};
 pub use remote::{Delivery, RemoteApplied, RemoteChange, RemoteEvent};
 pub use sequencer::NotOwned;
 pub use signing::{EventBody, EventSigner, EventToSign, SignedBytes};

@@ -20,7 +20,45 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_signed_events::Migration),
             Box::new(m0005_log_horizon::Migration),
             Box::new(m0006_origin_sides::Migration),
+            Box::new(m0007_lookup_keys::Migration),
         ]
+    }
+}
+
+/// Sets columns of every stored site from its body: `values` gives them for a site. Pages by
+/// name, so an upgrade of a million sites holds one page in memory. The `sites` table, its
+/// `name` and `body` columns are frozen here as in any migration.
+async fn backfill_sites(
+    m: &SchemaManager<'_>,
+    values: impl Fn(&hubdir_core::Site) -> Vec<(DynIden, Expr)>,
+) -> Result<(), DbErr> {
+    use sea_orm::ConnectionTrait;
+    let (table, name_column, body) = (Alias::new("sites"), Alias::new("name"), Alias::new("body"));
+    let db = m.get_connection();
+    let mut after = String::new();
+    loop {
+        let select = Query::select()
+            .columns([name_column.clone(), body.clone()])
+            .from(table.clone())
+            .and_where(Expr::col(name_column.clone()).gt(after.clone()))
+            .order_by(name_column.clone(), Order::Asc)
+            .limit(m0002_search_keys::BACKFILL_PAGE)
+            .to_owned();
+        let rows = db.query_all(&select).await?;
+        let Some(last) = rows.last() else { return Ok(()) };
+        after = last.try_get("", "name")?;
+        for row in rows {
+            let name: String = row.try_get("", "name")?;
+            let text: String = row.try_get("", "body")?;
+            let site: hubdir_core::Site = serde_json::from_str(&text)
+                .map_err(|e| DbErr::Migration(format!("site {name} has an unreadable body: {e}")))?;
+            let update = Query::update()
+                .table(table.clone())
+                .values(values(&site))
+                .and_where(Expr::col(name_column.clone()).eq(name))
+                .to_owned();
+            db.execute(&update).await?;
+        }
     }
 }
 
@@ -336,7 +374,6 @@ mod m0001_initial {
 
 /// Text search keys on `sites` (see `hubdir_core::search`), filled in for sites stored before.
 mod m0002_search_keys {
-    use sea_orm::ConnectionTrait;
     use sea_orm_migration::prelude::*;
     use sea_orm_migration::schema::*;
 
@@ -355,8 +392,6 @@ mod m0002_search_keys {
     #[derive(DeriveIden)]
     enum Sites {
         Table,
-        Name,
-        Body,
         SearchName,
         SearchText,
     }
@@ -373,35 +408,14 @@ mod m0002_search_keys {
                 m.alter_table(Table::alter().table(Sites::Table).add_column(text(column).default("")).to_owned())
                     .await?;
             }
-            // Page by name, so an upgrade of a million sites holds one page in memory.
-            let db = m.get_connection();
-            let mut after = String::new();
-            loop {
-                let select = Query::select()
-                    .columns([Sites::Name, Sites::Body])
-                    .from(Sites::Table)
-                    .and_where(Expr::col(Sites::Name).gt(after.clone()))
-                    .order_by(Sites::Name, Order::Asc)
-                    .limit(BACKFILL_PAGE)
-                    .to_owned();
-                let rows = db.query_all(&select).await?;
-                let Some(last) = rows.last() else { break };
-                after = last.try_get("", "name")?;
-                for row in rows {
-                    let name: String = row.try_get("", "name")?;
-                    let body: String = row.try_get("", "body")?;
-                    let site: hubdir_core::Site = serde_json::from_str(&body)
-                        .map_err(|e| DbErr::Migration(format!("site {name} has an unreadable body: {e}")))?;
-                    let (search_name, search_text) = hubdir_core::search::site_keys(&site);
-                    let update = Query::update()
-                        .table(Sites::Table)
-                        .values([(Sites::SearchName, search_name.into()), (Sites::SearchText, search_text.into())])
-                        .and_where(Expr::col(Sites::Name).eq(name))
-                        .to_owned();
-                    db.execute(&update).await?;
-                }
-            }
-            Ok(())
+            super::backfill_sites(m, |site| {
+                let (search_name, search_text) = hubdir_core::search::site_keys(site);
+                vec![
+                    (Sites::SearchName.into_iden(), Expr::val(search_name)),
+                    (Sites::SearchText.into_iden(), Expr::val(search_text)),
+                ]
+            })
+            .await
         }
     }
 }
@@ -703,6 +717,71 @@ mod m0006_origin_sides {
                 .and_where(Expr::col(OriginSequences::Origin).in_subquery(followed))
                 .to_owned();
             m.exec_stmt(backfill).await
+        }
+    }
+}
+
+/// Each site's lookup keys (`hubdir_core::lookup`), by which an HSDS id finds its site or
+/// its operator with one indexed read, and its postcode key (`hubdir_core::search`), by
+/// which HSDS's `postcode` finds sites. Filled in for sites stored before, a page at a time.
+mod m0007_lookup_keys {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    #[derive(Debug)]
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m0007_lookup_keys"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum Sites {
+        Table,
+        Postcode,
+        SiteKey,
+        OperatorKey,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        fn use_transaction(&self) -> Option<bool> {
+            Some(true)
+        }
+
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            // SQLite adds one column per ALTER TABLE.
+            m.alter_table(
+                Table::alter().table(Sites::Table).add_column(string(Sites::Postcode).default("")).to_owned(),
+            )
+            .await?;
+            for column in [Sites::SiteKey, Sites::OperatorKey] {
+                m.alter_table(Table::alter().table(Sites::Table).add_column(big_integer(column).default(0)).to_owned())
+                    .await?;
+            }
+            super::backfill_sites(m, |site| {
+                let site_key = hubdir_core::lookup::key(&hubdir_core::lookup::site_subject(&site.name));
+                let operator_key = hubdir_core::lookup::key(&hubdir_core::lookup::operator_subject(&site.operator));
+                vec![
+                    (
+                        Sites::Postcode.into_iden(),
+                        Expr::val(hubdir_core::search::postcode_key(&site.address.postal_code)),
+                    ),
+                    (Sites::SiteKey.into_iden(), Expr::val(site_key)),
+                    (Sites::OperatorKey.into_iden(), Expr::val(operator_key)),
+                ]
+            })
+            .await?;
+            for (name, column) in [
+                ("idx_sites_postcode", Sites::Postcode),
+                ("idx_sites_site_key", Sites::SiteKey),
+                ("idx_sites_operator_key", Sites::OperatorKey),
+            ] {
+                m.create_index(Index::create().name(name).table(Sites::Table).col(column).to_owned()).await?;
+            }
+            Ok(())
         }
     }
 }

@@ -1,12 +1,15 @@
 //! Reads: sites by name and filtered pages of sites.
 
-use hubdir_core::{Kind, Origin, Site, SiteName, SiteRecord, SiteStatus};
+use hubdir_core::{Kind, Origin, ServiceType, Site, SiteName, SiteRecord, SiteStatus};
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
 
-use crate::entity::sites;
+use crate::entity::{site_services, sites};
 use crate::{Store, StoreError, from_micros};
 
 /// Which sites to list; every set field must match. Results come in name order.
@@ -24,9 +27,67 @@ pub struct SiteQuery {
     pub h3_range: Option<(u64, u64)>,
     /// Only sites whose search keys hold every word as a word prefix.
     pub text: Option<TextMatch>,
+    /// Only sites offering at least one of these services.
+    pub services: Vec<ServiceType>,
+    /// Only sites whose address has this postcode (compared as
+    /// `hubdir_core::search::postcode_key` keys it).
+    pub postcode: Option<String>,
+    /// Only sites with this lookup key (`hubdir_core::lookup`): the candidates for an id
+    /// derived from a site's name.
+    pub site_key: Option<i64>,
+    /// Only sites whose operator has this lookup key.
+    pub operator_key: Option<i64>,
     /// Only sites whose name sorts strictly after this one (keyset paging).
     pub after_name: Option<String>,
+    /// Rows of the name-ordered result to skip (page-number paging, as HSDS pages).
+    pub offset: u64,
     pub limit: u64,
+}
+
+impl SiteQuery {
+    /// Whether `record` meets this query's conditions (all but `offset` and `limit`): the
+    /// same conditions `Store::list_sites` puts to the database, for sites already in memory
+    /// (a test holds the two to agreement).
+    pub fn admits(&self, record: &SiteRecord) -> bool {
+        let site = &record.site;
+        let words_in = |key: &str, words: &[String]| words.iter().all(|w| key.contains(&format!(" {w}")));
+        let text = || hubdir_core::search::site_keys(site);
+        let name = site.name.to_string();
+        self.origin.as_ref().is_none_or(|o| site.name.origin() == o)
+            && self.country_code.as_ref().is_none_or(|c| site.country.as_str() == c)
+            && self.operator.as_ref().is_none_or(|o| &site.operator == o)
+            && (self.kinds.is_empty() || self.kinds.contains(&site.kind))
+            && (self.statuses.is_empty() || self.statuses.contains(&site.status))
+            && self.modified_after.is_none_or(|t| record.update_time.timestamp_micros() > t.timestamp_micros())
+            && self.h3_range.is_none_or(|(low, high)| (low..=high).contains(&record.h3_cell.get()))
+            && (self.services.is_empty() || self.services.iter().any(|s| site.services.contains(s)))
+            && self
+                .site_key
+                .is_none_or(|k| k == hubdir_core::lookup::key(&hubdir_core::lookup::site_subject(&site.name)))
+            && self
+                .operator_key
+                .is_none_or(|k| k == hubdir_core::lookup::key(&hubdir_core::lookup::operator_subject(&site.operator)))
+            && self.postcode.as_ref().is_none_or(|p| {
+                hubdir_core::search::postcode_key(p) == hubdir_core::search::postcode_key(&site.address.postal_code)
+            })
+            && match &self.text {
+                None => true,
+                Some(TextMatch::InName(words)) => words_in(&text().0, words),
+                Some(TextMatch::InAddressNotName(words)) => {
+                    let (in_name, in_text) = text();
+                    words_in(&in_text, words) && !words_in(&in_name, words)
+                }
+                Some(TextMatch::InNameOrAddress(words)) => words_in(&text().1, words),
+            }
+            && self.after_name.as_ref().is_none_or(|after| name.as_str() > after.as_str())
+    }
+}
+
+/// An operator (HSDS's organization) and how many sites it runs.
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
+pub struct OperatorCount {
+    pub operator: String,
+    pub sites: i64,
 }
 
 /// A text condition on the search keys (`hubdir_core::search`): folded query words.
@@ -37,6 +98,8 @@ pub enum TextMatch {
     /// Every word starts a word of the name or address, but not all of them in the name
     /// (the matches `InName` does not return).
     InAddressNotName(Vec<String>),
+    /// Every word starts a word of the name or address (the two above together).
+    InNameOrAddress(Vec<String>),
 }
 
 /// `column LIKE '% word%'` for every word, with LIKE's wildcards escaped.
@@ -96,42 +159,9 @@ impl Store {
     /// A page of sites matching `query`, in name order.
     #[tracing::instrument(level = "debug", name = "store.list_sites", skip_all)]
     pub async fn list_sites(&self, query: &SiteQuery) -> Result<Vec<SiteRecord>, StoreError> {
-        let mut select = sites::Entity::find();
-        if let Some(origin) = &query.origin {
-            select = select.filter(sites::Column::Origin.eq(origin.as_str()));
-        }
-        if let Some(country) = &query.country_code {
-            select = select.filter(sites::Column::CountryCode.eq(country.as_str()));
-        }
-        if let Some(operator) = &query.operator {
-            select = select.filter(sites::Column::Operator.eq(operator.as_str()));
-        }
-        if !query.kinds.is_empty() {
-            select = select.filter(sites::Column::Kind.is_in(query.kinds.iter().map(|k| k.code())));
-        }
-        if !query.statuses.is_empty() {
-            select = select.filter(sites::Column::Status.is_in(query.statuses.iter().map(|s| s.code())));
-        }
-        if let Some(after) = query.modified_after {
-            select = select.filter(sites::Column::UpdateTimeUs.gt(after.timestamp_micros()));
-        }
-        if let Some((low, high)) = query.h3_range {
-            select = select.filter(sites::Column::H3Cell.between(low as i64, high as i64));
-        }
-        match &query.text {
-            None => {}
-            Some(TextMatch::InName(words)) => select = select.filter(all_words(sites::Column::SearchName, words)),
-            Some(TextMatch::InAddressNotName(words)) => {
-                select = select
-                    .filter(all_words(sites::Column::SearchText, words))
-                    .filter(all_words(sites::Column::SearchName, words).not());
-            }
-        }
-        if let Some(after) = &query.after_name {
-            select = select.filter(sites::Column::Name.gt(after.as_str()));
-        }
-        select
+        selecting(query)
             .order_by_asc(sites::Column::Name)
+            .offset((query.offset > 0).then_some(query.offset))
             .limit(query.limit)
             .all(&self.db)
             .await?
@@ -139,4 +169,108 @@ impl Store {
             .map(record_from_row)
             .collect()
     }
+
+    /// How many sites match `query` (its `after_name`, `offset` and `limit` aside).
+    #[tracing::instrument(level = "debug", name = "store.count_sites", skip_all)]
+    pub async fn count_sites(&self, query: &SiteQuery) -> Result<u64, StoreError> {
+        let query = SiteQuery { after_name: None, ..query.clone() };
+        Ok(selecting(&query).count(&self.db).await?)
+    }
+
+    /// A page of the operators of sites, in name order, each with its number of sites; only
+    /// those whose lookup key is `key` if given, and whose name holds `text` (any case) if
+    /// given. With it, how many such operators there are.
+    #[tracing::instrument(level = "debug", name = "store.operators", skip_all)]
+    pub async fn operators(
+        &self,
+        key: Option<i64>,
+        text: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<OperatorCount>, u64), StoreError> {
+        // A site without an operator belongs to no organization.
+        let mut condition = Condition::all().add(sites::Column::Operator.ne(""));
+        if let Some(key) = key {
+            condition = condition.add(sites::Column::OperatorKey.eq(key));
+        }
+        if let Some(text) = text {
+            let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            condition = condition.add(
+                Expr::expr(Func::lower(Expr::col(sites::Column::Operator)))
+                    .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+            );
+        }
+        let grouped = sites::Entity::find()
+            .select_only()
+            .column(sites::Column::Operator)
+            .column_as(sites::Column::Name.count(), "sites")
+            .filter(condition)
+            .group_by(sites::Column::Operator);
+        let total = grouped.clone().count(&self.db).await?;
+        let page = grouped
+            .order_by_asc(sites::Column::Operator)
+            .offset((offset > 0).then_some(offset))
+            .limit(limit)
+            .into_model::<OperatorCount>()
+            .all(&self.db)
+            .await?;
+        Ok((page, total))
+    }
+}
+
+/// The sites matching `query`'s conditions, unordered and unbounded.
+fn selecting(query: &SiteQuery) -> Select<sites::Entity> {
+    let mut select = sites::Entity::find();
+    if let Some(origin) = &query.origin {
+        select = select.filter(sites::Column::Origin.eq(origin.as_str()));
+    }
+    if let Some(country) = &query.country_code {
+        select = select.filter(sites::Column::CountryCode.eq(country.as_str()));
+    }
+    if let Some(operator) = &query.operator {
+        select = select.filter(sites::Column::Operator.eq(operator.as_str()));
+    }
+    if !query.kinds.is_empty() {
+        select = select.filter(sites::Column::Kind.is_in(query.kinds.iter().map(|k| k.code())));
+    }
+    if !query.statuses.is_empty() {
+        select = select.filter(sites::Column::Status.is_in(query.statuses.iter().map(|s| s.code())));
+    }
+    if let Some(after) = query.modified_after {
+        select = select.filter(sites::Column::UpdateTimeUs.gt(after.timestamp_micros()));
+    }
+    if let Some((low, high)) = query.h3_range {
+        select = select.filter(sites::Column::H3Cell.between(low as i64, high as i64));
+    }
+    if !query.services.is_empty() {
+        let offering = Query::select()
+            .column(site_services::Column::SiteName)
+            .from(site_services::Entity)
+            .and_where(site_services::Column::Service.is_in(query.services.iter().map(|s| s.code())))
+            .to_owned();
+        select = select.filter(sites::Column::Name.in_subquery(offering));
+    }
+    if let Some(postcode) = &query.postcode {
+        select = select.filter(sites::Column::Postcode.eq(hubdir_core::search::postcode_key(postcode)));
+    }
+    if let Some(key) = query.site_key {
+        select = select.filter(sites::Column::SiteKey.eq(key));
+    }
+    if let Some(key) = query.operator_key {
+        select = select.filter(sites::Column::OperatorKey.eq(key));
+    }
+    match &query.text {
+        None => {}
+        Some(TextMatch::InName(words)) => select = select.filter(all_words(sites::Column::SearchName, words)),
+        Some(TextMatch::InAddressNotName(words)) => {
+            select = select
+                .filter(all_words(sites::Column::SearchText, words))
+                .filter(all_words(sites::Column::SearchName, words).not());
+        }
+        Some(TextMatch::InNameOrAddress(words)) => select = select.filter(all_words(sites::Column::SearchText, words)),
+    }
+    if let Some(after) = &query.after_name {
+        select = select.filter(sites::Column::Name.gt(after.as_str()));
+    }
+    select
 }

@@ -228,6 +228,9 @@ pub(crate) async fn insert_sites(
 fn site_row(record: SiteRecord, body: String) -> sites::ActiveModel {
     let SiteRecord { site, h3_cell, etag, update_time, origin_seq } = record;
     let (search_name, search_text) = hubdir_core::search::site_keys(&site);
+    let site_key = hubdir_core::lookup::key(&hubdir_core::lookup::site_subject(&site.name));
+    let operator_key = hubdir_core::lookup::key(&hubdir_core::lookup::operator_subject(&site.operator));
+    let postcode = hubdir_core::search::postcode_key(&site.address.postal_code);
     sites::ActiveModel {
         name: Set(site.name.to_string()),
         origin: Set(site.name.origin().to_string()),
@@ -247,5 +250,8 @@ fn site_row(record: SiteRecord, body: String) -> sites::ActiveModel {
         origin_seq: Set(origin_seq as i64),
         search_name: Set(search_name),
         search_text: Set(search_text),
+        postcode: Set(postcode),
+        site_key: Set(site_key),
+        operator_key: Set(operator_key),
     }
 }

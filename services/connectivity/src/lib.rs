@@ -101,7 +101,7 @@ pub struct Connectivity {
 /// Which sites a summary covers.
 enum ScopeQuery {
     Site(SiteName),
-    Sites(SiteQuery),
+    Sites(Box<SiteQuery>),
 }
 
 impl Connectivity {
@@ -124,17 +124,17 @@ impl Connectivity {
                 }
             },
             Some(S::Operator(operator)) if !operator.is_empty() => {
-                Some(ScopeQuery::Sites(SiteQuery { operator: Some(operator), ..SiteQuery::default() }))
+                Some(ScopeQuery::Sites(Box::new(SiteQuery { operator: Some(operator), ..SiteQuery::default() })))
             }
             Some(S::Operator(_)) => {
                 out.push("operator", ViolationReason::Required, "an operator's name");
                 None
             }
             Some(S::CountryCode(code)) => match CountryCode::parse(&code) {
-                Some(country) => Some(ScopeQuery::Sites(SiteQuery {
+                Some(country) => Some(ScopeQuery::Sites(Box::new(SiteQuery {
                     country_code: Some(country.to_string()),
                     ..SiteQuery::default()
-                })),
+                }))),
                 None => {
                     out.push("country_code", ViolationReason::InvalidFormat, "an ISO 3166-1 alpha-2 code");
                     None
@@ -142,10 +142,10 @@ impl Connectivity {
             },
             Some(S::H3Cell(text)) => match text.parse::<hubdir_geo::CellIndex>() {
                 Ok(cell) if cell.resolution() >= hubdir_geo::MIN_LIST_RESOLUTION => {
-                    Some(ScopeQuery::Sites(SiteQuery {
+                    Some(ScopeQuery::Sites(Box::new(SiteQuery {
                         h3_range: Some(hubdir_geo::descendant_range(cell)),
                         ..SiteQuery::default()
-                    }))
+                    })))
                 }
                 _ => {
                     out.push(

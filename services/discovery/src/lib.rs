@@ -6,6 +6,7 @@
 //! it is read only to run the query, never logged or stored.
 
 mod follow;
+mod hsds;
 mod http;
 mod instruments;
 mod listing;
@@ -57,6 +58,7 @@ fn add(ctx: &NodeContext, routing: &mut Routing) {
     };
     routing.add_http(http::routes(discovery.clone(), ctx.authenticator.clone()));
     routing.add_http(page::routes(discovery.clone(), ctx.authenticator.clone()));
+    routing.add_http(hsds::routes(discovery.clone(), ctx.authenticator.clone()));
     let server = hubdir_node::grpc_server!(DiscoveryServiceServer::new(discovery), ctx);
     routing.grpc.add_service(InterceptedService::new(server, ctx.authenticator.clone()));
 }
@@ -78,6 +80,19 @@ impl Discovery {
             return Ok(());
         }
         principal(request).require_any(&[Scope::DiscoveryRead, Scope::SitesRead]).map_err(status::from_denied)
+    }
+
+    /// Right after start the index may still be loading: waits for it, within reason.
+    async fn index_loaded(&self) -> Result<(), Status> {
+        let mut ready = self.shared.ready.subscribe();
+        if tokio::time::timeout(INDEX_WAIT, ready.wait_for(|loaded| *loaded)).await.map_or(true, |r| r.is_err()) {
+            return Err(status::with_reason(
+                status::Reason::IndexLoading,
+                "the discovery index is still loading; retry shortly",
+                Default::default(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -163,15 +178,7 @@ impl DiscoveryService for Discovery {
         request: Request<FindNearestRequest>,
     ) -> Result<Response<FindNearestResponse>, Status> {
         self.authorize(&request)?;
-        // Right after start the index may still be loading: wait for it, within reason.
-        let mut ready = self.shared.ready.subscribe();
-        if tokio::time::timeout(INDEX_WAIT, ready.wait_for(|loaded| *loaded)).await.map_or(true, |r| r.is_err()) {
-            return Err(status::with_reason(
-                status::Reason::IndexLoading,
-                "the discovery index is still loading; retry shortly",
-                Default::default(),
-            ));
-        }
+        self.index_loaded().await?;
         // The searcher's position lives only in this query; nothing logs or keeps it.
         let query = query_from(request.into_inner())?;
         // One instant judges every status's freshness, in the filter and in the answer.

@@ -5,18 +5,18 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use hubdir_core::{SiteRecord, SiteStatus};
+use hubdir_core::SiteRecord;
 use hubdir_import::hubdir_csv;
 use hubdir_store::{SiteQuery, Store};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const PAGE: u64 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
     /// HSDS 3.0, shaped as the API's paginated `service_at_location` list (one page): per
-    /// site one service-at-location embedding its location and its service.
+    /// site one service-at-location embedding its location and its service, with the ids the
+    /// HSDS API serves (`hubdir_hsds`).
     Hsds,
     /// A GeoJSON FeatureCollection of Points, longitude first.
     Geojson,
@@ -34,87 +34,6 @@ pub struct ExportArgs {
     /// Where to write; standard output if absent.
     #[arg(long)]
     out: Option<PathBuf>,
-}
-
-/// A stable UUID (version 5 layout, SHA-256 based) for a site's HSDS object of `kind`: the
-/// same site always exports with the same ids.
-fn uuid(site_name: &str, kind: &str) -> String {
-    let digest = Sha256::digest(format!("hubdir:{site_name}#{kind}"));
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&digest[..16]);
-    b[6] = (b[6] & 0x0f) | 0x50;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
-}
-
-fn hsds(record: &SiteRecord) -> Value {
-    let site = &record.site;
-    let name = site.name.to_string();
-    let (service_id, location_id) = (uuid(&name, "service"), uuid(&name, "location"));
-    let offers: Vec<&str> = site.services.iter().map(|s| s.code()).collect();
-    let mut service = json!({
-        "id": service_id,
-        "name": site.display_name,
-        "status": match site.status {
-            SiteStatus::Open => "active",
-            SiteStatus::TemporarilyClosed => "temporarily closed",
-            SiteStatus::Closed => "inactive",
-        },
-        "description": format!("{} ({}). Offers: {}.", site.display_name, site.kind.code(), offers.join(", ")),
-    });
-    if !site.contact.email.is_empty() {
-        service["email"] = json!(site.contact.email);
-    }
-    if !site.contact.website.is_empty() {
-        service["url"] = json!(site.contact.website);
-    }
-    let mut location = json!({
-        "id": location_id,
-        "location_type": "physical",
-        "name": site.display_name,
-        "latitude": site.location.latitude(),
-        "longitude": site.location.longitude(),
-        "external_identifier": name,
-        "external_identifier_type": "hubdir site name",
-        "languages": site.languages.iter().map(|l| json!({
-            "id": uuid(&name, &format!("language-{l}")), "location_id": location_id, "code": l.as_str(),
-        })).collect::<Vec<_>>(),
-        "accessibility": site.accessibility.iter().map(|a| json!({
-            "id": uuid(&name, &format!("accessibility-{}", a.code())), "location_id": location_id, "description": a.code(),
-        })).collect::<Vec<_>>(),
-    });
-    if let Some(first) = site.address.lines.first() {
-        location["addresses"] = json!([{
-            "id": uuid(&name, "address"),
-            "location_id": location_id,
-            "address_1": first,
-            "address_2": site.address.lines[1..].join(", "),
-            "city": site.address.locality,
-            "state_province": site.address.region,
-            "postal_code": site.address.postal_code,
-            "country": site.country.as_str(),
-            "address_type": "physical",
-        }]);
-    }
-    if !site.contact.phone.is_empty() {
-        location["phones"] =
-            json!([{ "id": uuid(&name, "phone"), "location_id": location_id, "number": site.contact.phone }]);
-    }
-    if let Some(hours) = &site.opening_hours {
-        location["schedules"] = json!([{
-            "id": uuid(&name, "schedule"),
-            "location_id": location_id,
-            "description": format!("{} (OpenStreetMap opening_hours, time zone {})", hours, site.time_zone),
-        }]);
-    }
-    json!({
-        "id": uuid(&name, "service_at_location"),
-        "service_id": service_id,
-        "location_id": location_id,
-        "location": location,
-        "service": service,
-    })
 }
 
 fn geojson_feature(record: &SiteRecord) -> Value {
@@ -198,7 +117,7 @@ pub async fn run(args: &ExportArgs) -> anyhow::Result<u64> {
             let mut first = true;
             let count = each_page(&store, |page| {
                 for record in page {
-                    write!(out, "{}{}", if first { "" } else { "," }, hsds(record))?;
+                    write!(out, "{}{}", if first { "" } else { "," }, hubdir_hsds::service_at_location(record))?;
                     first = false;
                 }
                 Ok(())
@@ -215,20 +134,4 @@ pub async fn run(args: &ExportArgs) -> anyhow::Result<u64> {
     };
     out.flush()?;
     Ok(count)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uuids_are_stable_and_well_formed() {
-        let a = uuid("sites/zw/1", "service");
-        assert_eq!(a, uuid("sites/zw/1", "service"));
-        assert_ne!(a, uuid("sites/zw/1", "location"));
-        let parts: Vec<&str> = a.split('-').collect();
-        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), vec![8, 4, 4, 4, 12]);
-        assert!(parts[2].starts_with('5'));
-        assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"));
-    }
 }

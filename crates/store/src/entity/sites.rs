@@ -30,6 +30,12 @@ pub struct Model {
     /// The folded display name and address.
     #[sea_orm(column_type = "Text")]
     pub search_text: String,
+    /// The address's postcode as `hubdir_core::search::postcode_key` keys it.
+    pub postcode: String,
+    /// `hubdir_core::lookup::key` of the site's subject: HSDS ids of the site begin with it.
+    pub site_key: i64,
+    /// `hubdir_core::lookup::key` of the operator's subject: its HSDS organization's id.
+    pub operator_key: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use hubdir_core::connectivity::{Benchmark, Measurement, Source, State, StatusSummary, Technology};
-use hubdir_core::{Kind, ServiceType, Site, SiteInput, SiteName, SiteStatus};
+use hubdir_core::{Kind, ServiceType, Site, SiteInput, SiteName, SiteRecord, SiteStatus};
 use hubdir_store::entity::{connectivity_history, connectivity_latest, node_keys, peer_cursors, peers, site_services};
 use hubdir_store::{
     Applied, Change, ChangeBody, ChangeEvent, ChangeOp, Delivery, NotOwned, Precondition, Quarantined, Recorded,

@@ -104,9 +104,10 @@ async fn a_sqlite_file_keeps_its_data_across_reopen() {
     assert_eq!(pragma("synchronous").await.try_get_by_index::<i32>(0).unwrap(), 2);
 }
 
-/// A database written before the search keys existed gets them filled in on upgrade.
+/// A database written before the search keys, postcodes and lookup keys existed gets them
+/// filled in on upgrade.
 #[tokio::test]
-async fn upgrading_fills_in_search_keys_for_stored_sites() {
+async fn upgrading_fills_in_search_and_lookup_keys_for_stored_sites() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("node.db").display());
     {
@@ -116,12 +117,20 @@ async fn upgrading_fills_in_search_keys_for_stored_sites() {
             .map(|i| {
                 let mut s = site(&format!("sites/zw/old-{i:04}"), "ZW", Kind::Other, -17.0, 31.0);
                 s.display_name = format!("Ancienne Bibliothèque {i}");
+                s.address.postal_code = format!("B{:02}", i % 7);
                 upsert(s, Precondition::Absent)
             })
             .collect();
         store.write(writes).await.unwrap();
         // Back to the schema before the migration.
         for sql in [
+            "DROP INDEX idx_sites_postcode",
+            "DROP INDEX idx_sites_site_key",
+            "DROP INDEX idx_sites_operator_key",
+            "ALTER TABLE sites DROP COLUMN postcode",
+            "ALTER TABLE sites DROP COLUMN site_key",
+            "ALTER TABLE sites DROP COLUMN operator_key",
+            "DELETE FROM seaql_migrations WHERE version = 'm0007_lookup_keys'",
             "ALTER TABLE sites DROP COLUMN search_name",
             "ALTER TABLE sites DROP COLUMN search_text",
             "DELETE FROM seaql_migrations WHERE version = 'm0002_search_keys'",
@@ -135,6 +144,23 @@ async fn upgrading_fills_in_search_keys_for_stored_sites() {
     let found = store.list_sites(&query).await.unwrap();
     assert_eq!(found.len(), 2_100);
     assert_eq!(found[2_099].site.name.to_string(), "sites/zw/old-2099");
+    // Every page of the backfill keyed postcodes and lookup keys too.
+    let query = SiteQuery { postcode: Some("b 03".into()), limit: 5_000, ..SiteQuery::default() };
+    assert_eq!(store.count_sites(&query).await.unwrap(), 300);
+    let last = name("sites/zw/old-2099");
+    let query = SiteQuery {
+        site_key: Some(hubdir_core::lookup::key(&hubdir_core::lookup::site_subject(&last))),
+        limit: 10,
+        ..SiteQuery::default()
+    };
+    let by_key = store.list_sites(&query).await.unwrap();
+    assert_eq!(by_key.iter().map(|r| r.site.name.clone()).collect::<Vec<_>>(), [last]);
+    let operator = found[0].site.operator.clone();
+    let (operators, _) = store
+        .operators(Some(hubdir_core::lookup::key(&hubdir_core::lookup::operator_subject(&operator))), None, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(operators[0].sites, 2_100);
 }
 
 /// `Schema::Require` (a deployment's services) refuses a database with no schema or an older

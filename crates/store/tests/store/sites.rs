@@ -14,6 +14,7 @@ on_both_backends!(
     text_and_cell_queries_match_words_and_ranges,
     both_databases_store_exactly_what_validation_accepts,
     change_bodies_decode_to_what_the_store_holds,
+    hsds_conditions_counts_and_operators_agree_with_admits,
 );
 
 async fn create_then_get_round_trips(store: Arc<Store>) {
@@ -254,6 +255,78 @@ async fn text_and_cell_queries_match_words_and_ranges(store: Arc<Store>) {
     let range = Some(hubdir_geo::descendant_range(cell));
     let all = words("");
     assert_eq!(found(TextMatch::InName(all), range).await, ["sites/zw/1", "sites/zw/2"]);
+}
+
+/// The conditions the HSDS API adds (services, postcode, lookup keys, offset), counts and the
+/// operators' listing; and `SiteQuery::admits` keeps to what the database returns, query by
+/// query, as the API's proximity path relies on.
+async fn hsds_conditions_counts_and_operators_agree_with_admits(store: Arc<Store>) {
+    let placed = |n: &str, operator: &str, postcode: &str, services: &[ServiceType]| {
+        let mut s = site(n, "FR", Kind::PostOffice, 48.86, 2.35);
+        s.display_name = format!("Bureau {n}");
+        s.operator = operator.into();
+        s.address.postal_code = postcode.into();
+        s.services = services.iter().copied().collect();
+        s
+    };
+    let sites = [
+        placed("sites/fr/1", "La Poste", "75001", &[ServiceType::PostalBanking]),
+        placed("sites/fr/2", "La Poste", "75 002", &[ServiceType::FreeWifi, ServiceType::PostalBanking]),
+        placed("sites/fr/3", "Ville de Paris", "75001", &[ServiceType::FreeWifi]),
+        placed("sites/fr/4", "", "75001", &[]),
+        placed("sites/fr/5", "Relais poste 100%", "69001", &[ServiceType::PublicInternet]),
+    ];
+    store.write(sites.iter().cloned().map(|s| upsert(s, Precondition::Absent)).collect()).await.unwrap();
+    let everything = store.list_sites(&SiteQuery { limit: 100, ..SiteQuery::default() }).await.unwrap();
+    let key = |subject: String| Some(hubdir_core::lookup::key(&subject));
+    let queries = [
+        SiteQuery { services: vec![ServiceType::FreeWifi, ServiceType::PublicInternet], ..SiteQuery::default() },
+        SiteQuery { postcode: Some("75-001".into()), ..SiteQuery::default() },
+        SiteQuery { postcode: Some("75002".into()), ..SiteQuery::default() },
+        SiteQuery { site_key: key(hubdir_core::lookup::site_subject(&name("sites/fr/3"))), ..SiteQuery::default() },
+        SiteQuery { operator_key: key(hubdir_core::lookup::operator_subject("La Poste")), ..SiteQuery::default() },
+        SiteQuery { operator: Some("".into()), ..SiteQuery::default() },
+        SiteQuery {
+            text: Some(TextMatch::InNameOrAddress(hubdir_core::search::query_words("bureau 2"))),
+            ..SiteQuery::default()
+        },
+        SiteQuery { after_name: Some("sites/fr/2".into()), kinds: vec![Kind::PostOffice], ..SiteQuery::default() },
+    ];
+    let names = |records: &[SiteRecord]| records.iter().map(|r| r.site.name.to_string()).collect::<Vec<_>>();
+    let mut matched = Vec::new();
+    for query in queries {
+        let query = SiteQuery { limit: 100, ..query };
+        let listed = store.list_sites(&query).await.unwrap();
+        let admitted: Vec<SiteRecord> = everything.iter().filter(|r| query.admits(r)).cloned().collect();
+        assert_eq!(names(&listed), names(&admitted), "{query:?}");
+        let counted = store.count_sites(&SiteQuery { after_name: None, ..query.clone() }).await.unwrap();
+        let all = everything.iter().filter(|r| SiteQuery { after_name: None, ..query.clone() }.admits(r)).count();
+        assert_eq!(counted, all as u64, "{query:?}");
+        matched.push(listed.len());
+    }
+    // Each condition is selective: none matched everything or nothing.
+    assert_eq!(matched, [3, 3, 1, 1, 2, 1, 1, 3]);
+
+    // Offsets page in name order.
+    let page = store.list_sites(&SiteQuery { offset: 3, limit: 10, ..SiteQuery::default() }).await.unwrap();
+    assert_eq!(names(&page), ["sites/fr/4", "sites/fr/5"]);
+
+    // Operators: in name order, with their sites; the empty operator is nobody's.
+    let (operators, total) = store.operators(None, None, 0, 10).await.unwrap();
+    let listed: Vec<(&str, i64)> = operators.iter().map(|o| (o.operator.as_str(), o.sites)).collect();
+    assert_eq!((listed, total), (vec![("La Poste", 2), ("Relais poste 100%", 1), ("Ville de Paris", 1)], 3));
+    let (page, total) = store.operators(None, None, 1, 1).await.unwrap();
+    assert_eq!((page[0].operator.as_str(), total), ("Relais poste 100%", 3));
+    // Any case; LIKE's wildcards are plain characters.
+    let (found, total) = store.operators(None, Some("POSTE"), 0, 10).await.unwrap();
+    assert_eq!((found.len(), total), (2, 2));
+    let (found, _) = store.operators(None, Some("100%"), 0, 10).await.unwrap();
+    assert_eq!(found.iter().map(|o| o.operator.as_str()).collect::<Vec<_>>(), ["Relais poste 100%"]);
+    // Unescaped, `_` would match the space of "ville de paris".
+    assert!(store.operators(None, Some("e_p"), 0, 10).await.unwrap().0.is_empty());
+    let (by_key, _) =
+        store.operators(key(hubdir_core::lookup::operator_subject("Ville de Paris")), None, 0, 10).await.unwrap();
+    assert_eq!(by_key.iter().map(|o| o.operator.as_str()).collect::<Vec<_>>(), ["Ville de Paris"]);
 }
 
 /// Finding 2: SQLite stored text that PostgreSQL refuses (NUL), so PostgreSQL followers of a
