@@ -5,7 +5,7 @@ import importlib
 import subprocess
 import sys
 
-FILES = ("site", "registry", "discovery", "connectivity", "federation")
+FILES = ("site", "registry", "discovery", "coverage", "connectivity", "federation")
 
 
 def fail(message):

@@ -10,6 +10,7 @@ mod country_codes;
 mod filter;
 pub mod lookup;
 mod name;
+pub mod population;
 mod reason;
 pub mod search;
 mod site;

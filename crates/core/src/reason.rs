@@ -18,6 +18,8 @@ pub enum Reason {
     /// A write into an origin this node does not write (it applies it from its peers).
     OriginNotOwned,
     SiteNotFound,
+    /// No population layer of that name has been imported.
+    LayerNotFound,
     SiteAlreadyExists,
     /// The etag sent is not the stored one: re-read and retry.
     EtagMismatch,
@@ -34,12 +36,13 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::InvalidArgument,
         Reason::Unauthenticated,
         Reason::PermissionDenied,
         Reason::OriginNotOwned,
         Reason::SiteNotFound,
+        Reason::LayerNotFound,
         Reason::SiteAlreadyExists,
         Reason::EtagMismatch,
         Reason::StoreUnavailable,
@@ -57,6 +60,7 @@ impl Reason {
             Reason::PermissionDenied => "PERMISSION_DENIED",
             Reason::OriginNotOwned => "ORIGIN_NOT_OWNED",
             Reason::SiteNotFound => "SITE_NOT_FOUND",
+            Reason::LayerNotFound => "LAYER_NOT_FOUND",
             Reason::SiteAlreadyExists => "SITE_ALREADY_EXISTS",
             Reason::EtagMismatch => "ETAG_MISMATCH",
             Reason::StoreUnavailable => "STORE_UNAVAILABLE",
@@ -87,13 +91,14 @@ mod tests {
             Reason::PermissionDenied => 2,
             Reason::OriginNotOwned => 3,
             Reason::SiteNotFound => 4,
-            Reason::SiteAlreadyExists => 5,
-            Reason::EtagMismatch => 6,
-            Reason::StoreUnavailable => 7,
-            Reason::IndexLoading => 8,
-            Reason::NoNodeKey => 9,
-            Reason::ScopeTooLarge => 10,
-            Reason::Internal => 11,
+            Reason::LayerNotFound => 5,
+            Reason::SiteAlreadyExists => 6,
+            Reason::EtagMismatch => 7,
+            Reason::StoreUnavailable => 8,
+            Reason::IndexLoading => 9,
+            Reason::NoNodeKey => 10,
+            Reason::ScopeTooLarge => 11,
+            Reason::Internal => 12,
         }
     }
 

@@ -12,7 +12,7 @@ use crate::violations::{ViolationReason, Violations, control_char, echo, limits}
 /// Checks a text field's length, then its characters; returns whether it passed, so a parser
 /// never sees a field already refused. PostgreSQL refuses NUL in text and SQLite does not:
 /// refusing every control character here makes both databases accept the same inputs.
-fn check_text(out: &mut Violations, field: &str, value: &str, max: usize) -> bool {
+pub(crate) fn check_text(out: &mut Violations, field: &str, value: &str, max: usize) -> bool {
     check_text_allowing(out, field, value, max, &[])
 }
 

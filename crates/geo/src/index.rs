@@ -107,6 +107,11 @@ impl SiteIndex {
         self.by_name.is_empty()
     }
 
+    /// Every site with its latest connectivity status (fresh or not), in no order.
+    pub fn sites(&self) -> impl Iterator<Item = (&SiteRecord, Option<&StatusSummary>)> {
+        self.slots.iter().flatten().map(|slot| (&*slot.record, slot.status.as_ref()))
+    }
+
     /// Adds a site or replaces its previous version (keeping its connectivity status).
     pub fn upsert(&mut self, record: SiteRecord) {
         let name = record.site.name.clone();

@@ -1,5 +1,6 @@
 //! H3 helpers and the in-memory nearest-neighbour index.
 
+pub mod coverage;
 mod filter;
 mod index;
 mod masked;
@@ -19,7 +20,7 @@ pub const SITE_CELL_RESOLUTION: Resolution = Resolution::Fifteen;
 
 /// The H3 cell at `resolution` containing a position. `None` only for non-finite
 /// coordinates, which a validated [`LatLng`] never has.
-fn cell_at(location: LatLng, resolution: Resolution) -> Option<CellIndex> {
+pub fn cell_at(location: LatLng, resolution: Resolution) -> Option<CellIndex> {
     H3LatLng::new(location.latitude(), location.longitude()).ok().map(|ll| ll.to_cell(resolution))
 }
 

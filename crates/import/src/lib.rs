@@ -11,11 +11,13 @@
 mod coordinates;
 pub mod hubdir_csv;
 mod mapping;
+mod population;
 mod record;
 mod report;
 mod sources;
 
-pub use mapping::{Mapping, MappingError};
+pub use mapping::{Encoding, Mapping, MappingError};
+pub use population::{Columns, PopulationMapping, PopulationMappingError};
 pub use record::Record;
 pub use report::{FIELD_DROPPED, OnInvalidOptional, RowError, Summary, write_errors};
 pub use sources::{SourceError, hubdir_csv_records, read_csv, read_geojson, records};

@@ -14,6 +14,7 @@ pub mod page_token;
 pub mod prometheus;
 pub mod server;
 pub mod singleton;
+pub mod site_index;
 pub mod status;
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::connections::{self, ConnectionCounts, ConnectionLimits};
 use crate::health::{self, Readiness};
 use crate::page_token::PageTokens;
+use crate::site_index::LiveIndex;
 use crate::tls::ServerTls;
 
 /// What a service needs to build itself.
@@ -38,6 +39,8 @@ pub struct NodeContext {
     pub readiness: Readiness,
     /// What telemetry collects: calls build spans and time themselves only if it does.
     pub telemetry: Collected,
+    /// The live nearest index, started by the first service that asks for it.
+    site_index: Arc<std::sync::OnceLock<LiveIndex>>,
 }
 
 impl NodeContext {
@@ -53,7 +56,29 @@ impl NodeContext {
             background: Background::default(),
             readiness: Readiness::default(),
             telemetry: Collected::default(),
+            site_index: Arc::default(),
         })
+    }
+
+    /// The process's live nearest index, for the service `service`: NOT_SERVING in health
+    /// until the index has loaded. The first caller starts the follower; every caller shares
+    /// that one index.
+    pub fn site_index_for(&self, service: &'static str) -> LiveIndex {
+        let index = self
+            .site_index
+            .get_or_init(|| {
+                let index = LiveIndex::default();
+                self.background.spawn("site index follower", crate::site_index::run(self.store.clone(), index.clone()));
+                index
+            })
+            .clone();
+        self.readiness.set(service, false);
+        let (readiness, loaded) = (self.readiness.clone(), index.clone());
+        self.background.spawn("site index readiness", async move {
+            loaded.when_loaded().await;
+            readiness.set(service, true);
+        });
+        index
     }
 
     /// The same context, with the node's identity (its store should sign with it too:

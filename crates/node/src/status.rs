@@ -18,7 +18,7 @@ pub fn code(reason: Reason) -> Code {
         Reason::InvalidArgument => Code::InvalidArgument,
         Reason::Unauthenticated => Code::Unauthenticated,
         Reason::PermissionDenied | Reason::OriginNotOwned => Code::PermissionDenied,
-        Reason::SiteNotFound => Code::NotFound,
+        Reason::SiteNotFound | Reason::LayerNotFound => Code::NotFound,
         Reason::SiteAlreadyExists => Code::AlreadyExists,
         // AIP-154: a stale etag is ABORTED, so the client re-reads and retries.
         Reason::EtagMismatch => Code::Aborted,

@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_log_horizon::Migration),
             Box::new(m0006_origin_sides::Migration),
             Box::new(m0007_lookup_keys::Migration),
+            Box::new(m0008_population::Migration),
         ]
     }
 }
@@ -780,6 +781,97 @@ mod m0007_lookup_keys {
                 ("idx_sites_operator_key", Sites::OperatorKey),
             ] {
                 m.create_index(Index::create().name(name).table(Sites::Table).col(column).to_owned()).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Population layers and their places (`hubdir population import`), for coverage.
+mod m0008_population {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::*;
+
+    #[derive(Debug)]
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m0008_population"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum PopulationLayers {
+        Table,
+        Name,
+        Source,
+        Year,
+        Places,
+        People,
+        ImportedAtUs,
+    }
+
+    #[derive(DeriveIden)]
+    enum PopulationPlaces {
+        Table,
+        Layer,
+        Id,
+        Name,
+        CountryCode,
+        Latitude,
+        Longitude,
+        H3Cell,
+        People,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        fn use_transaction(&self) -> Option<bool> {
+            Some(true)
+        }
+
+        async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+            m.create_table(
+                Table::create()
+                    .table(PopulationLayers::Table)
+                    .col(string(PopulationLayers::Name).primary_key())
+                    .col(string(PopulationLayers::Source))
+                    .col(integer(PopulationLayers::Year))
+                    .col(big_integer(PopulationLayers::Places))
+                    .col(big_integer(PopulationLayers::People))
+                    .col(big_integer(PopulationLayers::ImportedAtUs))
+                    .to_owned(),
+            )
+            .await?;
+            m.create_table(
+                Table::create()
+                    .table(PopulationPlaces::Table)
+                    .col(string(PopulationPlaces::Layer))
+                    .col(string(PopulationPlaces::Id))
+                    .col(string(PopulationPlaces::Name))
+                    .col(string(PopulationPlaces::CountryCode))
+                    .col(double(PopulationPlaces::Latitude))
+                    .col(double(PopulationPlaces::Longitude))
+                    .col(big_integer(PopulationPlaces::H3Cell))
+                    .col(big_integer(PopulationPlaces::People))
+                    .primary_key(Index::create().col(PopulationPlaces::Layer).col(PopulationPlaces::Id))
+                    .to_owned(),
+            )
+            .await?;
+            for (name, column) in [
+                ("idx_population_places_country", PopulationPlaces::CountryCode),
+                ("idx_population_places_h3_cell", PopulationPlaces::H3Cell),
+            ] {
+                m.create_index(
+                    Index::create()
+                        .name(name)
+                        .table(PopulationPlaces::Table)
+                        .col(PopulationPlaces::Layer)
+                        .col(column)
+                        .to_owned(),
+                )
+                .await?;
             }
             Ok(())
         }

@@ -20,7 +20,7 @@ use axum::response::Response;
 use axum::routing::get;
 use hubdir_auth::Authenticator;
 use hubdir_core::search::{MAX_QUERY_WORDS, query_words};
-use hubdir_core::{Filter, Kind, ServiceType, SiteRecord, ViolationReason, Violations, echo};
+use hubdir_core::{Filter, Kind, ServiceType, SiteRecord, SiteStatus, ViolationReason, Violations, echo};
 use hubdir_hsds::{Shape, SiteIds, Taxonomy};
 use hubdir_node::http::{self, Params};
 use hubdir_node::status;
@@ -367,8 +367,9 @@ async fn near_postcode(discovery: &Discovery, postcode: &str, metres: f64) -> Re
     let Some((latitude, longitude)) = centre(positions) else { return Ok(Vec::new()) };
     discovery.index_loaded().await?;
     let found = {
-        let index = discovery.shared.index.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        index.nearest(latitude, longitude, MAX_WITHIN + 1, Some(metres), &Filter::default())
+        // Every status: HSDS says each service's, where the index's default is open only.
+        let filter = Filter { statuses: SiteStatus::ALL.to_vec(), ..Filter::default() };
+        discovery.index.read().nearest(latitude, longitude, MAX_WITHIN + 1, Some(metres), &filter)
     };
     if found.len() > MAX_WITHIN {
         let mut out = Violations::default();

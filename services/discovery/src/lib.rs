@@ -5,10 +5,8 @@
 //! store (`listing`), with the same filters. The position a person searches from is personal data:
 //! it is read only to run the query, never logged or stored.
 
-mod follow;
 mod hsds;
 mod http;
-mod instruments;
 mod listing;
 mod page;
 
@@ -31,7 +29,7 @@ use hubdir_store::Store;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
-use follow::Shared;
+use hubdir_node::site_index::LiveIndex;
 
 /// How long a query waits for the index's first load before answering UNAVAILABLE.
 const INDEX_WAIT: Duration = Duration::from_secs(10);
@@ -44,15 +42,10 @@ pub const MAX_RESULTS: i32 = 100;
 pub const MOUNT: Mount = Mount { service_name: SERVICE_NAME, add };
 
 fn add(ctx: &NodeContext, routing: &mut Routing) {
-    let shared = Shared::default();
-    // NOT_SERVING in health until the index has loaded: FindNearest cannot answer before.
-    ctx.readiness.set(SERVICE_NAME, false);
-    let readiness = ctx.readiness.clone();
-    let loaded = move || readiness.set(SERVICE_NAME, true);
-    ctx.background.spawn("discovery index follower", follow::run(ctx.store.clone(), shared.clone(), loaded));
     let discovery = Discovery {
         anonymous: ctx.config.auth.anonymous_discovery,
-        shared,
+        // NOT_SERVING in health until the index has loaded: FindNearest cannot answer before.
+        index: ctx.site_index_for(SERVICE_NAME),
         store: ctx.store.clone(),
         tokens: ctx.page_tokens.clone(),
     };
@@ -68,7 +61,7 @@ fn add(ctx: &NodeContext, routing: &mut Routing) {
 pub struct Discovery {
     /// Whether callers without a token may search (`auth.anonymous_discovery`).
     anonymous: bool,
-    shared: Shared,
+    index: LiveIndex,
     /// Text search and cell listings read the store directly.
     store: Arc<Store>,
     tokens: hubdir_node::page_token::PageTokens,
@@ -84,15 +77,7 @@ impl Discovery {
 
     /// Right after start the index may still be loading: waits for it, within reason.
     async fn index_loaded(&self) -> Result<(), Status> {
-        let mut ready = self.shared.ready.subscribe();
-        if tokio::time::timeout(INDEX_WAIT, ready.wait_for(|loaded| *loaded)).await.map_or(true, |r| r.is_err()) {
-            return Err(status::with_reason(
-                status::Reason::IndexLoading,
-                "the discovery index is still loading; retry shortly",
-                Default::default(),
-            ));
-        }
-        Ok(())
+        self.index.loaded(INDEX_WAIT).await
     }
 }
 
@@ -187,8 +172,7 @@ impl DiscoveryService for Discovery {
         let found = {
             // No field: the position stays out of the span.
             let _span = tracing::debug_span!("index.nearest", k = query.k).entered();
-            let index = self.shared.index.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-            index.nearest(query.latitude, query.longitude, query.k, query.max_distance_m, &filter)
+            self.index.read().nearest(query.latitude, query.longitude, query.k, query.max_distance_m, &filter)
         };
         let results = found.into_iter().map(|nearby| nearby_to_proto(nearby, now, query.view)).collect();
         Ok(Response::new(FindNearestResponse { results }))

@@ -1,11 +1,13 @@
 //! `hubdir`: the command line and the all-in-one node.
 
 mod agent;
+mod coverage;
 mod demo;
 mod export;
 mod federation;
 mod import;
 mod migrate;
+mod population;
 mod quarantine;
 mod rng;
 mod token;
@@ -22,8 +24,13 @@ use hubdir_node::server::Mount;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Every service of the node, as `hubdir serve` mounts them.
-const ALL_SERVICES: [Mount; 4] =
-    [hubdir_registry::MOUNT, hubdir_discovery::MOUNT, hubdir_connectivity::MOUNT, hubdir_federation::MOUNT];
+const ALL_SERVICES: [Mount; 5] = [
+    hubdir_registry::MOUNT,
+    hubdir_discovery::MOUNT,
+    hubdir_coverage::MOUNT,
+    hubdir_connectivity::MOUNT,
+    hubdir_federation::MOUNT,
+];
 
 /// hubdir: a federated directory of places where people can get online and get help.
 #[derive(Debug, Parser)]
@@ -52,6 +59,12 @@ enum Command {
     Import(import::ImportArgs),
     /// Export every site of a node's database as HSDS 3.0, GeoJSON or CSV.
     Export(export::ExportArgs),
+    /// Population layers (where people live), for coverage.
+    #[command(subcommand)]
+    Population(population::PopulationCommand),
+    /// Who is far from help: people within each distance of a help point, as a table, a map
+    /// (SVG) and GeoJSON cells.
+    Coverage(coverage::CoverageArgs),
     /// Report a site's connectivity to a node: given values, or a probe of an http:// URL.
     Agent(agent::AgentArgs),
     /// The node's key for peers to pin, and how far this node is behind each peer.
@@ -65,7 +78,8 @@ enum Command {
 }
 
 /// Exit codes: 0 done, 1 failed (the error is printed), 2 a command-line mistake; `import`
-/// adds 3 and 4 (see `import::Verdict`), `migrate --check` 3 (migrations pending).
+/// adds 3 and 4 (see `import::Verdict`), `migrate --check` 3 (migrations pending),
+/// `population import` 3 (more rows rejected than allowed: nothing written).
 #[tokio::main]
 async fn main() -> ExitCode {
     hubdir_node::cli::finish(command(Cli::parse().command).await)
@@ -88,6 +102,8 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             writeln!(std::io::stderr(), "{count} refused measurements")?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Population(command) => population::run(command, &mut std::io::stdout().lock()).await,
+        Command::Coverage(args) => coverage::run(&args, &mut std::io::stdout().lock()).await.map(done),
         Command::Export(args) => {
             let count = export::run(&args).await?;
             writeln!(std::io::stderr(), "exported {count} sites")?;

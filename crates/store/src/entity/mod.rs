@@ -12,5 +12,7 @@ pub mod node_keys;
 pub mod origin_sequences;
 pub mod peer_cursors;
 pub mod peers;
+pub mod population_layers;
+pub mod population_places;
 pub mod site_services;
 pub mod sites;

@@ -1,14 +1,16 @@
-//! Keeps the index fresh: loads every site at start, then follows every origin's change log.
+//! The nearest-neighbour index of every site, kept live: loaded from the store at start, then
+//! following every origin's change log. One per process, shared by the services that read it
+//! (DiscoveryService, CoverageService) through `NodeContext::site_index_for`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use hubdir_geo::SiteIndex;
-use opentelemetry::KeyValue;
-
-use crate::instruments;
 use hubdir_store::{ChangeBody, ChangeEvent, SiteQuery, Store, StoreError};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Gauge;
+use tonic::Status;
 
 /// How often the change log is polled for writes of other processes (several processes on
 /// one PostgreSQL): such a write is visible within this (plus the time to apply it), well
@@ -18,15 +20,78 @@ const EVENTS_PER_READ: u64 = 5000;
 
 /// The index, and whether its first load finished (queries wait for it).
 #[derive(Debug, Clone)]
-pub struct Shared {
-    pub index: Arc<RwLock<SiteIndex>>,
-    pub ready: Arc<tokio::sync::watch::Sender<bool>>,
+pub struct LiveIndex {
+    index: Arc<RwLock<SiteIndex>>,
+    ready: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
-impl Default for Shared {
+impl Default for LiveIndex {
     fn default() -> Self {
-        Shared { index: Arc::default(), ready: Arc::new(tokio::sync::watch::Sender::new(false)) }
+        LiveIndex { index: Arc::default(), ready: Arc::new(tokio::sync::watch::Sender::new(false)) }
     }
+}
+
+impl LiveIndex {
+    /// The index as it is now. Hold the guard briefly: the follower waits for it to write.
+    pub fn read(&self) -> RwLockReadGuard<'_, SiteIndex> {
+        self.index.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits for the first load, up to `within`; then UNAVAILABLE with `INDEX_LOADING`.
+    pub async fn loaded(&self, within: Duration) -> Result<(), Status> {
+        let mut ready = self.ready.subscribe();
+        if tokio::time::timeout(within, ready.wait_for(|loaded| *loaded)).await.map_or(true, |r| r.is_err()) {
+            return Err(crate::status::with_reason(
+                crate::status::Reason::IndexLoading,
+                "the discovery index is still loading; retry shortly",
+                Default::default(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The index loaded once from `store`, not followed: for a command that computes over
+    /// the sites as they are (`hubdir coverage`).
+    pub async fn load_once(store: &Store) -> Result<LiveIndex, StoreError> {
+        let index = LiveIndex::default();
+        load(store, &index).await?;
+        index.ready.send_replace(true);
+        Ok(index)
+    }
+
+    /// Resolves once the first load has finished.
+    pub async fn when_loaded(&self) {
+        let mut ready = self.ready.subscribe();
+        let _ = ready.wait_for(|loaded| *loaded).await;
+    }
+}
+
+struct Instruments {
+    /// `hubdir.index.sites`: sites in the index.
+    sites: Gauge<u64>,
+    /// `hubdir.index.applied_seq{origin}`: the last change-log seq the index has applied.
+    applied_seq: Gauge<u64>,
+    /// `hubdir.index.load.duration`: how long the last full load took, in seconds.
+    load_duration: Gauge<f64>,
+}
+
+fn instruments() -> &'static Instruments {
+    static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
+    INSTRUMENTS.get_or_init(|| {
+        let meter = opentelemetry::global::meter(hubdir_telemetry::SCOPE);
+        Instruments {
+            sites: meter.u64_gauge("hubdir.index.sites").with_description("Sites in the discovery index").build(),
+            applied_seq: meter
+                .u64_gauge("hubdir.index.applied_seq")
+                .with_description("The last change-log seq the discovery index has applied, by origin")
+                .build(),
+            load_duration: meter
+                .f64_gauge("hubdir.index.load.duration")
+                .with_unit("s")
+                .with_description("How long the discovery index's last full load took")
+                .build(),
+        }
+    })
 }
 
 /// Where the index is in one origin's log.
@@ -36,8 +101,8 @@ struct Cursor {
     epoch: String,
 }
 
-/// Loads the index, marks it ready (and calls `loaded`), then follows the change log forever.
-pub async fn run(store: Arc<Store>, shared: Shared, loaded: impl FnOnce() + Send + 'static) {
+/// Loads the index, marks it ready, then follows the change log forever.
+pub async fn run(store: Arc<Store>, shared: LiveIndex) {
     let mut changes = store.watch_changes();
     let mut cursors = loop {
         match load(&store, &shared).await {
@@ -49,7 +114,6 @@ pub async fn run(store: Arc<Store>, shared: Shared, loaded: impl FnOnce() + Send
         }
     };
     shared.ready.send_replace(true);
-    loaded();
     loop {
         match catch_up(&store, &shared, &mut cursors).await {
             Ok(Followed::InStep) => {}
@@ -66,7 +130,7 @@ pub async fn run(store: Arc<Store>, shared: Shared, loaded: impl FnOnce() + Send
 /// Reads the cursors first, then every site: events after the cursors are replayed on top,
 /// and replaying a change already loaded is harmless.
 #[tracing::instrument(level = "debug", name = "index.load", skip_all)]
-async fn load(store: &Store, shared: &Shared) -> Result<HashMap<String, Cursor>, StoreError> {
+async fn load(store: &Store, shared: &LiveIndex) -> Result<HashMap<String, Cursor>, StoreError> {
     let started = std::time::Instant::now();
     let cursors: HashMap<String, Cursor> = store
         .origin_logs()
@@ -90,7 +154,7 @@ async fn load(store: &Store, shared: &Shared) -> Result<HashMap<String, Cursor>,
     }
     let took = started.elapsed();
     tracing::info!(sites = index.len(), seconds = took.as_secs_f64(), "discovery index loaded");
-    let instruments = instruments::get();
+    let instruments = instruments();
     instruments.sites.record(index.len() as u64, &[]);
     instruments.load_duration.record(took.as_secs_f64(), &[]);
     for (origin, cursor) in &cursors {
@@ -110,7 +174,7 @@ enum Followed {
 
 async fn catch_up(
     store: &Store,
-    shared: &Shared,
+    shared: &LiveIndex,
     cursors: &mut HashMap<String, Cursor>,
 ) -> Result<Followed, StoreError> {
     for log in store.origin_logs().await? {
@@ -130,10 +194,10 @@ async fn catch_up(
             for event in events {
                 apply(&mut index, event);
             }
-            instruments::get().sites.record(index.len() as u64, &[]);
+            instruments().sites.record(index.len() as u64, &[]);
             cursor.seq = end;
         }
-        instruments::get().applied_seq.record(cursor.seq, &[KeyValue::new("origin", log.origin.to_string())]);
+        instruments().applied_seq.record(cursor.seq, &[KeyValue::new("origin", log.origin.to_string())]);
     }
     Ok(Followed::InStep)
 }
