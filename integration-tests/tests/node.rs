@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use support::{NodeProcess, binary, python};
 
-const ALL: &str = "RegistryService,DiscoveryService,ConnectivityService,FederationService";
+const ALL: &str = "RegistryService,DiscoveryService,CoverageService,ConnectivityService,FederationService";
 
 #[test]
 fn hubdir_serve_answers_a_python_client_and_stops_cleanly_on_sigterm() {

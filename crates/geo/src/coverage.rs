@@ -26,6 +26,32 @@ pub fn distances(index: &SiteIndex, places: &[Place], filter: &Filter) -> Vec<Op
         .collect()
 }
 
+/// Places per read of the index in [`distances_in_chunks`].
+pub const CHUNK: usize = 2_048;
+
+/// [`distances`] on every core, a chunk of places per call of `index` (a read of the index
+/// that a writer waits for), so that a long computation never holds the index for long.
+pub fn distances_in_chunks<G>(index: impl Fn() -> G + Sync, places: &[Place], filter: &Filter) -> Vec<Option<f64>>
+where
+    G: std::ops::Deref<Target = SiteIndex>,
+{
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunks: Vec<&[Place]> = places.chunks(CHUNK).collect();
+    let mut out: Vec<Vec<Option<f64>>> = vec![Vec::new(); chunks.len()];
+    let per_thread = chunks.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for (group, results) in chunks.chunks(per_thread).zip(out.chunks_mut(per_thread)) {
+            let index = &index;
+            scope.spawn(move || {
+                for (chunk, result) in group.iter().zip(results.iter_mut()) {
+                    *result = distances(&index(), chunk, filter);
+                }
+            });
+        }
+    });
+    out.concat()
+}
+
 /// People within each distance, and those beyond the farthest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tally {

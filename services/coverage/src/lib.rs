@@ -37,8 +37,6 @@ pub const DEFAULT_TOP: i32 = 10;
 pub const MAX_TOP: i32 = 100;
 /// The finest position a far place is returned at when no cells were asked for.
 const PLACE_RESOLUTION: Resolution = Resolution::Seven;
-/// Places per read of the index.
-const CHUNK: usize = 2_048;
 /// How long a computation waits for the index's first load.
 const INDEX_WAIT: Duration = Duration::from_secs(10);
 /// "Near a connected help point" in a country's summary.
@@ -102,25 +100,9 @@ impl Coverage {
         let _turn = self.turn.acquire().await.map_err(|_| status::internal("the coverage turn closed"))?;
         self.index.loaded(INDEX_WAIT).await?;
         let index = self.index.clone();
-        tokio::task::spawn_blocking(move || {
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let chunks: Vec<&[Place]> = places.chunks(CHUNK).collect();
-            let mut out: Vec<Vec<Option<f64>>> = vec![Vec::new(); chunks.len()];
-            std::thread::scope(|scope| {
-                let per_thread = chunks.len().div_ceil(threads).max(1);
-                for (chunk_group, out_group) in chunks.chunks(per_thread).zip(out.chunks_mut(per_thread)) {
-                    let (index, filter) = (&index, &filter);
-                    scope.spawn(move || {
-                        for (chunk, out) in chunk_group.iter().zip(out_group.iter_mut()) {
-                            *out = coverage::distances(&index.read(), chunk, filter);
-                        }
-                    });
-                }
-            });
-            out.concat()
-        })
-        .await
-        .map_err(|err| status::internal(format!("the coverage computation failed: {err}")))
+        tokio::task::spawn_blocking(move || coverage::distances_in_chunks(|| index.read(), &places, &filter))
+            .await
+            .map_err(|err| status::internal(format!("the coverage computation failed: {err}")))
     }
 }
 

@@ -207,7 +207,7 @@ fn geojson(answer: &ComputeCoverageResponse) -> anyhow::Result<serde_json::Value
 }
 
 /// At most this many sites are drawn; more are thinned evenly, and the legend says so.
-const MAX_DRAWN_SITES: usize = 20_000;
+const MAX_DRAWN_SITES: usize = 5_000;
 
 /// The positions (longitude, latitude) of the sites matching `filter` around the cells.
 fn matching_sites(
