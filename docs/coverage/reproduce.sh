@@ -10,10 +10,10 @@ cd "$(dirname "$0")/../.."
 country=${1:-}
 data=${2:-../shared/data}
 case "$country" in
-  in) file=india-post/india_post_offices.csv; mapping=india-post; code=IN; filter=() ;;
+  in) file=india-post/india_post_offices.csv; mapping=india-post; code=IN; filter=(--resolution 5) ;;
   us) file=us-imls-pls-outlets/pls_fy18_outlet_pud18i.csv; mapping=us-imls-pls-outlets; code=US
-      filter=(--service public-internet) ;;
-  fr) file=fr-laposte-points/laposte_poincont2.csv; mapping=fr-laposte-points; code=FR; filter=() ;;
+      filter=(--service public-internet --resolution 4) ;;
+  fr) file=fr-laposte-points/laposte_poincont2.csv; mapping=fr-laposte-points; code=FR; filter=(--resolution 5) ;;
   *) echo "usage: $0 in|us|fr [DATA_DIR]" >&2; exit 2 ;;
 esac
 work=$(mktemp -d)
@@ -25,7 +25,8 @@ echo "importing $file..." >&2
 # Rows the mapping rejects (no coordinates, outside the country...) are listed in the report.
 hubdir import "$data/$file" --mapping "examples/mappings/$mapping.toml" --db "$db" \
   --errors "$work/site-errors.csv" --max-rejected 100% >&2
+# GeoNames' 58 places in Kosovo carry XK, which is not an ISO 3166-1 code: they are rejected.
 hubdir population import "$data/geonames-cities1000/cities1000.csv" --layer geonames-cities1000 \
-  --db "$db" --errors "$work/population-errors.csv" >&2
-hubdir coverage --db "$db" --country "$code" "${filter[@]}" --km 5,10,25 --resolution 5 \
+  --db "$db" --errors "$work/population-errors.csv" --max-rejected 100 >&2
+hubdir coverage --db "$db" --country "$code" --km 5,10,25 "${filter[@]}" \
   --map "docs/coverage/$country.svg"

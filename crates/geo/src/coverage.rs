@@ -61,9 +61,10 @@ pub struct Tally {
     pub within: Vec<u64>,
     /// People beyond the largest threshold, or with no help point at all.
     pub beyond: u64,
-    /// Sum of people × distance over places with a help point, and the people it covers.
+    /// Sum of weight × distance over places with a help point, and of their weights: a
+    /// place weighs its people, or 1 if it counts none (a layer may list empty places).
     weighted_distance: f64,
-    people_with_distance: u64,
+    weight_with_distance: u64,
 }
 
 impl Tally {
@@ -74,7 +75,7 @@ impl Tally {
             within: vec![0; thresholds],
             beyond: 0,
             weighted_distance: 0.0,
-            people_with_distance: 0,
+            weight_with_distance: 0,
         }
     }
 
@@ -91,15 +92,16 @@ impl Tally {
             self.beyond += people;
         }
         if let Some(distance) = distance {
-            self.weighted_distance += people as f64 * distance;
-            self.people_with_distance += people;
+            let weight = people.max(1);
+            self.weighted_distance += weight as f64 * distance;
+            self.weight_with_distance += weight;
         }
     }
 
     /// The mean distance to the nearest help point, weighted by people; `None` when no
-    /// one counted has one.
+    /// place counted has one.
     pub fn mean_distance_m(&self) -> Option<f64> {
-        (self.people_with_distance > 0).then(|| self.weighted_distance / self.people_with_distance as f64)
+        (self.weight_with_distance > 0).then(|| self.weighted_distance / self.weight_with_distance as f64)
     }
 }
 
@@ -208,7 +210,7 @@ mod tests {
         #[test]
         fn coverage_equals_a_brute_force_oracle(
             sites in prop::collection::vec((position(), prop::collection::btree_set(0..3usize, 0..3), any::<bool>()), 0..60),
-            places in prop::collection::vec((position(), 0..100_000u64), 1..40),
+            places in prop::collection::vec((position(), prop_oneof![Just(0u64), 0..100_000u64]), 1..40),
             wanted in prop::collection::vec(0..3usize, 0..2),
             thresholds in prop::collection::btree_set(1..20_000_000u64, 1..4),
         ) {
@@ -254,6 +256,12 @@ mod tests {
             let most = beyond.iter().map(|i| places[*i].people).max();
             prop_assert_eq!(coverage.farthest.first().map(|(i, _)| places[*i].people), most);
             prop_assert!(coverage.farthest.len() == beyond.len().min(5));
+            // A cell has a mean distance exactly when one of its places has a help point.
+            for (cell, tally) in &coverage.cells {
+                let here = |p: &Place| cell_at(p.location, Resolution::Four) == Some(*cell);
+                let reached = places.iter().zip(&oracle).any(|(p, d)| d.is_some() && here(p));
+                prop_assert_eq!(tally.mean_distance_m().is_some(), reached);
+            }
             // The cells partition the places.
             prop_assert_eq!(coverage.cells.iter().map(|(_, t)| t.people).sum::<u64>(), coverage.total.people);
             prop_assert_eq!(coverage.cells.iter().map(|(_, t)| t.beyond).sum::<u64>(), coverage.total.beyond);

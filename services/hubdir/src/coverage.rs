@@ -97,14 +97,18 @@ pub async fn run(args: &CoverageArgs, out: &mut impl Write) -> anyhow::Result<()
 
     let store = Arc::new(args.node.open_store().await?);
     eprintln!("loading the sites...");
+    let started = std::time::Instant::now();
     let index = LiveIndex::load_once(&store).await?;
     let coverage = Coverage::local(store, index.clone());
-    eprintln!("computing...");
+    eprintln!("loaded {} sites in {:.2} s; computing...", index.read().len(), started.elapsed().as_secs_f64());
+    let computing = std::time::Instant::now();
     let answer = coverage
         .compute_coverage(tonic::Request::new(request))
         .await
         .map_err(|status| anyhow::anyhow!("{:?}: {}", status.code(), status.message()))?;
     let answer = answer.into_inner();
+    // The RPC's own work: reading the layer's places, the distances, the roll-up.
+    eprintln!("computed in {:.2} s", computing.elapsed().as_secs_f64());
     table(&answer, args, out)?;
     if let Some(path) = &args.geojson {
         std::fs::write(path, geojson(&answer)?.to_string())
