@@ -159,7 +159,10 @@ for organization in organizations:
     expected = [s["id"] for s in services if s.get("organization_id") == organization["id"]]
     check([s["id"] for s in theirs] == expected, f"services of {organization['name']}: filter disagrees")
     check([s["id"] for s in one["services"]] == expected[:50], f"{organization['name']}: nested services")
-print(f"organizations: {len(organizations)}, each with its services, valid")
+headers, text = get("/organizations?format=ndjson", raw=True)
+streamed = [json.loads(line) for line in text.splitlines()]
+check([o["id"] for o in streamed] == [o["id"] for o in organizations], "organizations as ndjson differ from the pages")
+print(f"organizations: {len(organizations)}, each with its services, valid; ndjson the same")
 
 # Taxonomies and terms; services by term and by taxonomy, against the attributes.
 taxonomies = every("/taxonomies", ["taxonomy.json"])
@@ -231,6 +234,9 @@ error = get("/services?page=0&per_page=100000&format=xml", expect=400)["error"]
 fields = [v["field"] for d in error["details"] if "fieldViolations" in d for v in d["fieldViolations"]]
 check(fields == ["page", "per_page", "format"], f"errors: {fields}")
 check(get("/service_at_locations?proximity=500", expect=400)["error"]["status"] == "INVALID_ARGUMENT", "proximity alone")
+for bad in ("/services?page=100000000000000000", "/organizations?page=100000000000000000&format=json",
+            "/service_at_locations?postcode=-"):
+    check(get(bad, expect=400)["error"]["status"] == "INVALID_ARGUMENT", bad)
 for path in ("/services/not-an-id", f"/services/{sals[0]['id']}", "/organizations/" + "f" * 36, "/taxonomies/x"):
     check(get(path, expect=404)["error"]["status"] == "NOT_FOUND", path)
 print("errors: 400 naming page, per_page, format; 404 for unknown ids")

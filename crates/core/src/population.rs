@@ -6,6 +6,9 @@ use crate::{CountryCode, LatLng, ViolationReason, Violations};
 
 /// Longest layer name, place id and place name, in characters.
 pub const NAME_CHARS: usize = 200;
+/// The most people one place may count: more than the world's, so that no sum over a layer
+/// (at most a billion places) can overflow.
+pub const MAX_PEOPLE: u64 = 10_000_000_000;
 
 /// A populated place (or the centre of a populated H3 cell) of a layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,8 +48,12 @@ impl PlaceInput {
         }
         let location = lat_lng(&mut out, self.latitude, self.longitude);
         let people = self.people.trim().parse::<u64>().ok();
-        if people.is_none() {
-            out.push("population", ViolationReason::InvalidFormat, "a whole number of people, 0 or more");
+        match people {
+            None => out.push("population", ViolationReason::InvalidFormat, "a whole number of people, 0 or more"),
+            Some(n) if n > MAX_PEOPLE => {
+                out.push("population", ViolationReason::OutOfRange, format!("at most {MAX_PEOPLE} people"))
+            }
+            Some(_) => {}
         }
         match (country, location, people) {
             (Some(country), Some(location), Some(people)) if out.is_empty() => {
@@ -96,6 +103,7 @@ mod tests {
         let fields: Vec<String> = bad.validate().unwrap_err().0.into_iter().map(|v| v.field).collect();
         assert_eq!(fields, ["id", "country_code", "location.latitude", "population"]);
         assert!(PlaceInput { people: "2.5".into(), ..input() }.validate().is_err());
+        assert!(PlaceInput { people: "10000000001".into(), ..input() }.validate().is_err());
         assert!(check_layer_name("geonames-cities1000").is_ok());
         for bad in ["", "a b", "../x", &"x".repeat(65)] {
             assert!(check_layer_name(bad).is_err(), "{bad}");

@@ -94,15 +94,37 @@ impl Coverage {
         })
     }
 
-    /// Every place's distance to its nearest site matching `filter`, computed off the async
-    /// runtime on every core, one chunk of places per read of the index.
-    async fn distances(&self, places: Arc<Vec<Place>>, filter: Filter) -> Result<Vec<Option<f64>>, Status> {
-        let _turn = self.turn.acquire().await.map_err(|_| status::internal("the coverage turn closed"))?;
+    /// The turn of one computation: taken before the places are read, so a queue of callers
+    /// holds no layer in memory, and released only when the work it covers has ended.
+    async fn turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
         self.index.loaded(INDEX_WAIT).await?;
+        self.turn.clone().acquire_owned().await.map_err(|_| status::internal("the coverage turn closed"))
+    }
+
+    /// Runs `work` off the async runtime, holding `turn` until it ends, even if the caller
+    /// has gone: a cancelled call cannot start a second computation beside a running one.
+    async fn blocking<T: Send + 'static>(
+        turn: tokio::sync::OwnedSemaphorePermit,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            work()
+        })
+        .await
+        .map_err(|err| status::internal(format!("the coverage computation failed: {err}")))
+    }
+
+    /// Every place's distance to its nearest site matching `filter`, on every core, one chunk
+    /// of places per read of the index.
+    async fn distances(
+        &self,
+        turn: tokio::sync::OwnedSemaphorePermit,
+        places: Arc<Vec<Place>>,
+        filter: Filter,
+    ) -> Result<Vec<Option<f64>>, Status> {
         let index = self.index.clone();
-        tokio::task::spawn_blocking(move || coverage::distances_in_chunks(|| index.read(), &places, &filter))
-            .await
-            .map_err(|err| status::internal(format!("the coverage computation failed: {err}")))
+        Coverage::blocking(turn, move || coverage::distances_in_chunks(|| index.read(), &places, &filter)).await
     }
 }
 
@@ -191,6 +213,34 @@ fn asked(request: ComputeCoverageRequest) -> Result<Asked, Status> {
     Ok(Asked { scope, layer: population_layer, filter, thresholds_m, top, resolution })
 }
 
+/// A country's open sites as `SummarizeCountry` counts them.
+struct SiteTally {
+    sites: u64,
+    internet: u64,
+    online: u64,
+    kinds: BTreeMap<Kind, u64>,
+    speeds: Vec<f64>,
+}
+
+/// One pass over the index (off the async runtime: a million sites).
+fn tally_sites(index: &LiveIndex, country: &CountryCode, now: chrono::DateTime<chrono::Utc>) -> SiteTally {
+    let mut tally = SiteTally { sites: 0, internet: 0, online: 0, kinds: BTreeMap::new(), speeds: Vec::new() };
+    for (record, status) in index.read().sites() {
+        let site = &record.site;
+        if &site.country != country || site.status != SiteStatus::Open {
+            continue;
+        }
+        tally.sites += 1;
+        *tally.kinds.entry(site.kind).or_default() += 1;
+        tally.internet += u64::from(site.services.contains(&ServiceType::PublicInternet));
+        if let Some(status) = status.filter(|s| s.at(now).0 == State::Online) {
+            tally.online += 1;
+            tally.speeds.extend(status.download_mbps);
+        }
+    }
+    tally
+}
+
 fn share(part: u64, whole: u64) -> f64 {
     if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
 }
@@ -256,11 +306,12 @@ impl CoverageService for Coverage {
         self.authorize(&request)?;
         let asked = asked(request.into_inner())?;
         let layer = self.layer(&asked.layer).await?;
+        let turn = self.turn().await?;
         let places =
             Arc::new(self.store.population_places(&layer.name, &asked.scope).await.map_err(status::from_store)?);
         // One instant judges every status's freshness.
         let filter = Filter { as_of: Some(chrono::Utc::now()), ..asked.filter };
-        let distances = self.distances(places.clone(), filter).await?;
+        let distances = self.distances(turn, places.clone(), filter).await?;
         let rolled = coverage::roll_up(&places, &distances, &asked.thresholds_m, asked.top, asked.resolution);
         Ok(Response::new(response(rolled, &places, &asked.thresholds_m, asked.resolution, &layer)))
     }
@@ -277,33 +328,23 @@ impl CoverageService for Coverage {
         let Some(country) = country.filter(|_| out.is_empty()) else { return Err(status::invalid_argument(&out)) };
         let layer = self.layer(&population_layer).await?;
         let scope = PlaceScope::Country(country.to_string());
+        let turn = self.turn().await?;
         let places = Arc::new(self.store.population_places(&layer.name, &scope).await.map_err(status::from_store)?);
         let now = chrono::Utc::now();
         let connected = Filter { connectivity_states: vec![State::Online], as_of: Some(now), ..Filter::default() };
-        let distances = self.distances(places.clone(), connected).await?;
-        let near: Tally = coverage::roll_up(&places, &distances, &[CONNECTED_M], 0, None).total;
-
-        let (mut sites, mut internet, mut online) = (0u64, 0u64, 0u64);
-        let mut kinds: BTreeMap<Kind, u64> = BTreeMap::new();
-        let mut speeds = Vec::new();
-        for (record, status) in self.index.read().sites() {
-            let site = &record.site;
-            if site.country != country || site.status != SiteStatus::Open {
-                continue;
-            }
-            sites += 1;
-            *kinds.entry(site.kind).or_default() += 1;
-            internet += u64::from(site.services.contains(&ServiceType::PublicInternet));
-            if let Some(status) = status.filter(|s| s.at(now).0 == State::Online) {
-                online += 1;
-                speeds.extend(status.download_mbps);
-            }
-        }
+        let index = self.index.clone();
+        let (near, tally) = Coverage::blocking(turn, move || {
+            let distances = coverage::distances_in_chunks(|| index.read(), &places, &connected);
+            let near: Tally = coverage::roll_up(&places, &distances, &[CONNECTED_M], 0, None).total;
+            (near, tally_sites(&index, &country, now))
+        })
+        .await?;
+        let SiteTally { sites, internet, online, kinds, mut speeds } = tally;
         let mut by_kind: Vec<(Kind, u64)> = kinds.into_iter().collect();
         by_kind.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let people = near.people;
         Ok(Response::new(SummarizeCountryResponse {
-            country_code: country.to_string(),
+            country_code: country_code.to_ascii_uppercase(),
             sites: sites as i64,
             sites_by_kind: by_kind
                 .into_iter()

@@ -33,6 +33,8 @@ use crate::http::Doors;
 use crate::listing::MAX_QUERY_CHARS;
 
 pub const DEFAULT_PER_PAGE: u64 = 50;
+/// The last page one may ask for (an offset past `i64::MAX` rows is no database's).
+pub const MAX_PAGE: u64 = 10_000_000;
 pub const MAX_PER_PAGE: u64 = 500;
 /// Organizations nested with their services (`full`) come at most this many to a page...
 pub const MAX_FULL_ORGANIZATIONS: u64 = 20;
@@ -75,7 +77,14 @@ enum Answer {
 /// Results as ndjson: either all in hand, or sites streamed from the store.
 enum Lines {
     InHand(Vec<Value>),
-    Sites { query: Box<SiteQuery>, map: fn(&SiteRecord) -> Value },
+    Sites {
+        query: Box<SiteQuery>,
+        map: fn(&SiteRecord) -> Value,
+    },
+    /// Organizations (whose names hold `search`), a page at a time.
+    Organizations {
+        search: Option<String>,
+    },
 }
 
 /// Authorises the caller as DiscoveryService does, then answers.
@@ -114,6 +123,22 @@ fn ndjson(discovery: Discovery, lines: Lines) -> Response {
             });
             Body::from_stream(pages)
         }
+        Lines::Organizations { search } => {
+            let pages = futures::stream::try_unfold(Some(0u64), move |next| {
+                let (store, search) = (discovery.store.clone(), search.clone());
+                async move {
+                    let Some(offset) = next else { return Ok(None) };
+                    let (page, _) = store.operators(None, search.as_deref(), offset, STREAM_PAGE).await?;
+                    let text: String = page
+                        .iter()
+                        .map(|o| format!("{}\n", hubdir_hsds::organization(&o.operator, o.sites.max(0) as u64)))
+                        .collect();
+                    let next = (page.len() as u64 == STREAM_PAGE).then_some(offset + STREAM_PAGE);
+                    Ok::<_, hubdir_store::StoreError>(Some((text, next)))
+                }
+            });
+            Body::from_stream(pages)
+        }
     };
     let mut response = Response::new(body);
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
@@ -130,8 +155,8 @@ struct Paging {
 impl Paging {
     fn read(params: &Params, out: &mut Violations, max_per_page: u64) -> Paging {
         let page = params.number::<u64>("page", out).unwrap_or(1);
-        if page == 0 {
-            out.push("page", ViolationReason::OutOfRange, "pages count from 1");
+        if !(1..=MAX_PAGE).contains(&page) {
+            out.push("page", ViolationReason::OutOfRange, format!("pages count from 1, up to {MAX_PAGE}"));
         }
         let per_page = params.number::<u64>("per_page", out).unwrap_or(DEFAULT_PER_PAGE.min(max_per_page));
         if !(1..=max_per_page).contains(&per_page) {
@@ -145,11 +170,21 @@ impl Paging {
                 false
             }
         };
-        Paging { page: page.max(1), per_page: per_page.clamp(1, max_per_page), ndjson }
+        Paging { page: page.clamp(1, MAX_PAGE), per_page: per_page.clamp(1, max_per_page), ndjson }
     }
 
     fn offset(&self) -> u64 {
         (self.page - 1).saturating_mul(self.per_page)
+    }
+
+    /// This page of `records`, each mapped by `map` (only those on the page), as HSDS's page;
+    /// or all of them as ndjson.
+    fn of_records(&self, records: &[&SiteRecord], map: fn(&SiteRecord) -> Value) -> Answer {
+        if self.ndjson {
+            return Answer::Lines(Lines::InHand(records.iter().map(|r| map(r)).collect()));
+        }
+        let page = records.iter().skip(self.offset() as usize).take(self.per_page as usize);
+        Answer::Json(hubdir_hsds::page(page.map(|r| map(r)).collect(), records.len() as u64, self.page, self.per_page))
     }
 
     /// This page of `all`, as HSDS's page; or all of them as ndjson.
@@ -215,8 +250,13 @@ async fn site_query(discovery: &Discovery, params: &Params, out: &mut Violations
         }
     }
     if let Some(id) = params.get("taxonomy_id") {
+        let term_taxonomy = params.get("taxonomy_term_id").and_then(|term| {
+            Taxonomy::all_terms().into_iter().find(|(t, c)| t.term_id(c).eq_ignore_ascii_case(term)).map(|(t, _)| t)
+        });
         match Taxonomy::ALL.into_iter().find(|t| t.id().eq_ignore_ascii_case(id)) {
             None => return Ok(None),
+            // A term of another taxonomy: nothing is classified by both.
+            Some(taxonomy) if term_taxonomy.is_some_and(|t| t != taxonomy) => return Ok(None),
             // Classified by service type: offering any.
             Some(Taxonomy::ServiceTypes) if query.services.is_empty() => query.services = ServiceType::ALL.to_vec(),
             // Every site has a kind.
@@ -345,6 +385,8 @@ async fn service_at_locations(State(doors): State<Doors>, headers: HeaderMap, Ra
         }
         if postcode.is_some_and(|p| p.chars().count() > MAX_POSTCODE_CHARS) {
             out.push("postcode", ViolationReason::TooLong, format!("at most {MAX_POSTCODE_CHARS} characters"));
+        } else if postcode.is_some_and(|p| hubdir_core::search::postcode_key(p).is_empty()) {
+            out.push("postcode", ViolationReason::InvalidFormat, "a postcode has letters or digits");
         }
         let query = site_query(&doors.discovery, &params, &mut out).await?;
         let Some(metres) = proximity else {
@@ -353,7 +395,8 @@ async fn service_at_locations(State(doors): State<Doors>, headers: HeaderMap, Ra
         };
         let (Some(query), Some(postcode)) = (query, postcode) else { return Ok(paging.of(Vec::new())) };
         let found = near_postcode(&doors.discovery, postcode, metres).await?;
-        Ok(paging.of(found.iter().filter(|r| query.admits(r)).map(map).collect()))
+        let kept: Vec<&SiteRecord> = found.iter().filter(|r| query.admits(r)).collect();
+        Ok(paging.of_records(&kept, map))
     };
     reply(&doors, &headers, answer).await
 }
@@ -434,9 +477,12 @@ async fn organizations(State(doors): State<Doors>, headers: HeaderMap, RawQuery(
             out.push("search", ViolationReason::TooLong, format!("at most {MAX_QUERY_CHARS} characters"));
         }
         invalid_unless_empty(&out)?;
+        if paging.ndjson {
+            return Ok(Answer::Lines(Lines::Organizations { search: search.map(str::to_owned) }));
+        }
         let store = &doors.discovery.store;
-        let (offset, limit) = if paging.ndjson { (0, u64::MAX) } else { (paging.offset(), paging.per_page) };
-        let (page, total) = store.operators(None, search, offset, limit).await.map_err(status::from_store)?;
+        let (page, total) =
+            store.operators(None, search, paging.offset(), paging.per_page).await.map_err(status::from_store)?;
         let mut contents = Vec::with_capacity(page.len());
         for operator in page {
             let sites = operator.sites.max(0) as u64;
@@ -444,9 +490,6 @@ async fn organizations(State(doors): State<Doors>, headers: HeaderMap, RawQuery(
                 true => organization_full(&doors.discovery, &operator.operator, sites, full_service).await?,
                 false => hubdir_hsds::organization(&operator.operator, sites),
             });
-        }
-        if paging.ndjson {
-            return Ok(Answer::Lines(Lines::InHand(contents)));
         }
         Ok(Answer::Json(hubdir_hsds::page(contents, total, paging.page, paging.per_page)))
     };

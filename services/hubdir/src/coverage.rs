@@ -221,25 +221,53 @@ fn matching_sites(
 ) -> anyhow::Result<Vec<(f64, f64)>> {
     let mut violations = hubdir_core::Violations::default();
     let filter = hubdir_proto::convert::filter_from_proto(filter.clone(), &mut violations);
+    let wrap = wraps(answer)?;
     let bounds = extent(answer)?;
     let mut matcher = Matcher::new(&filter);
     let index = index.read();
     Ok(index
         .sites()
-        .filter(|(record, status)| {
-            let (x, y) = (record.site.location.longitude(), record.site.location.latitude());
-            let inside = y >= bounds.2 && y <= bounds.3 && (x >= bounds.0 && x <= bounds.1 || x + 360.0 <= bounds.1);
+        .map(|(record, status)| {
+            let (x, y) = (shifted(record.site.location.longitude(), wrap), record.site.location.latitude());
+            (x, y, record, status)
+        })
+        .filter(|(x, y, record, status)| {
+            let inside = *y >= bounds.2 && *y <= bounds.3 && *x >= bounds.0 && *x <= bounds.1;
             inside && matcher.matches(&record.site, *status)
         })
-        .map(|(record, _)| (record.site.location.longitude(), record.site.location.latitude()))
+        .map(|(x, y, _, _)| (x, y))
         .collect())
+}
+
+/// Whether the cells straddle the antimeridian (the Aleutians, Fiji, Chukotka): then the map
+/// runs east past 180° rather than across the whole world.
+fn wraps(answer: &ComputeCoverageResponse) -> anyhow::Result<bool> {
+    let (mut far_east, mut far_west) = (false, false);
+    for cell in &answer.cells {
+        for (x, _) in outline(&cell.h3_cell)? {
+            far_east |= x > 90.0;
+            far_west |= x < -90.0;
+        }
+    }
+    Ok(far_east && far_west)
+}
+
+/// A longitude on the map: west of the antimeridian moved past 180° when the map wraps.
+fn shifted(longitude: f64, wrap: bool) -> f64 {
+    if wrap && longitude < 0.0 { longitude + 360.0 } else { longitude }
+}
+
+/// A cell's outline as the map draws it.
+fn outline_on_map(cell: &str, wrap: bool) -> anyhow::Result<Vec<(f64, f64)>> {
+    Ok(outline(cell)?.into_iter().map(|(x, y)| (shifted(x, wrap), y)).collect())
 }
 
 /// West, east, south, north of the cells, with a margin.
 fn extent(answer: &ComputeCoverageResponse) -> anyhow::Result<(f64, f64, f64, f64)> {
+    let wrap = wraps(answer)?;
     let (mut west, mut east, mut south, mut north) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for cell in &answer.cells {
-        for (x, y) in outline(&cell.h3_cell)? {
+        for (x, y) in outline_on_map(&cell.h3_cell, wrap)? {
             (west, east, south, north) = (west.min(x), east.max(x), south.min(y), north.max(y));
         }
     }
@@ -262,6 +290,7 @@ fn draw(
     sites: &[(f64, f64)],
     args: &CoverageArgs,
 ) -> anyhow::Result<()> {
+    let wrap = wraps(answer)?;
     let (west, east, south, north) = extent(answer)?;
     // Equirectangular, shrunk east-west by the cosine of the middle latitude.
     let aspect = (east - west) * ((south + north) / 2.0).to_radians().cos() / (north - south);
@@ -281,7 +310,8 @@ fn draw(
             Some(d) => limits.iter().position(|limit| d <= *limit).unwrap_or(limits.len()),
         };
         let colour = if band == bands { RGBColor(160, 160, 160) } else { band_colour(band, bands) };
-        chart.draw_series(std::iter::once(Polygon::new(outline(&cell.h3_cell)?, colour.mix(0.85).filled())))?;
+        let ring = outline_on_map(&cell.h3_cell, wrap)?;
+        chart.draw_series(std::iter::once(Polygon::new(ring, colour.mix(0.85).filled())))?;
     }
     let step = sites.len().div_ceil(MAX_DRAWN_SITES).max(1);
     chart.draw_series(sites.iter().step_by(step).map(|(x, y)| Circle::new((*x, *y), 1, BLACK.filled())))?;
@@ -325,4 +355,45 @@ fn draw(
     legend_area.draw(&Text::new(credit, (420, 82), font))?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells(positions: &[(f64, f64)]) -> ComputeCoverageResponse {
+        let cells = positions
+            .iter()
+            .map(|(lat, lng)| pb::CellCoverage {
+                h3_cell: {
+                    let place = hubdir_core::population::PlaceInput {
+                        id: "p".into(),
+                        country_code: "FJ".into(),
+                        latitude: *lat,
+                        longitude: *lng,
+                        people: "1".into(),
+                        ..Default::default()
+                    };
+                    let location = place.validate().unwrap().location;
+                    hubdir_geo::cell_at(location, hubdir_geo::Resolution::Five).unwrap().to_string()
+                },
+                ..pb::CellCoverage::default()
+            })
+            .collect();
+        ComputeCoverageResponse { cells, ..ComputeCoverageResponse::default() }
+    }
+
+    #[test]
+    fn a_map_across_the_antimeridian_runs_past_180_degrees_not_round_the_world() {
+        // Fiji: Suva at 178.4 E, Vanua Balavu at 178.9 W.
+        let fiji = cells(&[(-18.14, 178.44), (-17.23, -178.95)]);
+        assert!(wraps(&fiji).unwrap());
+        let (west, east, _, _) = extent(&fiji).unwrap();
+        assert!(west > 170.0 && east < 190.0, "{west} {east}");
+        assert_eq!(shifted(-178.95, true), 181.05);
+        // India does not wrap.
+        let india = cells(&[(28.6, 77.2), (13.1, 80.3)]);
+        assert!(!wraps(&india).unwrap());
+        assert!(extent(&india).unwrap().0 > 70.0);
+    }
 }
