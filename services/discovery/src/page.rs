@@ -314,7 +314,9 @@ fn results(t: &Catalogue, heading: &str, found: &[NearbySite]) -> String {
         };
         let state = nearby.connectivity.as_ref().map(|c| c.state()).unwrap_or_default();
         facts.push_str(&match state {
-            pb::ConnectivityState::Online | pb::ConnectivityState::Degraded => fact(true, "online_now"),
+            pb::ConnectivityState::Online => fact(true, "online_now"),
+            // Online, but below its country's benchmark: say so rather than promise a good line.
+            pb::ConnectivityState::Degraded => fact(true, "online_degraded"),
             pb::ConnectivityState::Offline => fact(false, "offline_now"),
             _ => fact(false, "online_unknown"),
         });
@@ -400,5 +402,21 @@ mod tests {
         assert!(!html.contains("<script>"));
         let form = Form { q: "\"><script>".into(), ..Form::default() };
         assert!(!render_page(&catalogues()[0], &form, "", "").contains("\"><script>"));
+    }
+
+    #[test]
+    fn a_degraded_line_is_not_shown_as_plain_online() {
+        let at = |state: pb::ConnectivityState| {
+            let connectivity = pb::ConnectivityStatus { state: state.into(), ..pb::ConnectivityStatus::default() };
+            let nearby = NearbySite {
+                site: Some(pb::Site::default()),
+                connectivity: Some(connectivity),
+                ..NearbySite::default()
+            };
+            results(&catalogues()[0], "h", &[nearby])
+        };
+        assert!(at(pb::ConnectivityState::Online).contains(">Online now<"));
+        let degraded = at(pb::ConnectivityState::Degraded);
+        assert!(degraded.contains("Online now, slow connection") && !degraded.contains(">Online now<"), "{degraded}");
     }
 }
