@@ -102,11 +102,15 @@ pub enum TextMatch {
     InNameOrAddress(Vec<String>),
 }
 
+/// `text` with LIKE's wildcards (and the escape character, `\\`) escaped.
+fn like_escaped(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
 /// `column LIKE '% word%'` for every word, with LIKE's wildcards escaped.
 fn all_words(column: sites::Column, words: &[String]) -> Condition {
     words.iter().fold(Condition::all(), |all, word| {
-        let escaped = word.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        all.add(Expr::col(column).like(LikeExpr::new(format!("% {escaped}%")).escape('\\')))
+        all.add(Expr::col(column).like(LikeExpr::new(format!("% {}%", like_escaped(word))).escape('\\')))
     })
 }
 
@@ -179,7 +183,7 @@ impl Store {
 
     /// A page of the operators of sites, in name order, each with its number of sites; only
     /// those whose lookup key is `key` if given, and whose name holds `text` (any case) if
-    /// given. With it, how many such operators there are.
+    /// given.
     #[tracing::instrument(level = "debug", name = "store.operators", skip_all)]
     pub async fn operators(
         &self,
@@ -187,35 +191,42 @@ impl Store {
         text: Option<&str>,
         offset: u64,
         limit: u64,
-    ) -> Result<(Vec<OperatorCount>, u64), StoreError> {
-        // A site without an operator belongs to no organization.
-        let mut condition = Condition::all().add(sites::Column::Operator.ne(""));
-        if let Some(key) = key {
-            condition = condition.add(sites::Column::OperatorKey.eq(key));
-        }
-        if let Some(text) = text {
-            let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            condition = condition.add(
-                Expr::expr(Func::lower(Expr::col(sites::Column::Operator)))
-                    .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
-            );
-        }
-        let grouped = sites::Entity::find()
-            .select_only()
-            .column(sites::Column::Operator)
-            .column_as(sites::Column::Name.count(), "sites")
-            .filter(condition)
-            .group_by(sites::Column::Operator);
-        let total = grouped.clone().count(&self.db).await?;
-        let page = grouped
+    ) -> Result<Vec<OperatorCount>, StoreError> {
+        Ok(operators_grouped(key, text)
             .order_by_asc(sites::Column::Operator)
             .offset((offset > 0).then_some(offset))
             .limit(limit)
             .into_model::<OperatorCount>()
             .all(&self.db)
-            .await?;
-        Ok((page, total))
+            .await?)
     }
+
+    /// How many operators [`Store::operators`] pages through with the same `key` and `text`.
+    #[tracing::instrument(level = "debug", name = "store.count_operators", skip_all)]
+    pub async fn count_operators(&self, key: Option<i64>, text: Option<&str>) -> Result<u64, StoreError> {
+        Ok(operators_grouped(key, text).count(&self.db).await?)
+    }
+}
+
+/// Sites grouped by operator, with the conditions of [`Store::operators`].
+fn operators_grouped(key: Option<i64>, text: Option<&str>) -> Select<sites::Entity> {
+    // A site without an operator belongs to no organization.
+    let mut condition = Condition::all().add(sites::Column::Operator.ne(""));
+    if let Some(key) = key {
+        condition = condition.add(sites::Column::OperatorKey.eq(key));
+    }
+    if let Some(text) = text {
+        condition = condition.add(
+            Expr::expr(Func::lower(Expr::col(sites::Column::Operator)))
+                .like(LikeExpr::new(format!("%{}%", like_escaped(&text.to_lowercase()))).escape('\\')),
+        );
+    }
+    sites::Entity::find()
+        .select_only()
+        .column(sites::Column::Operator)
+        .column_as(sites::Column::Name.count(), "sites")
+        .filter(condition)
+        .group_by(sites::Column::Operator)
 }
 
 /// The sites matching `query`'s conditions, unordered and unbounded.

@@ -128,7 +128,7 @@ fn ndjson(discovery: Discovery, lines: Lines) -> Response {
                 let (store, search) = (discovery.store.clone(), search.clone());
                 async move {
                     let Some(offset) = next else { return Ok(None) };
-                    let (page, _) = store.operators(None, search.as_deref(), offset, STREAM_PAGE).await?;
+                    let page = store.operators(None, search.as_deref(), offset, STREAM_PAGE).await?;
                     let text: String = page
                         .iter()
                         .map(|o| format!("{}\n", hubdir_hsds::organization(&o.operator, o.sites.max(0) as u64)))
@@ -275,7 +275,7 @@ async fn site_query(discovery: &Discovery, params: &Params, out: &mut Violations
 /// The operator whose organization has this id, with its number of sites.
 async fn operator_of(discovery: &Discovery, id: &str) -> Result<Option<(String, u64)>, Status> {
     let Some(key) = hubdir_hsds::ids::key_of(id) else { return Ok(None) };
-    let (candidates, _) = discovery.store.operators(Some(key), None, 0, 16).await.map_err(status::from_store)?;
+    let candidates = discovery.store.operators(Some(key), None, 0, 16).await.map_err(status::from_store)?;
     Ok(candidates
         .into_iter()
         .find(|c| hubdir_hsds::organization_id(&c.operator).is_some_and(|o| o.eq_ignore_ascii_case(id)))
@@ -481,8 +481,8 @@ async fn organizations(State(doors): State<Doors>, headers: HeaderMap, RawQuery(
             return Ok(Answer::Lines(Lines::Organizations { search: search.map(str::to_owned) }));
         }
         let store = &doors.discovery.store;
-        let (page, total) =
-            store.operators(None, search, paging.offset(), paging.per_page).await.map_err(status::from_store)?;
+        let page = store.operators(None, search, paging.offset(), paging.per_page).await.map_err(status::from_store)?;
+        let total = store.count_operators(None, search).await.map_err(status::from_store)?;
         let mut contents = Vec::with_capacity(page.len());
         for operator in page {
             let sites = operator.sites.max(0) as u64;

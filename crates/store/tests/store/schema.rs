@@ -156,7 +156,7 @@ async fn upgrading_fills_in_search_and_lookup_keys_for_stored_sites() {
     let by_key = store.list_sites(&query).await.unwrap();
     assert_eq!(by_key.iter().map(|r| r.site.name.clone()).collect::<Vec<_>>(), [last]);
     let operator = found[0].site.operator.clone();
-    let (operators, _) = store
+    let operators = store
         .operators(Some(hubdir_core::lookup::key(&hubdir_core::lookup::operator_subject(&operator))), None, 0, 10)
         .await
         .unwrap();
