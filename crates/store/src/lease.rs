@@ -30,6 +30,11 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 const TRY_LOCK: &str = "SELECT pg_try_advisory_lock(('x' || substr(md5(current_database() || '/' || \
                         current_schema() || '/' || $1), 1, 16))::bit(64)::bigint)";
 
+/// Releases that lock: at once, where closing the session releases it only when the server's
+/// backend process has gone, a moment later.
+const UNLOCK: &str = "SELECT pg_advisory_unlock(('x' || substr(md5(current_database() || '/' || \
+                      current_schema() || '/' || $1), 1, 16))::bit(64)::bigint)";
+
 /// Server-side TCP keepalive for a lease's session: a holder whose host vanishes (power, a
 /// partition) is noticed after 10 s of silence and 3 unanswered probes 5 s apart, and its
 /// lock released, instead of after the operating system's default of two hours.
@@ -90,7 +95,10 @@ impl Lease {
 
     /// Releases the lease now, rather than when the session closes.
     pub async fn release(mut self) {
-        if let Some(session) = self.session.take() {
+        if let Some(mut session) = self.session.take() {
+            // Unlock first, so the next holder can take the lease as soon as this returns;
+            // a session that fails here still releases the lock as it closes.
+            let _ = sea_orm::sqlx::query_scalar::<_, bool>(UNLOCK).bind(&self.name).fetch_one(&mut session).await;
             let _ = session.close().await;
         }
     }
