@@ -26,6 +26,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(&files, [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("hubdir_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Messages and clients, then the servers in a second pass: a server answers FindNearest
+    // with `crate::answer::FindNearestAnswer`, wire-identical to `FindNearestResponse` but made
+    // of site encodings prepared once (`convert::EncodedSite`), while clients keep decoding the
+    // generated `FindNearestResponse`.
+    tonic_prost_build::configure().build_server(false).compile_fds(fds.clone())?;
+    let servers = out.join("servers");
+    std::fs::create_dir_all(&servers)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .out_dir(&servers)
+        .extern_path(".hubdir.v1.FindNearestResponse", "crate::answer::FindNearestAnswer")
+        .extern_path(".hubdir.v1", "crate::v1")
+        .compile_fds(fds)?;
     Ok(())
 }

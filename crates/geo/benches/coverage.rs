@@ -109,7 +109,7 @@ fn brute_force(records: &[SiteRecord], places: &[Place]) -> Vec<f64> {
 /// every `sample`-th place, and prints both.
 fn run(name: &str, records: Vec<SiteRecord>, places: &[Place], sample: usize) {
     let sites = records.len();
-    let index = SiteIndex::from_records(records.clone());
+    let index = <SiteIndex>::from_records(records.clone());
     let filter = Filter::default();
     let mut best = Duration::MAX;
     let mut distances = Vec::new();

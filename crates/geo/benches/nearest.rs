@@ -80,7 +80,7 @@ fn main() {
 
     let before = resident_bytes();
     let started = Instant::now();
-    let index = SiteIndex::from_records(records);
+    let index = <SiteIndex>::from_records(records);
     let build = started.elapsed();
     let index_bytes = (resident_bytes() - before) as f64 / n as f64;
     // The R-tree alone, as rstar lays it out, over the same points.

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use hubdir_core::Filter;
 use hubdir_core::population::Place;
 
-use crate::{CellIndex, Resolution, SiteIndex, cell_at};
+use crate::{CellIndex, Payload, Resolution, SiteIndex, cell_at};
 
 /// The distance in metres from each place to its nearest site matching `filter`, or `None`
 /// when no site matches anywhere.
-pub fn distances(index: &SiteIndex, places: &[Place], filter: &Filter) -> Vec<Option<f64>> {
+pub fn distances<P: Payload>(index: &SiteIndex<P>, places: &[Place], filter: &Filter) -> Vec<Option<f64>> {
     places
         .iter()
         .map(|place| {
@@ -31,9 +31,13 @@ pub const CHUNK: usize = 2_048;
 
 /// [`distances`] on every core, a chunk of places per call of `index` (a read of the index
 /// that a writer waits for), so that a long computation never holds the index for long.
-pub fn distances_in_chunks<G>(index: impl Fn() -> G + Sync, places: &[Place], filter: &Filter) -> Vec<Option<f64>>
+pub fn distances_in_chunks<G, P: Payload>(
+    index: impl Fn() -> G + Sync,
+    places: &[Place],
+    filter: &Filter,
+) -> Vec<Option<f64>>
 where
-    G: std::ops::Deref<Target = SiteIndex>,
+    G: std::ops::Deref<Target = SiteIndex<P>>,
 {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunks: Vec<&[Place]> = places.chunks(CHUNK).collect();
@@ -219,7 +223,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, ((lat, lng), services, closed))| record(i, *lat, *lng, services.iter().map(|s| SERVICES[*s]).collect(), *closed))
                 .collect();
-            let index = SiteIndex::from_records(records.clone());
+            let index = <SiteIndex>::from_records(records.clone());
             let places: Vec<Place> = places.iter().enumerate().map(|(i, ((lat, lng), people))| place(i, *lat, *lng, *people)).collect();
             let filter = Filter { services: wanted.iter().map(|s| SERVICES[*s]).collect(), ..Filter::default() };
             let thresholds: Vec<f64> = thresholds.into_iter().map(|t| t as f64).collect();

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use hubdir_core::connectivity::{State, StatusSummary};
 use hubdir_core::{Accessibility, Filter, Kind, ServiceType, Site, SiteStatus};
@@ -123,7 +124,39 @@ pub(crate) struct Traits {
     time_zone: Tz,
 }
 
-type Hours = opening_hours::OpeningHours;
+/// Parsed opening hours, shared by every site with the same text, with the last answer kept.
+/// Rules are written to the minute, so an answer holds for the whole local minute it was asked
+/// for: the sites of a busy area, answered within the same minute, evaluate the rules once.
+#[derive(Debug)]
+pub(crate) struct Hours {
+    rules: opening_hours::OpeningHours,
+    /// The local minute last asked (as minutes since 1970 of the naive time) shifted left by
+    /// one, with the answer in the low bit; `NOTHING_YET` before the first.
+    last: AtomicU64,
+}
+
+const NOTHING_YET: u64 = u64::MAX;
+
+impl FromStr for Hours {
+    type Err = <opening_hours::OpeningHours as FromStr>::Err;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Hours { rules: text.parse()?, last: AtomicU64::new(NOTHING_YET) })
+    }
+}
+
+impl Hours {
+    pub(crate) fn is_open(&self, local: NaiveDateTime) -> bool {
+        let minute = (local.and_utc().timestamp().div_euclid(60) as u64) << 1;
+        let last = self.last.load(Ordering::Relaxed);
+        if last != NOTHING_YET && last & !1 == minute {
+            return last & 1 == 1;
+        }
+        let open = self.rules.is_open(local);
+        self.last.store(minute | u64::from(open), Ordering::Relaxed);
+        open
+    }
+}
 
 /// Parsed opening hours by their text: most sites share a handful of schedules.
 #[derive(Debug, Default)]
@@ -210,5 +243,39 @@ impl Matcher<'_> {
     pub fn matches(&mut self, site: &Site, status: Option<&StatusSummary>) -> bool {
         let traits = Traits::of(site, &mut self.hours);
         self.compiled.admits(traits.mask | state_bit(status)) && traits.matches_exactly(status, &self.compiled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const RULES: &[&str] =
+        &["Mo-Fr 08:00-16:30", "Mo-Sa 09:00-12:30,14:00-17:59; Su off", "24/7", "Tu,Th 10:15-10:16; PH off"];
+
+    /// Instants where the rules above change: Tuesday 24 November 2026 at 10:15 and 10:16,
+    /// Friday 27 November at 16:30, Saturday 28 November at 12:30 and 17:59 (as naive local
+    /// times).
+    const BOUNDARIES: &[i64] = &[1_795_515_300, 1_795_515_360, 1_795_797_000, 1_795_869_000, 1_795_888_740];
+
+    proptest! {
+        /// The kept answer is always the one the rules give, whatever order the instants
+        /// come in: the same minute again (any second of it), the next, another day.
+        #[test]
+        fn kept_answers_equal_the_rules(
+            rule in 0..RULES.len(),
+            near in 0..BOUNDARIES.len(),
+            offset in -900i64..900,
+            steps in proptest::collection::vec(-200i64..200, 1..60),
+        ) {
+            let hours: Hours = RULES[rule].parse().unwrap();
+            let mut at = BOUNDARIES[near] + offset;
+            for step in steps {
+                at += step;
+                let local = DateTime::from_timestamp(at, 0).unwrap().naive_utc();
+                prop_assert_eq!(hours.is_open(local), hours.rules.is_open(local), "{} at {}", RULES[rule], local);
+            }
+        }
     }
 }

@@ -17,22 +17,35 @@ use crate::masked::Entry;
 use crate::sphere::{EARTH_RADIUS_M, great_circle_m, unit_vector};
 
 /// What the index keeps per site: its tree entry, its traits, its latest connectivity
-/// status, the record it returns.
+/// status, the record, and what its owner prepared from the record to answer with.
 #[derive(Debug)]
-struct Slot {
+struct Slot<P> {
     entry: Entry,
     traits: Traits,
     status: Option<StatusSummary>,
     record: Arc<SiteRecord>,
+    payload: P,
 }
 
-impl Slot {
-    fn new(record: SiteRecord, id: u32, status: Option<StatusSummary>, hours: &mut HoursCache) -> Slot {
+/// What the owner of an index prepares from each site once, when the site enters the index,
+/// and every query hands back with it: the site's answer already encoded, for a server
+/// (`hubdir_proto::convert::EncodedSite`); nothing, `()`, for a computation over positions.
+pub trait Payload: Clone + std::fmt::Debug + Send + Sync + 'static {
+    fn of(record: &SiteRecord) -> Self;
+}
+
+impl Payload for () {
+    fn of(_: &SiteRecord) {}
+}
+
+impl<P: Payload> Slot<P> {
+    fn new(record: SiteRecord, id: u32, status: Option<StatusSummary>, hours: &mut HoursCache) -> Slot<P> {
         let site = &record.site;
         let traits = Traits::of(site, hours);
         let point = unit_vector(site.location.latitude(), site.location.longitude());
         let mask = traits.mask | state_bit(status.as_ref());
-        Slot { entry: Entry { point, id, mask }, traits, status, record: Arc::new(record) }
+        let payload = P::of(&record);
+        Slot { entry: Entry { point, id, mask }, traits, status, record: Arc::new(record), payload }
     }
 }
 
@@ -62,8 +75,10 @@ impl Ord for Pending<'_> {
 
 /// A site near the query point.
 #[derive(Debug, Clone)]
-pub struct Nearby {
+pub struct Nearby<P = ()> {
     pub record: Arc<SiteRecord>,
+    /// What the index's owner prepared from the record.
+    pub payload: P,
     pub distance_meters: f64,
     /// The site's latest connectivity status, fresh or not.
     pub status: Option<StatusSummary>,
@@ -71,19 +86,31 @@ pub struct Nearby {
     pub open_now: Option<bool>,
 }
 
-/// Every site, by position and by name.
-#[derive(Debug, Default)]
-pub struct SiteIndex {
+/// Every site, by position and by name, each with a payload `P` prepared from it.
+#[derive(Debug)]
+pub struct SiteIndex<P = ()> {
     tree: RTree<Entry>,
-    slots: Vec<Option<Slot>>,
+    slots: Vec<Option<Slot<P>>>,
     free: Vec<u32>,
     by_name: HashMap<SiteName, u32>,
     hours: HoursCache,
 }
 
-impl SiteIndex {
+impl<P> Default for SiteIndex<P> {
+    fn default() -> Self {
+        SiteIndex {
+            tree: RTree::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_name: HashMap::new(),
+            hours: HoursCache::default(),
+        }
+    }
+}
+
+impl<P: Payload> SiteIndex<P> {
     /// Builds the index in one bulk load.
-    pub fn from_records(records: impl IntoIterator<Item = SiteRecord>) -> SiteIndex {
+    pub fn from_records(records: impl IntoIterator<Item = SiteRecord>) -> SiteIndex<P> {
         let mut index = SiteIndex::default();
         for record in records {
             let name = record.site.name.clone();
@@ -158,7 +185,7 @@ impl SiteIndex {
         k: usize,
         max_distance_m: Option<f64>,
         filter: &Filter,
-    ) -> Vec<Nearby> {
+    ) -> Vec<Nearby<P>> {
         let query = unit_vector(latitude, longitude);
         let compiled = Compiled::of(filter);
         // The chord that spans the distance limit; beyond it no candidate can qualify.
@@ -209,6 +236,7 @@ impl SiteIndex {
                     }
                     out.push(Nearby {
                         record: slot.record.clone(),
+                        payload: slot.payload.clone(),
                         distance_meters,
                         status: slot.status,
                         open_now: slot.traits.open_at(compiled.as_of),

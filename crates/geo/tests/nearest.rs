@@ -178,7 +178,7 @@ proptest! {
             .collect();
         // Half bulk-loaded, half inserted one by one, then some closed and some removed:
         // the masks in the tree must follow every change.
-        let mut index = SiteIndex::from_records(records[..records.len() / 2].to_vec());
+        let mut index = <SiteIndex>::from_records(records[..records.len() / 2].to_vec());
         for record in &records[records.len() / 2..] {
             index.upsert(record.clone());
         }
@@ -251,7 +251,7 @@ fn there_are_twelve_pentagons_to_test_around() {
 
 #[test]
 fn updates_and_deletes_are_seen_at_once() {
-    let mut index = SiteIndex::from_records(record(1, -17.8, 31.05, Kind::PublicLibrary, true, SiteStatus::Open));
+    let mut index = <SiteIndex>::from_records(record(1, -17.8, 31.05, Kind::PublicLibrary, true, SiteStatus::Open));
     let near = |index: &SiteIndex| index.nearest(-17.8, 31.05, 5, None, &Filter::default());
     assert_eq!(near(&index).len(), 1);
     // Moved 1 degree away: same site, new distance.
@@ -273,7 +273,7 @@ fn across_the_antimeridian_and_over_the_pole() {
     let east = record(1, -16.8, 179.99, Kind::Telecentre, false, SiteStatus::Open).unwrap();
     let west = record(2, -16.8, -179.99, Kind::Telecentre, false, SiteStatus::Open).unwrap();
     let far = record(3, -16.8, 170.0, Kind::Telecentre, false, SiteStatus::Open).unwrap();
-    let index = SiteIndex::from_records([east, west, far]);
+    let index = <SiteIndex>::from_records([east, west, far]);
     let found = index.nearest(-16.8, -179.999, 2, None, &Filter::default());
     let names: Vec<String> = found.iter().map(|n| n.record.site.name.to_string()).collect();
     assert_eq!(names, vec!["sites/zz/s2", "sites/zz/s1"]);
@@ -281,7 +281,7 @@ fn across_the_antimeridian_and_over_the_pole() {
 
     let a = record(4, 89.9, 0.0, Kind::Other, false, SiteStatus::Open).unwrap();
     let b = record(5, 89.9, 180.0, Kind::Other, false, SiteStatus::Open).unwrap();
-    let index = SiteIndex::from_records([a, b]);
+    let index = <SiteIndex>::from_records([a, b]);
     let found = index.nearest(89.95, 180.0, 2, Some(20_000.0), &Filter::default());
     assert_eq!(found.len(), 2, "over the pole the 0° site is 16.7 km away");
 }
@@ -313,7 +313,7 @@ fn with_hours(i: usize, lat: f64, lng: f64, time_zone: &str, hours: Option<&str>
 #[test]
 fn open_at_reads_each_site_hours_in_its_own_time_zone() {
     let weekdays = Some("Mo-Fr 09:00-17:00");
-    let index = SiteIndex::from_records([
+    let index = <SiteIndex>::from_records([
         with_hours(1, -13.83, -171.76, "Pacific/Apia", weekdays),
         with_hours(2, -14.28, -170.70, "Pacific/Pago_Pago", weekdays),
         with_hours(3, -14.0, -171.0, "Pacific/Apia", None),

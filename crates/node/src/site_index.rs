@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use hubdir_geo::SiteIndex;
+use hubdir_core::SiteRecord;
+use hubdir_geo::{Payload, SiteIndex};
+use hubdir_proto::convert::EncodedSite;
 use hubdir_store::{ChangeBody, ChangeEvent, SiteQuery, Store, StoreError};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Gauge;
@@ -18,10 +20,29 @@ use tonic::Status;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 const EVENTS_PER_READ: u64 = 5000;
 
+/// The index of this process: each site with its answer encoded once, as it enters.
+pub type Index = SiteIndex<Prepared>;
+
+/// What the index prepares from each site for FindNearest's answer: its `hubdir.v1.Site`
+/// encoding and the name of its connectivity status.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub site: EncodedSite,
+    /// `sites/{origin}/{id}/connectivity`.
+    pub connectivity_name: Arc<str>,
+}
+
+impl Payload for Prepared {
+    fn of(record: &SiteRecord) -> Self {
+        let connectivity_name = format!("{}/connectivity", record.site.name).into();
+        Prepared { site: EncodedSite::of(record), connectivity_name }
+    }
+}
+
 /// The index, and whether its first load finished (queries wait for it).
 #[derive(Debug, Clone)]
 pub struct LiveIndex {
-    index: Arc<RwLock<SiteIndex>>,
+    index: Arc<RwLock<Index>>,
     ready: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
@@ -33,7 +54,7 @@ impl Default for LiveIndex {
 
 impl LiveIndex {
     /// The index as it is now. Hold the guard briefly: the follower waits for it to write.
-    pub fn read(&self) -> RwLockReadGuard<'_, SiteIndex> {
+    pub fn read(&self) -> RwLockReadGuard<'_, Index> {
         self.index.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -146,7 +167,7 @@ async fn load(store: &Store, shared: &LiveIndex) -> Result<HashMap<String, Curso
         query.after_name = Some(last.site.name.to_string());
         records.extend(page);
     }
-    let mut index = SiteIndex::from_records(records);
+    let mut index = Index::from_records(records);
     for (name, status) in store.latest_summaries().await? {
         if let Ok(name) = name.parse() {
             index.set_status(&name, status);
@@ -202,7 +223,7 @@ async fn catch_up(
     Ok(Followed::InStep)
 }
 
-fn apply(index: &mut SiteIndex, event: ChangeEvent) {
+fn apply(index: &mut Index, event: ChangeEvent) {
     match event.body() {
         Ok(ChangeBody::Upsert(record)) => index.upsert(*record),
         Ok(ChangeBody::Delete(name)) => index.remove(&name),

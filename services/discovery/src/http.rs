@@ -39,7 +39,9 @@ async fn nearest(State(doors): State<Doors>, headers: HeaderMap, RawQuery(query)
     };
     let geojson = http::wants_geojson(&headers);
     let body = answer.await.and_then(|response| match geojson {
-        true => feature_collection(response.into_inner()),
+        true => {
+            response.get_ref().decoded().map_err(|err| status::internal(err.to_string())).and_then(feature_collection)
+        }
         false => http::to_json(response.get_ref(), "hubdir.v1.FindNearestResponse"),
     });
     let mut response = match body {

@@ -16,20 +16,21 @@ use std::time::Duration;
 use hubdir_auth::{Scope, principal};
 use hubdir_core::Filter;
 use hubdir_core::connectivity::{Class, State};
-use hubdir_core::{SiteRecord, ViolationReason, Violations};
+use hubdir_core::{ViolationReason, Violations};
 use hubdir_geo::Nearby;
 use hubdir_node::{Mount, NodeContext, Routing, status};
+use hubdir_proto::answer::{FindNearestAnswer, NearbyAnswer};
 use hubdir_proto::convert;
 use hubdir_proto::v1::discovery_service_server::{DiscoveryService, DiscoveryServiceServer, SERVICE_NAME};
 use hubdir_proto::v1::{
-    self as pb, FindNearestRequest, FindNearestResponse, ListSitesInCellRequest, ListSitesInCellResponse, NearbySite,
-    SearchSitesRequest, SearchSitesResponse,
+    self as pb, FindNearestRequest, ListSitesInCellRequest, ListSitesInCellResponse, SearchSitesRequest,
+    SearchSitesResponse,
 };
 use hubdir_store::Store;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
-use hubdir_node::site_index::LiveIndex;
+use hubdir_node::site_index::{LiveIndex, Prepared};
 
 /// How long a query waits for the index's first load before answering UNAVAILABLE.
 const INDEX_WAIT: Duration = Duration::from_secs(10);
@@ -137,13 +138,13 @@ fn query_from(request: FindNearestRequest) -> Result<Query, Status> {
     Ok(Query { latitude, longitude, k: k as usize, max_distance_m, filter, view })
 }
 
-fn nearby_to_proto(nearby: Nearby, now: chrono::DateTime<chrono::Utc>, view: pb::SiteView) -> NearbySite {
-    let Nearby { record, distance_meters, status, open_now } = nearby;
+/// One result: the site's bytes as the index prepared them, in the view asked for.
+fn nearby_to_proto(nearby: Nearby<Prepared>, now: chrono::DateTime<chrono::Utc>, view: pb::SiteView) -> NearbyAnswer {
+    let Nearby { record: _, payload: Prepared { site, connectivity_name }, distance_meters, status, open_now } = nearby;
     let (state, class) = status.map_or((State::Unknown, Class::Unknown), |s| s.at(now));
-    let record: SiteRecord = (*record).clone();
-    let name = format!("{}/connectivity", record.site.name);
-    NearbySite {
-        site: Some(convert::in_view(convert::record_to_proto(record), view)),
+    let name = connectivity_name.to_string();
+    NearbyAnswer {
+        site: site.in_view(view),
         distance_meters,
         connectivity: Some(pb::ConnectivityStatus {
             name,
@@ -158,10 +159,7 @@ fn nearby_to_proto(nearby: Nearby, now: chrono::DateTime<chrono::Utc>, view: pb:
 
 #[tonic::async_trait]
 impl DiscoveryService for Discovery {
-    async fn find_nearest(
-        &self,
-        request: Request<FindNearestRequest>,
-    ) -> Result<Response<FindNearestResponse>, Status> {
+    async fn find_nearest(&self, request: Request<FindNearestRequest>) -> Result<Response<FindNearestAnswer>, Status> {
         self.authorize(&request)?;
         self.index_loaded().await?;
         // The searcher's position lives only in this query; nothing logs or keeps it.
@@ -175,7 +173,7 @@ impl DiscoveryService for Discovery {
             self.index.read().nearest(query.latitude, query.longitude, query.k, query.max_distance_m, &filter)
         };
         let results = found.into_iter().map(|nearby| nearby_to_proto(nearby, now, query.view)).collect();
-        Ok(Response::new(FindNearestResponse { results }))
+        Ok(Response::new(FindNearestAnswer { results }))
     }
 
     async fn search_sites(

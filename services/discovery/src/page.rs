@@ -229,6 +229,7 @@ async fn answer(
     };
     let request = node_http::authenticated(&doors.authenticator, headers, request).map_err(failed)?;
     let found = doors.discovery.find_nearest(request).await.map_err(failed)?.into_inner();
+    let found = found.decoded().map_err(|err| failed(hubdir_node::status::internal(err.to_string())))?;
     Ok(results(t, &heading, &found.results))
 }
 

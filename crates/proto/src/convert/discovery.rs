@@ -1,8 +1,10 @@
 //! `discovery.proto`: how much of each site an answer carries (`SiteView`).
 
-use hubdir_core::Violations;
+use hubdir_core::{SiteRecord, Violations};
+use prost::Message;
+use prost::bytes::Bytes;
 
-use super::known;
+use super::{known, record_to_proto};
 use crate::v1 as pb;
 
 /// A request's `view`, FULL when unset; an unknown value is a violation of `field`.
@@ -16,9 +18,14 @@ pub fn view_from_proto(raw: i32, field: &str, out: &mut Violations) -> pb::SiteV
 /// The fields of `site` that `view` asks for: BASIC keeps what a list of help points shows
 /// (see `SiteView` in the contract), FULL keeps everything.
 pub fn in_view(site: pb::Site, view: pb::SiteView) -> pb::Site {
-    if view != pb::SiteView::Basic {
-        return site;
+    match view {
+        pb::SiteView::Basic => split_basic(site).0,
+        _ => site,
     }
+}
+
+/// A site as its BASIC fields and all the others: two disjoint halves.
+fn split_basic(site: pb::Site) -> (pb::Site, pb::Site) {
     let pb::Site {
         name,
         display_name,
@@ -28,20 +35,83 @@ pub fn in_view(site: pb::Site, view: pb::SiteView) -> pb::Site {
         status,
         free_access,
         accessibility,
-        operator: _,
-        country_code: _,
-        address: _,
-        service_notes: _,
-        languages: _,
-        opening_hours: _,
-        time_zone: _,
-        contact: _,
-        h3_cell: _,
-        etag: _,
-        update_time: _,
-        origin_seq: _,
+        operator,
+        country_code,
+        address,
+        service_notes,
+        languages,
+        opening_hours,
+        time_zone,
+        contact,
+        h3_cell,
+        etag,
+        update_time,
+        origin_seq,
     } = site;
-    pb::Site { name, display_name, kind, location, services, status, free_access, accessibility, ..pb::Site::default() }
+    let basic = pb::Site {
+        name,
+        display_name,
+        kind,
+        location,
+        services,
+        status,
+        free_access,
+        accessibility,
+        ..pb::Site::default()
+    };
+    let rest = pb::Site {
+        operator,
+        country_code,
+        address,
+        service_notes,
+        languages,
+        opening_hours,
+        time_zone,
+        contact,
+        h3_cell,
+        etag,
+        update_time,
+        origin_seq,
+        ..pb::Site::default()
+    };
+    (basic, rest)
+}
+
+/// A site's wire encoding (`hubdir.v1.Site`), made once when it enters the nearest index so
+/// that FindNearest copies bytes instead of converting and encoding per answer. The BASIC
+/// fields come first and the rest after (protobuf fields may come in any order), so the BASIC
+/// view is a prefix of the FULL one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EncodedSite {
+    bytes: Bytes,
+    basic_len: usize,
+}
+
+impl EncodedSite {
+    pub fn of(record: &SiteRecord) -> EncodedSite {
+        let (basic, rest) = split_basic(record_to_proto(record.clone()));
+        let mut bytes = basic.encode_to_vec();
+        let basic_len = bytes.len();
+        bytes.extend_from_slice(&rest.encode_to_vec());
+        EncodedSite { bytes: Bytes::from(bytes), basic_len }
+    }
+
+    /// The encoding of the site in `view` (sharing these bytes, not copying them).
+    pub fn in_view(&self, view: pb::SiteView) -> Bytes {
+        match view {
+            pb::SiteView::Basic => self.bytes.slice(..self.basic_len),
+            _ => self.bytes.clone(),
+        }
+    }
+
+    /// Bytes held, for memory accounting.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
 }
 
 /// Whether a site is open now, as FindNearest answers it.

@@ -15,7 +15,7 @@ pub use connectivity::{
     class_from_proto, class_to_proto, measurement_from_proto, measurement_to_proto, state_from_proto, state_to_proto,
     status_change_from_proto, status_change_to_proto,
 };
-pub use discovery::{in_view, open_now_to_proto, view_from_proto};
+pub use discovery::{EncodedSite, in_view, open_now_to_proto, view_from_proto};
 pub use registry::field_errors;
 pub use site::{
     accessibility_from_proto, filter_from_proto, kind_from_proto, kind_to_proto, record_to_proto, service_from_proto,
