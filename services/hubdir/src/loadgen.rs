@@ -11,16 +11,22 @@
 //! start, so a stalled server cannot hide its queueing, and the generator spins the last
 //! stretch to that instant rather than trust tokio's millisecond timer). Any RPC that fails is counted and
 //! reported: a run with errors is not a result.
+//!
+//! Queries start from `--positions FILE` (replayed in order, round and round), or from
+//! positions uniform on the sphere. `hubdir-loadgen positions uniform|realistic` writes such a
+//! file, so that another client (pgbench against PostGIS) can ask exactly the same queries.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use hubdir_proto::answer::FindNearestAnswer;
 use hubdir_proto::v1::discovery_service_client::DiscoveryServiceClient;
 use hubdir_proto::v1::{FindNearestRequest, LatLng};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -31,8 +37,27 @@ use tonic_health::pb::health_client::HealthClient;
 mod rng;
 use rng::Rng;
 
+mod positions;
+
 #[derive(Parser, Debug)]
 #[command(name = "hubdir-loadgen", about = "Measure FindNearest against the health-check floor over gRPC")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: Args,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Write a file of query positions (`latitude,longitude`) for `--positions`.
+    Positions(positions::Generate),
+}
+
+/// Positions asked when no `--positions` file is given: uniform on the sphere.
+const UNIFORM_POSITIONS: usize = 100_000;
+
+#[derive(clap::Args, Debug)]
 struct Args {
     /// The node to load.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
@@ -56,6 +81,22 @@ struct Args {
     /// its scheduled instant (to measure what that lateness adds).
     #[arg(long)]
     timer_only: bool,
+    /// Ask from the positions of this file (CSV `latitude,longitude` with that header), in
+    /// order; without it, from positions uniform on the sphere.
+    #[arg(long)]
+    positions: Option<std::path::PathBuf>,
+    /// How much of a FindNearest answer the client decodes: `sites`, every field of every
+    /// site (as an application would); `results`, each result's distance and the site as
+    /// bytes, unparsed (as pgbench treats PostGIS's rows), so that the client's share of the
+    /// cores is like a SQL benchmark client's.
+    #[arg(long, value_enum, default_value = "sites")]
+    decode: Decode,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+enum Decode {
+    Sites,
+    Results,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -66,11 +107,15 @@ enum Rpc {
     HttpNearest,
 }
 
-/// One client per connection for each RPC.
+/// One client per connection for each RPC, and the positions they ask from.
 #[derive(Clone)]
 struct Clients {
+    positions: Arc<Vec<LatLng>>,
     health: Vec<HealthClient<Channel>>,
     discovery: Vec<DiscoveryServiceClient<Channel>>,
+    /// The same connections, for FindNearest decoded as `FindNearestAnswer` (sites as bytes).
+    raw: Vec<tonic::client::Grpc<Channel>>,
+    decode: Decode,
     http: Arc<Http>,
 }
 
@@ -143,14 +188,11 @@ enum Exchange {
     Answered(Option<Vec<u8>>),
 }
 
-/// Query positions uniform on the sphere.
-fn position(rng: &mut Rng) -> LatLng {
-    LatLng { latitude: (2.0 * rng.unit() - 1.0).asin().to_degrees(), longitude: 360.0 * rng.unit() - 180.0 }
-}
-
 impl Clients {
-    async fn call(&self, rpc: Rpc, connection: usize, rng: &mut Rng, k: i32) -> bool {
+    /// The `n`-th request of a phase, on `connection`.
+    async fn call(&self, rpc: Rpc, connection: usize, n: usize, k: i32) -> bool {
         let i = connection % self.health.len();
+        let position = self.positions[n % self.positions.len()];
         match rpc {
             Rpc::HealthCheck => {
                 let mut client = self.health[i].clone();
@@ -159,17 +201,33 @@ impl Clients {
             Rpc::FindNearest => {
                 let mut client = self.discovery[i].clone();
                 let request = FindNearestRequest {
-                    location: Some(position(rng)),
+                    location: Some(position),
                     max_results: k,
                     max_distance_meters: 0.0,
                     filter: None,
                     // FULL, as BENCHMARKS.md's figures were measured.
                     view: 0,
                 };
-                client.find_nearest(request).await.is_ok_and(|r| r.into_inner().results.len() == k as usize)
+                match self.decode {
+                    Decode::Sites => {
+                        client.find_nearest(request).await.is_ok_and(|r| r.into_inner().results.len() == k as usize)
+                    }
+                    Decode::Results => {
+                        let mut grpc = self.raw[i].clone();
+                        if grpc.ready().await.is_err() {
+                            return false;
+                        }
+                        let codec = tonic_prost::ProstCodec::<FindNearestRequest, FindNearestAnswer>::default();
+                        let path = PathAndQuery::from_static("/hubdir.v1.DiscoveryService/FindNearest");
+                        grpc.unary(tonic::Request::new(request), path, codec).await.is_ok_and(|r| {
+                            let results = r.into_inner().results;
+                            results.len() == k as usize && results.iter().all(|r| !r.site.is_empty())
+                        })
+                    }
+                }
             }
             Rpc::HttpNearest => {
-                let LatLng { latitude, longitude } = position(rng);
+                let LatLng { latitude, longitude } = position;
                 let target = format!("/v1/nearest?lat={latitude}&lng={longitude}&k={k}");
                 let Some(body) = self.http.get(connection, &target).await else { return false };
                 serde_json::from_slice::<serde_json::Value>(&body)
@@ -203,12 +261,16 @@ async fn saturate(clients: &Clients, rpc: Rpc, args: &Args) -> Outcome {
     let mut workers = Vec::new();
     for w in 0..args.concurrency {
         let (clients, k) = (clients.clone(), args.k);
+        let concurrency = args.concurrency;
         workers.push(tokio::spawn(async move {
-            let mut rng = Rng(w as u64 + 1);
             let (mut latencies, mut errors) = (Vec::new(), 0);
+            // Worker w asks positions w, w + concurrency, w + 2 × concurrency...
+            let mut n = w;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                if clients.call(rpc, w, &mut rng, k).await {
+                let ok = clients.call(rpc, w, n, k).await;
+                n += concurrency;
+                if ok {
                     latencies.push(t.elapsed());
                 } else {
                     errors += 1;
@@ -255,9 +317,8 @@ async fn offer(clients: &Clients, rpc: Rpc, args: &Args) -> (Outcome, f64) {
         }
         let (clients, results, k) = (clients.clone(), results.clone(), args.k);
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(n + 1);
             let late = scheduled.elapsed();
-            let ok = clients.call(rpc, n as usize, &mut rng, k).await;
+            let ok = clients.call(rpc, n as usize, n as usize, k).await;
             let mut results = results.lock().await;
             results.2.push(late);
             if ok {
@@ -279,30 +340,53 @@ async fn offer(clients: &Clients, rpc: Rpc, args: &Args) -> (Outcome, f64) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    if let Some(Command::Positions(generate)) = cli.command {
+        return positions::generate(generate).await;
+    }
+    let args = cli.run;
+    let positions = match &args.positions {
+        Some(path) => positions::read(path)?,
+        None => {
+            let mut rng = Rng(1);
+            (0..UNIFORM_POSITIONS).map(|_| positions::uniform(&mut rng)).collect()
+        }
+    };
+    let positions: Vec<LatLng> =
+        positions.into_iter().map(|(latitude, longitude)| LatLng { latitude, longitude }).collect();
     let host = args.address.split("://").last().unwrap_or(&args.address).trim_end_matches('/').to_owned();
     let http = Http { host, connections: (0..args.concurrency.max(1)).map(|_| Mutex::new(None)).collect() };
-    let mut clients = Clients { health: Vec::new(), discovery: Vec::new(), http: Arc::new(http) };
+    let mut clients = Clients {
+        positions: Arc::new(positions),
+        health: Vec::new(),
+        discovery: Vec::new(),
+        raw: Vec::new(),
+        decode: args.decode,
+        http: Arc::new(http),
+    };
     for _ in 0..args.connections.max(1) {
         let channel = Channel::from_shared(args.address.clone())?.connect().await?;
         clients.health.push(HealthClient::new(channel.clone()));
+        clients.raw.push(tonic::client::Grpc::new(channel.clone()));
         clients.discovery.push(DiscoveryServiceClient::new(channel));
     }
     // Wait for the node's index (a large one takes a while to load), then warm up both paths.
-    let mut rng = Rng(42);
     let ready_by = Instant::now() + Duration::from_secs(300);
-    while !clients.call(Rpc::FindNearest, 0, &mut rng, args.k).await {
+    while !clients.call(Rpc::FindNearest, 0, 0, args.k).await {
         anyhow::ensure!(Instant::now() < ready_by, "FindNearest still fails against {} after 300 s", args.address);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    for _ in 0..200 {
+    for n in 0..200 {
         for rpc in [Rpc::HealthCheck, Rpc::FindNearest, Rpc::HttpNearest] {
-            anyhow::ensure!(clients.call(rpc, 0, &mut rng, args.k).await, "{rpc:?} fails against {}", args.address);
+            anyhow::ensure!(clients.call(rpc, 0, n, args.k).await, "{rpc:?} fails against {}", args.address);
         }
     }
+    let from =
+        args.positions.as_ref().map_or("positions uniform on the sphere".to_owned(), |p| p.display().to_string());
     println!(
-        "{} s per phase, {} connections, {} in flight at saturation, {} requests/s offered, k = {}",
-        args.seconds, args.connections, args.concurrency, args.rate, args.k
+        "{} s per phase, {} connections, {} in flight at saturation, {} requests/s offered, k = {}, from {from}, \
+         FindNearest decoded: {:?}",
+        args.seconds, args.connections, args.concurrency, args.rate, args.k, args.decode
     );
     println!("| RPC | phase | QPS | p50 µs | p99 µs | errors | sent late p50 µs |");
     println!("|---|---|---:|---:|---:|---:|---:|");
