@@ -185,6 +185,7 @@ async fn discovery_is_not_serving_until_its_index_has_loaded() {
     let mut health = HealthClient::new(channel);
     assert_eq!(check(&mut health, "liveness").await, ServingStatus::Serving);
     let mut discovery = health.watch(HealthCheckRequest { service: DISCOVERY.into() }).await.unwrap().into_inner();
+    let mut whole = health.watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
     // The registry serves once the store has answered its first check...
     while check(&mut health, REGISTRY).await != ServingStatus::Serving {
         tokio::task::yield_now().await;
@@ -197,6 +198,10 @@ async fn discovery_is_not_serving_until_its_index_has_loaded() {
     assert_eq!(next_status(&mut discovery).await, ServingStatus::NotServing);
     assert_eq!(next_status(&mut discovery).await, ServingStatus::Serving);
     node.wait_for_log("discovery index loaded", Duration::from_secs(10));
+    // The whole server follows in its own update (reported after the services' own), with no
+    // NOT_SERVING in between.
+    assert_eq!(next_status(&mut whole).await, ServingStatus::NotServing);
+    assert_eq!(next_status(&mut whole).await, ServingStatus::Serving);
     assert_eq!(check(&mut health, "").await, ServingStatus::Serving);
     assert_eq!(check(&mut health, "liveness").await, ServingStatus::Serving);
 

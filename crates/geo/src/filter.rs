@@ -127,6 +127,8 @@ pub(crate) struct Traits {
 /// Parsed opening hours, shared by every site with the same text, with the last answer kept.
 /// Rules are written to the minute, so an answer holds for the whole local minute it was asked
 /// for: the sites of a busy area, answered within the same minute, evaluate the rules once.
+/// (This holds because the rules are evaluated without a location: sunrise and sunset are
+/// then fixed whole minutes. Rules evaluated with coordinates would need the seconds.)
 #[derive(Debug)]
 pub(crate) struct Hours {
     rules: opening_hours::OpeningHours,

@@ -72,7 +72,19 @@ impl Default for Readiness {
 impl Readiness {
     /// Records whether `service` is ready to answer.
     pub fn set(&self, service: &'static str, ready: bool) {
-        self.0.send_if_modified(|services| services.insert(service, ready) != Some(ready));
+        self.set_all(&[service], ready);
+    }
+
+    /// Records whether each of `services` is ready, as one change: the health watcher sees
+    /// them turn together, so the whole server (`""`) never reads a mix of the two.
+    pub fn set_all(&self, services: &[&'static str], ready: bool) {
+        self.0.send_if_modified(|map| {
+            let mut changed = false;
+            for service in services {
+                changed |= map.insert(service, ready) != Some(ready);
+            }
+            changed
+        });
     }
 
     fn is_ready(&self, service: &str) -> bool {
@@ -178,6 +190,20 @@ pub async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn services_set_together_change_once() {
+        let readiness = Readiness::default();
+        readiness.set_all(&["a", "b"], false);
+        let mut changes = readiness.0.subscribe();
+        readiness.set_all(&["a", "b"], true);
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        assert!((readiness.is_ready("a"), readiness.is_ready("b")) == (true, true));
+        // Setting what is already so is no change at all.
+        readiness.set_all(&["a", "b"], true);
+        assert!(!changes.has_changed().unwrap());
+    }
 
     #[test]
     fn the_whole_server_serves_only_when_every_service_does() {

@@ -41,6 +41,8 @@ pub struct NodeContext {
     pub telemetry: Collected,
     /// The live nearest index, started by the first service that asks for it.
     site_index: Arc<std::sync::OnceLock<LiveIndex>>,
+    /// The services that read it: all turn ready together once it has loaded.
+    site_index_readers: Arc<std::sync::Mutex<Vec<&'static str>>>,
 }
 
 impl NodeContext {
@@ -57,6 +59,7 @@ impl NodeContext {
             readiness: Readiness::default(),
             telemetry: Collected::default(),
             site_index: Arc::default(),
+            site_index_readers: Arc::default(),
         })
     }
 
@@ -73,10 +76,12 @@ impl NodeContext {
             })
             .clone();
         self.readiness.set(service, false);
-        let (readiness, loaded) = (self.readiness.clone(), index.clone());
+        self.site_index_readers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(service);
+        let (readiness, loaded, readers) = (self.readiness.clone(), index.clone(), self.site_index_readers.clone());
         self.background.spawn("site index readiness", async move {
             loaded.when_loaded().await;
-            readiness.set(service, true);
+            let readers = readers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+            readiness.set_all(&readers, true);
         });
         index
     }

@@ -12,6 +12,11 @@ use prost::{DecodeError, Message};
 
 use crate::v1 as pb;
 
+/// These messages mirror the generated ones field by field: a field added to the contract
+/// must break the build here, as every conversion's whole-message destructuring does.
+const _: fn(pb::FindNearestResponse) = |pb::FindNearestResponse { results: _ }| ();
+const _: fn(pb::NearbySite) = |pb::NearbySite { site: _, distance_meters: _, connectivity: _, open_now: _ }| ();
+
 /// `hubdir.v1.FindNearestResponse`, as sent.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FindNearestAnswer {

@@ -8,10 +8,11 @@
 # NODE.db is the node's SQLite file (the sites it serves); POSITIONS.csv is what
 # `hubdir-loadgen positions` wrote. The sites are copied into PostgreSQL (PostGIS 3,
 # `geography(Point)` with a GiST index; once, while the table holds the same number of sites),
-# with each site's full body as the node stores it. Each query asks for the 10 open sites
+# with each site's full body as the node stores it; again whenever the node's sites changed). Each query asks for the 10 open sites
 # nearest a position and returns, as FindNearest does in its FULL view, each site's name, full
-# body and distance. pgbench drives it (`-M prepared`, CLIENTS clients, default 8, saturated)
-# and logs every transaction, from which p50 and p99 are read. Needs psql, pgbench, sqlite3
+# body and distance. pgbench drives it (`-M prepared`, CLIENTS clients, default 8, saturated,
+# each query at a position picked at random from the file), after a 2 s warm-up, and logs every
+# transaction, from which p50 and p99 are read. Needs psql, pgbench, sqlite3
 # and postgresql-15-postgis-3 (`apt-get install postgresql-15-postgis-3`).
 #
 # Exit codes: 0 measured; 1 a step failed; 2 usage.
@@ -28,11 +29,13 @@ psql() { command psql "$pg" -v ON_ERROR_STOP=1 -q "$@"; }
 
 psql -c "CREATE EXTENSION IF NOT EXISTS postgis"
 sites=$(sqlite3 "$db" "SELECT count(*) FROM sites")
-loaded=-1
+# What the copy was made from, kept as the table's comment: reused only while it matches.
+source="$(realpath "$db") $(sqlite3 "$db" "SELECT count(*), max(update_time_us), total(origin_seq) FROM sites")"
+loaded=
 if [ "$(psql -tA -c "SELECT to_regclass('bench_e2e_sites') IS NOT NULL")" = t ]; then
-    loaded=$(psql -tA -c "SELECT count(*) FROM bench_e2e_sites")
+    loaded=$(psql -tA -c "SELECT obj_description('bench_e2e_sites'::regclass)")
 fi
-if [ "$loaded" != "$sites" ]; then
+if [ "$loaded" != "$source" ]; then
     echo "copying $sites sites into PostGIS" >&2
     psql -c "DROP TABLE IF EXISTS bench_e2e_sites, bench_e2e_staging;
              CREATE UNLOGGED TABLE bench_e2e_staging (name text, lat float8, lng float8, status text, site text)"
@@ -46,6 +49,7 @@ if [ "$loaded" != "$sites" ]; then
              ALTER TABLE bench_e2e_sites ADD PRIMARY KEY (name);
              CREATE INDEX ON bench_e2e_sites USING gist (geog);
              ANALYZE bench_e2e_sites"
+    psql -c "COMMENT ON TABLE bench_e2e_sites IS '$source'"
 fi
 psql -c "DROP TABLE IF EXISTS bench_e2e_positions;
          CREATE TABLE bench_e2e_positions (id serial PRIMARY KEY, lat float8, lng float8, geog geography)"
@@ -64,11 +68,13 @@ CROSS JOIN LATERAL (
 ) s
 WHERE q.id = :i;
 SQL
+# Warm up (as hubdir-loadgen does before measuring), then measure.
+(cd "$work" && pgbench "$pg" -n -M prepared -c "$clients" -j 2 -T 2 -D positions="$count" -f nearest.sql > /dev/null)
 (cd "$work" && pgbench "$pg" -n -M prepared -c "$clients" -j 2 -T "$seconds" -D positions="$count" \
     -f nearest.sql --log --log-prefix=tx > pgbench.out)
 grep -E "tps|failed" "$work/pgbench.out" >&2
-# Per-transaction log: client, transaction, latency in µs, ...
-cat "$work"/tx.* | awk '{print $3}' | sort -n > "$work/latencies"
+# Per-transaction log: client, transaction, latency in µs (or "failed"), ...
+cat "$work"/tx.* | awk '$3 ~ /^[0-9]+$/ {print $3}' | sort -n > "$work/latencies"
 n=$(wc -l < "$work/latencies")
 p50=$(sed -n "$(( n / 2 + 1 ))p" "$work/latencies")
 p99=$(sed -n "$(( n * 99 / 100 + 1 ))p" "$work/latencies")

@@ -3,7 +3,8 @@
 # sites from SQLite. Prints one table row per size:
 #   - ready: seconds from the process's start until `GET /v1/nearest` answers 200 (the index
 #     loaded; health turns SERVING at the same moment);
-#   - RSS when ready, and peak RSS after the load below (VmRSS, VmHWM of /proc/PID/status);
+#   - RSS when ready (VmRSS), and the process's peak (VmHWM, the index load included) at the
+#     end of the load below;
 #   - the SQLite file's size (with its WAL), per site;
 #   - FindNearest over gRPC, saturated, and the health floor, from `hubdir-loadgen` (k = 10,
 #     FULL view, positions uniform on the sphere, SECONDS_PER_PHASE each).
@@ -28,28 +29,42 @@ port=50161
 mkdir -p "$data"
 cd "$data"
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+
+# Waits until `$2` succeeds, while process $1 lives; else prints log $3 and fails.
+wait_for() {
+  local pid=$1 check=$2 log=$3
+  until eval "$check"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "the node stopped before it was ready:" >&2
+      tail -5 "$log" >&2
+      exit 1
+    fi
+    sleep 0.05
+  done
+}
 rows="$data/rows.tsv"
 : > "$rows"
 
-echo "| sites | ready s | RSS ready B/site | peak RSS B/site | SQLite B/site | FindNearest QPS | health QPS | ratio | FindNearest p50 µs |"
+echo "| sites | ready s | RSS ready B/site | peak RSS (load included) B/site | SQLite B/site | FindNearest QPS | health QPS | ratio | FindNearest p50 µs |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in $sizes; do
   db="$data/demo-$n.db"
   if [ ! -f "$db.loaded" ]; then
     rm -f "$db" "$db-wal" "$db-shm"
     "$bin/hubdir" serve --demo --demo-sites "$n" --db "sqlite://$db" --listen 127.0.0.1:$port 2> "load-$n.log" &
-    until grep -q "discovery index loaded" "load-$n.log"; do sleep 1; done
-    kill -TERM %1; wait %1 || true
+    loader=$!
+    wait_for $loader "grep -q 'discovery index loaded' load-$n.log" "load-$n.log"
+    kill -TERM $loader; wait $loader || true
     touch "$db.loaded"
   fi
   start=$(date +%s.%N)
   "$bin/hubdir" serve --db "sqlite://$db" --listen 127.0.0.1:$port 2> "serve-$n.log" &
   pid=$!
-  until curl -sf -o /dev/null "http://127.0.0.1:$port/v1/nearest?lat=1&lng=1"; do sleep 0.05; done
+  wait_for $pid "curl -sf -o /dev/null 'http://127.0.0.1:$port/v1/nearest?lat=1&lng=1'" "serve-$n.log"
   ready=$(echo "$(date +%s.%N) - $start" | bc)
-  rss_ready=$(awk '/VmRSS/ {print $2 * 1024}' /proc/$pid/status)
+  rss_ready=$(( $(awk '/VmRSS/ {print $2}' /proc/$pid/status) * 1024 ))
   "$bin/hubdir-loadgen" --address "http://127.0.0.1:$port" --seconds "$seconds" --rate 1000 > "loadgen-$n.txt"
-  peak=$(awk '/VmHWM/ {print $2 * 1024}' /proc/$pid/status)
+  peak=$(( $(awk '/VmHWM/ {print $2}' /proc/$pid/status) * 1024 ))
   kill -TERM $pid; wait $pid || true
   bytes=$(( $(stat -c %s "$db") + $( [ -f "$db-wal" ] && stat -c %s "$db-wal" || echo 0) ))
   floor=$(awk -F'|' '/health Check \(floor\) \| saturation/ {gsub(/ /,"",$4); print $4}' "loadgen-$n.txt")
@@ -73,7 +88,7 @@ fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
 axes[0].plot(n, [r[1] for r in rows], "o-")
 axes[0].set_title("start to ready (s)")
 axes[1].plot(n, [r[2] / r[0] for r in rows], "o-", label="RSS when ready")
-axes[1].plot(n, [r[3] / r[0] for r in rows], "o-", label="peak RSS under load")
+axes[1].plot(n, [r[3] / r[0] for r in rows], "o-", label="peak RSS (load included)")
 axes[1].plot(n, [r[4] / r[0] for r in rows], "o-", label="SQLite file")
 axes[1].set_title("bytes per site")
 axes[1].legend()

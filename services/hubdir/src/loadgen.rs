@@ -40,7 +40,11 @@ use rng::Rng;
 mod positions;
 
 #[derive(Parser, Debug)]
-#[command(name = "hubdir-loadgen", about = "Measure FindNearest against the health-check floor over gRPC")]
+#[command(
+    name = "hubdir-loadgen",
+    about = "Measure FindNearest against the health-check floor over gRPC",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

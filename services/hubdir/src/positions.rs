@@ -33,8 +33,9 @@ pub struct Generate {
     /// realistic: the node's database, whose sites the queries start near.
     #[arg(long)]
     db: Option<String>,
-    /// realistic: a GeoNames cities1000 CSV (geonameid,name,country_code,...,latitude,
-    /// longitude,population,...), whose places the queries start near.
+    /// realistic: a CSV of populated places with a header naming `country_code`, `latitude`,
+    /// `longitude` and `population` (GeoNames cities1000 as `../shared/data` ships it, not
+    /// GeoNames' own tab-separated file), whose places the queries start near.
     #[arg(long)]
     places: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]

@@ -90,10 +90,12 @@ pub struct EncodedSite {
 impl EncodedSite {
     pub fn of(record: &SiteRecord) -> EncodedSite {
         let (basic, rest) = split_basic(record_to_proto(record.clone()));
-        let mut bytes = basic.encode_to_vec();
-        let basic_len = bytes.len();
-        bytes.extend_from_slice(&rest.encode_to_vec());
-        EncodedSite { bytes: Bytes::from(bytes), basic_len }
+        let (basic, rest) = (basic.encode_to_vec(), rest.encode_to_vec());
+        // Exactly the bytes: the index keeps a million of these.
+        let mut bytes = Vec::with_capacity(basic.len() + rest.len());
+        bytes.extend_from_slice(&basic);
+        bytes.extend_from_slice(&rest);
+        EncodedSite { bytes: Bytes::from(bytes), basic_len: basic.len() }
     }
 
     /// The encoding of the site in `view` (sharing these bytes, not copying them).
