@@ -13,11 +13,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use hubdir_geo::EARTH_RADIUS_M;
 use hubdir_store::{SiteQuery, Store};
 
 use crate::rng::Rng;
-
-const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
 #[derive(clap::Args, Debug)]
 pub struct Generate {
@@ -179,6 +178,7 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<(f64, f64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hubdir_geo::unit_vector;
 
     #[test]
     fn an_offset_lands_at_its_distance_even_across_the_antimeridian() {
@@ -187,10 +187,7 @@ mod tests {
         {
             let (lat, lng) = offset(centre, metres, bearing);
             assert!((-180.0..=180.0).contains(&lng), "{lng}");
-            let (p1, p2) = (centre.0.to_radians(), lat.to_radians());
-            let h = ((p2 - p1) / 2.0).sin().powi(2)
-                + p1.cos() * p2.cos() * ((lng - centre.1).to_radians() / 2.0).sin().powi(2);
-            let d = 2.0 * EARTH_RADIUS_M * h.sqrt().asin();
+            let d = hubdir_geo::great_circle_m(unit_vector(centre.0, centre.1), unit_vector(lat, lng));
             assert!((d - metres).abs() < 0.01, "{d} m, not {metres}");
         }
     }
