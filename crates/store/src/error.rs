@@ -2,7 +2,8 @@ use sea_orm::DbErr;
 
 /// What can go wrong in the store. Database text never reaches a client: the service layer
 /// maps `Unavailable` and `Database` to opaque messages and logs the chain.
-#[derive(Debug, thiserror::Error)]
+/// Clone: one failed group commit answers every call of the group with the same error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("site {0} does not exist")]
     NotFound(String),

@@ -7,12 +7,14 @@
 //! locked first (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `SELECT ... FOR UPDATE`), so writers
 //! of one origin take turns and a rolled-back write gives its numbers back. Every writer takes
 //! those positions through one module (`sequencer`), which also keeps this node's own origins
-//! apart from the origins it applies from peers.
+//! apart from the origins it applies from peers. Concurrent site writes share one transaction
+//! and one durable commit, each in a savepoint of its own (`group_commit`).
 
 mod chunked;
 mod connectivity;
 pub mod entity;
 mod error;
+mod group_commit;
 mod keys;
 mod lease;
 mod log;
@@ -29,7 +31,7 @@ mod writes;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, TransactionTrait};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
 pub use connectivity::{
@@ -56,16 +58,12 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct Store {
     db: DatabaseConnection,
-    /// SQLite allows one writer at a time: writers of this process queue here instead of
-    /// polling the file lock.
-    sqlite_writer: Option<tokio::sync::Mutex<()>>,
+    /// Write transactions, the change counter, and the calls waiting for a group commit.
+    writer: std::sync::Arc<group_commit::Writer>,
     /// Signs every change-log event as it is written; without one, events stay unsigned.
     signer: Option<std::sync::Arc<dyn EventSigner>>,
     /// The origins written here; every other origin only through peers' verified events.
-    owned: sequencer::Owned,
-    /// Counts commits that appended to the change log, so this process's readers of the log
-    /// (the discovery index, peers' feeds) wake at once instead of at their next poll.
-    changes: tokio::sync::watch::Sender<u64>,
+    owned: std::sync::Arc<sequencer::Owned>,
 }
 
 /// The PostgreSQL advisory lock that serialises migrations between processes.
@@ -196,14 +194,8 @@ impl Store {
             Schema::Require => require_schema(&db).await?,
             Schema::AsIs => {}
         }
-        let sqlite_writer = (db.get_database_backend() == DbBackend::Sqlite).then(|| tokio::sync::Mutex::new(()));
-        Ok(Store {
-            db,
-            sqlite_writer,
-            signer: None,
-            owned: sequencer::Owned::default(),
-            changes: tokio::sync::watch::Sender::new(0),
-        })
+        let writer = group_commit::Writer::new(db.clone(), db.get_database_backend() == DbBackend::Sqlite);
+        Ok(Store { db, writer: std::sync::Arc::new(writer), signer: None, owned: std::sync::Arc::default() })
     }
 
     /// Applies the migrations this binary knows and the database lacks, and returns their
@@ -223,24 +215,11 @@ impl Store {
         Ok(self.db.close().await?)
     }
 
-    /// A write transaction: on SQLite, this process's writers take turns (the guard) and the
-    /// transaction takes the database's write lock at once (`BEGIN IMMEDIATE`), so it never
-    /// fails half-way for a lock it could have waited for.
+    /// A write transaction (see `group_commit::Writer::begin`).
     pub(crate) async fn begin_write(
         &self,
     ) -> Result<(Option<tokio::sync::MutexGuard<'_, ()>>, sea_orm::DatabaseTransaction), StoreError> {
-        let turn = match &self.sqlite_writer {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
-        let txn = self
-            .db
-            .begin_with_options(sea_orm::TransactionOptions {
-                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-                ..sea_orm::TransactionOptions::default()
-            })
-            .await?;
-        Ok((turn, txn))
+        self.writer.begin().await
     }
 
     /// The same store, signing every event it writes from now on.
@@ -253,17 +232,17 @@ impl Store {
     /// an origin applied from peers is never written locally, nor an origin written here
     /// applied from peers.
     pub fn owning(self, origins: impl IntoIterator<Item = hubdir_core::Origin>) -> Store {
-        Store { owned: sequencer::Owned::Only(origins.into_iter().collect()), ..self }
+        Store { owned: std::sync::Arc::new(sequencer::Owned::Only(origins.into_iter().collect())), ..self }
     }
 
     /// Wakes when this process commits to the change log. Other processes writing the same
     /// database are not seen here: readers still poll, less often.
     pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.changes.subscribe()
+        self.writer.watch_changes()
     }
 
     pub(crate) fn notify_change(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        self.writer.notify_change();
     }
 
     /// Which database this store talks to: `"sqlite"` or `"postgres"`.

@@ -117,7 +117,9 @@ impl Store {
                 tracing::info!(%origin, from = %position.epoch, to = %event.epoch, "origin's log has a new epoch: resyncing");
                 write_applied(&txn, peer, std::mem::take(&mut applied)).await?;
                 forget_origin(&txn, &origin).await?;
-                *position = Position { epoch: event.epoch.clone(), locked_at: 0, last: 0, compacted_through: 0 };
+                let created = position.created;
+                *position =
+                    Position { epoch: event.epoch.clone(), locked_at: 0, last: 0, compacted_through: 0, created };
                 cursors.remove(&origin);
             }
             let outcome = if event.seq <= position.last {

@@ -78,16 +78,18 @@ pub(crate) struct Position {
     /// The last seq held now (handed out, or applied).
     pub last: u64,
     pub compacted_through: u64,
+    /// Whether this transaction created the origin's row.
+    pub created: bool,
 }
 
 /// Creates the origin's row if needed (recording which side writes it), locks it, and returns
-/// it with the side it was created for.
+/// it with the side it was created for, and whether this call created it.
 async fn lock_row(
     txn: &DatabaseTransaction,
     origin: &Origin,
     remote: bool,
     epoch: String,
-) -> Result<origin_sequences::Model, StoreError> {
+) -> Result<(origin_sequences::Model, bool), StoreError> {
     let row = origin_sequences::ActiveModel {
         origin: Set(origin.to_string()),
         last_seq: Set(0),
@@ -95,21 +97,29 @@ async fn lock_row(
         compacted_through: Set(0),
         remote: Set(remote),
     };
-    origin_sequences::Entity::insert(row)
+    let created = origin_sequences::Entity::insert(row)
         .on_conflict(OnConflict::column(origin_sequences::Column::Origin).do_nothing().to_owned())
         .exec_without_returning(txn)
-        .await?;
-    origin_sequences::Entity::find_by_id(origin.to_string())
+        .await?
+        == 1;
+    let row = origin_sequences::Entity::find_by_id(origin.to_string())
         .lock_exclusive()
         .one(txn)
         .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("sequence row of origin {origin} vanished")))
+        .ok_or_else(|| StoreError::Corrupt(format!("sequence row of origin {origin} vanished")))?;
+    Ok((row, created))
 }
 
-fn position(row: &origin_sequences::Model) -> Result<Position, StoreError> {
+fn position(row: &origin_sequences::Model, created: bool) -> Result<Position, StoreError> {
     let seq = |v: i64| u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative seq of {}", row.origin)));
     let last = seq(row.last_seq)?;
-    Ok(Position { epoch: row.epoch.clone(), locked_at: last, last, compacted_through: seq(row.compacted_through)? })
+    Ok(Position {
+        epoch: row.epoch.clone(),
+        locked_at: last,
+        last,
+        compacted_through: seq(row.compacted_through)?,
+        created,
+    })
 }
 
 /// The logs of this node's own origins that one transaction appends to.
@@ -134,7 +144,7 @@ impl Local {
             }
             // A fresh epoch per incarnation of the origin's log: a recreated database gets a
             // new one.
-            let row = lock_row(txn, &origin, false, format!("{:x}", to_micros(chrono::Utc::now()))).await?;
+            let (row, created) = lock_row(txn, &origin, false, format!("{:x}", to_micros(chrono::Utc::now()))).await?;
             if row.remote && owned.names(&origin) {
                 // Named this node's own, it is written here: a row marked otherwise (m0006
                 // guessed from a cursor a node once kept for its own origin) is corrected.
@@ -143,11 +153,11 @@ impl Local {
                     .filter(origin_sequences::Column::Origin.eq(origin.as_str()))
                     .exec(txn)
                     .await?;
-                local.held.insert(origin, position(&row)?);
+                local.held.insert(origin, position(&row, created)?);
             } else if row.remote {
                 local.refused.insert(origin, NotOwned::AppliedFromPeers);
             } else {
-                local.held.insert(origin, position(&row)?);
+                local.held.insert(origin, position(&row, created)?);
             }
         }
         Ok(local)
@@ -158,11 +168,24 @@ impl Local {
         self.refused.get(origin)
     }
 
-    /// The first refused origin, as the error a write fails with.
-    pub(crate) fn require_all(&self) -> Result<(), StoreError> {
-        match self.refused.iter().next() {
+    /// The first of `origins` that is refused, as the error a call writing them fails with.
+    pub(crate) fn require_all<'a>(&self, origins: impl IntoIterator<Item = &'a Origin>) -> Result<(), StoreError> {
+        let origins: BTreeSet<&Origin> = origins.into_iter().collect();
+        match origins.into_iter().find_map(|origin| Some((origin, self.refused.get(origin)?))) {
             Some((origin, why)) => Err(StoreError::NotOwned { origin: origin.to_string(), why: why.clone() }),
             None => Ok(()),
+        }
+    }
+
+    /// Where each log stands now, to [`rewind`](Local::rewind) to if a call is refused.
+    pub(crate) fn mark(&self) -> Vec<u64> {
+        self.held.values().map(|position| position.last).collect()
+    }
+
+    /// Gives back the seqs handed out since `mark`.
+    pub(crate) fn rewind(&mut self, mark: &[u64]) {
+        for (position, last) in self.held.values_mut().zip(mark) {
+            position.last = *last;
         }
     }
 
@@ -174,10 +197,13 @@ impl Local {
         Ok((position.last, &position.epoch))
     }
 
-    /// Records the seqs handed out.
+    /// Records the seqs handed out. A row this transaction created and never used is removed,
+    /// so an origin nothing was written to stays unclaimed (a peer's events of it may come).
     pub(crate) async fn finish(self, txn: &DatabaseTransaction) -> Result<(), StoreError> {
         for (origin, position) in self.held {
-            if position.last != position.locked_at {
+            if position.created && position.last == 0 {
+                origin_sequences::Entity::delete_by_id(origin.to_string()).exec(txn).await?;
+            } else if position.last != position.locked_at {
                 origin_sequences::Entity::update_many()
                     .col_expr(origin_sequences::Column::LastSeq, (position.last as i64).into())
                     .filter(origin_sequences::Column::Origin.eq(origin.as_str()))
@@ -209,8 +235,8 @@ impl Remote {
             let held = if owned.names(origin) {
                 None
             } else {
-                let row = lock_row(txn, origin, true, epoch.to_owned()).await?;
-                if row.remote { Some(position(&row)?) } else { None }
+                let (row, created) = lock_row(txn, origin, true, epoch.to_owned()).await?;
+                if row.remote { Some(position(&row, created)?) } else { None }
             };
             self.held.insert(origin.clone(), held);
         }

@@ -8,7 +8,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, Q
 use crate::chunked::{chunks, insert_all};
 use crate::entity::{change_log, site_services, sites};
 use crate::reads::sites_by_name;
-use crate::sequencer::Local;
+use crate::sequencer::{Local, Owned};
 use crate::signing::{EventBody, EventSigner, EventToSign, event_row};
 use crate::{Store, StoreError, to_micros};
 
@@ -67,59 +67,86 @@ impl Change {
 
 impl Store {
     /// Applies every write in one transaction: all of them, or (on the first error) none.
+    /// Concurrent calls share one commit (`group_commit`); each still succeeds or fails alone.
     #[tracing::instrument(level = "debug", name = "store.write", skip_all)]
     pub async fn write(&self, writes: Vec<Write>) -> Result<Vec<Applied>, StoreError> {
-        let (_sqlite_turn, txn) = self.begin_write().await?;
-        let origins = writes.iter().map(|w| w.change.name().origin().clone()).collect();
-        let mut seqs = Local::lock(&txn, &self.owned, origins).await?;
-        seqs.require_all()?;
-        // Read the clock only once the origins are ours: a writer that waited for the lock
-        // gets a later update_time as well as a later seq.
-        let now_us = to_micros(chrono::Utc::now());
-
-        let initial = load_current(&txn, &writes).await?;
-        let plan = plan(writes, &initial, &mut seqs, now_us, self.signer.as_deref())?;
-        let applied = plan.execute(&txn).await?;
-        seqs.finish(&txn).await?;
-        txn.commit().await?;
-        self.notify_change();
-        Ok(applied)
+        self.writer.submit(writes, self.owned.clone(), self.signer.clone()).await
     }
 }
 
-/// The stored rows of every site the writes name, before any of them applies.
-async fn load_current(txn: &DatabaseTransaction, writes: &[Write]) -> Result<HashMap<String, SiteRecord>, StoreError> {
-    sites_by_name(txn, writes.iter().map(|w| w.change.name().to_string()).collect()).await
+/// What one call to [`Store::write`] gets back.
+pub(crate) type Answer = Result<Vec<Applied>, StoreError>;
+
+/// The calls of one group commit, in one transaction: their origins locked once, the sites
+/// they name read once, each call planned in memory against the stored rows and the calls
+/// before it, then every accepted call written with a few multi-row statements. A call whose
+/// precondition fails (or whose origin this store may not write) is refused alone: its seqs
+/// are given back before the next call takes any, so the log stays gapless. `Err` is an
+/// error of the whole group, which then wrote nothing.
+pub(crate) async fn write_group(
+    txn: &DatabaseTransaction,
+    calls: &[Vec<Write>],
+    owned: &Owned,
+    signer: Option<&dyn EventSigner>,
+) -> Result<Vec<Answer>, StoreError> {
+    let writes = || calls.iter().flatten();
+    let origins = writes().map(|w| w.change.name().origin().clone()).collect();
+    let mut seqs = Local::lock(txn, owned, origins).await?;
+    // Read the clock only once the origins are ours: a writer that waited for the lock
+    // gets a later update_time as well as a later seq.
+    let now_us = to_micros(chrono::Utc::now());
+    let initial = sites_by_name(txn, writes().map(|w| w.change.name().to_string()).collect()).await?;
+
+    let mut group = Plan::default();
+    let mut current = HashMap::new();
+    let answers = calls
+        .iter()
+        .map(|call| {
+            seqs.require_all(call.iter().map(|w| w.change.name().origin()))?;
+            let mark = seqs.mark();
+            let planned = plan(call, &initial, &current, &mut seqs, now_us, signer);
+            let (call_plan, reached) = planned.inspect_err(|_| seqs.rewind(&mark))?;
+            Ok(group.absorb(call_plan, reached, &mut current))
+        })
+        .collect();
+    group.execute(txn).await?;
+    seqs.finish(txn).await?;
+    Ok(answers)
 }
 
-/// What a batch of writes does, worked out in memory before any statement runs.
+/// What a call (or a whole group of calls) does, worked out in memory before any statement
+/// runs.
 #[derive(Default)]
 struct Plan {
     applied: Vec<Applied>,
     events: Vec<change_log::ActiveModel>,
-    /// Stored rows to remove (sites updated or deleted by the batch).
+    /// Stored rows to remove (sites updated or deleted).
     remove: BTreeSet<String>,
     /// Rows to insert: each changed site's final state, with its JSON body.
     insert: BTreeMap<String, (SiteRecord, String)>,
 }
 
-/// Checks every precondition and works out the outcome of each write, in order, as if each
-/// saw the ones before it. Fails on the first unmet precondition, before anything is written.
+/// The state each name a call touched has reached (`None`: deleted).
+type Reached = HashMap<String, Option<SiteRecord>>;
+
+/// Checks every precondition of one call and works out the outcome of each of its writes, in
+/// order, as if each saw the ones before it: `initial` holds the stored rows, `before` the
+/// state the group's earlier calls reached. Fails on the first unmet precondition.
 fn plan(
-    writes: Vec<Write>,
+    writes: &[Write],
     initial: &HashMap<String, SiteRecord>,
+    before: &Reached,
     seqs: &mut Local,
     now_us: i64,
     signer: Option<&dyn EventSigner>,
-) -> Result<Plan, StoreError> {
+) -> Result<(Plan, Reached), StoreError> {
     let mut plan = Plan::default();
-    // The state each name has reached so far in this batch.
-    let mut current: HashMap<String, Option<SiteRecord>> = HashMap::new();
-    for write in writes {
-        let Write { change, precondition } = write;
+    let mut current = Reached::new();
+    for Write { change, precondition } in writes {
         let name = change.name().to_string();
-        let state = current.get(&name).cloned().unwrap_or_else(|| initial.get(&name).cloned());
-        match (&precondition, &state) {
+        let state =
+            current.get(&name).or_else(|| before.get(&name)).cloned().unwrap_or_else(|| initial.get(&name).cloned());
+        match (precondition, &state) {
             (Precondition::Absent, Some(_)) => return Err(StoreError::AlreadyExists(name)),
             (Precondition::Exists | Precondition::Etag(_), None) => return Err(StoreError::NotFound(name)),
             (Precondition::Etag(expected), Some(record)) if &record.etag != expected => {
@@ -135,7 +162,7 @@ fn plan(
                     continue;
                 }
                 let (seq, epoch) = seqs.next(site.name.origin())?;
-                let record = crate::stored_record(*site, etag, crate::from_micros(now_us), seq)?;
+                let record = crate::stored_record((**site).clone(), etag, crate::from_micros(now_us), seq)?;
                 let event = EventToSign {
                     origin: record.site.name.origin().as_str(),
                     epoch,
@@ -154,7 +181,7 @@ fn plan(
             }
             Change::Delete(site_name) => {
                 if state.is_none() {
-                    plan.applied.push(Applied::AlreadyAbsent(site_name));
+                    plan.applied.push(Applied::AlreadyAbsent(site_name.clone()));
                     continue;
                 }
                 let (seq, epoch) = seqs.next(site_name.origin())?;
@@ -172,22 +199,37 @@ fn plan(
                 }
                 plan.insert.remove(&name);
                 current.insert(name, None);
-                plan.applied.push(Applied::Deleted { name: site_name, seq });
+                plan.applied.push(Applied::Deleted { name: site_name.clone(), seq });
             }
         }
     }
-    Ok(plan)
+    Ok((plan, current))
 }
 
 impl Plan {
+    /// Adds an accepted call's plan to the group's, and the states it reached to `current`;
+    /// returns what the call's writes did.
+    fn absorb(&mut self, call: Plan, reached: Reached, current: &mut Reached) -> Vec<Applied> {
+        let Plan { applied, events, remove, insert } = call;
+        self.events.extend(events);
+        self.remove.extend(remove);
+        for (name, state) in reached {
+            if state.is_none() {
+                self.insert.remove(&name);
+            }
+            current.insert(name, state);
+        }
+        self.insert.extend(insert);
+        applied
+    }
+
     /// Runs the plan as a few multi-row statements, building each statement's rows as it
-    /// goes (no second copy of the whole batch); returns what each write did.
-    async fn execute(self, txn: &DatabaseTransaction) -> Result<Vec<Applied>, StoreError> {
-        let Plan { applied, events, remove, insert } = self;
+    /// goes (no second copy of the whole batch).
+    async fn execute(self, txn: &DatabaseTransaction) -> Result<(), StoreError> {
+        let Plan { applied: _, events, remove, insert } = self;
         remove_sites(txn, remove).await?;
         insert_sites(txn, insert.into_values()).await?;
-        insert_all(txn, events).await?;
-        Ok(applied)
+        insert_all(txn, events).await
     }
 }
 

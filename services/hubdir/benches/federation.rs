@@ -1,7 +1,7 @@
 //! Federation: how long a new follower takes to receive a whole origin from a leader over
 //! loopback gRPC (a snapshot), next to the receiver's own local bulk load of the same rows in
 //! the same run; then the delay from a commit on the leader to the site being found by
-//! FindNearest on the follower, under a steady write load.
+//! FindNearest on the follower, under a steady write load from concurrent writers.
 //!
 //! HUBDIR_BENCH_SITES=1000000 HUBDIR_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
 //!   cargo bench -p hubdir --bench federation
@@ -19,16 +19,15 @@ use ed25519_dalek::pkcs8::EncodePublicKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use hubdir_auth::dev::{TokenClaims, generate_ed25519, issue};
 use hubdir_auth::{AuthConfig, IssuerConfig, KeyConfig};
-use hubdir_core::{Kind, SiteInput};
 use hubdir_federation_core::{NodeIdentity, OriginSigner};
 use hubdir_node::config::PeerConfig;
 use hubdir_node::{Config, NodeContext};
 use hubdir_proto::v1::discovery_service_client::DiscoveryServiceClient;
 use hubdir_proto::v1::{FindNearestRequest, LatLng};
-use hubdir_store::{Change, Precondition, Store, Write};
+use hubdir_store::{Precondition, Store, Write};
 use tokio::net::TcpListener;
 
-#[allow(dead_code)] // Only the PostgreSQL schema helper is needed here.
+#[allow(dead_code)] // The PostgreSQL schema and the zw sites are what is needed here.
 mod baseline;
 
 const BATCH: usize = 1_000;
@@ -36,24 +35,11 @@ const WRITES_PER_SECOND: u64 = 1_000;
 const LOAD_SECONDS: u64 = 10;
 
 fn location(i: usize) -> (f64, f64) {
-    // A grid over Zimbabwe, about 100 m apart.
-    (-22.0 + (i / 5_000) as f64 * 0.001, 25.5 + (i % 5_000) as f64 * 0.001)
+    baseline::zw_location(i)
 }
 
 fn site(i: usize) -> Write {
-    let site = SiteInput {
-        name: format!("sites/zw/s{i}"),
-        display_name: format!("Help point {i}"),
-        kind: Some(Kind::PostOffice),
-        operator: "ZimPost".into(),
-        country_code: "ZW".into(),
-        location: Some(location(i)),
-        time_zone: "Africa/Harare".into(),
-        ..SiteInput::default()
-    }
-    .validate()
-    .expect("valid site");
-    Write { change: Change::Upsert(Box::new(site)), precondition: Precondition::None }
+    baseline::zw_site(i, Precondition::None)
 }
 
 fn peak_rss_mib() -> f64 {
@@ -163,8 +149,10 @@ async fn run(label: &str, leader_url: &str, follower_url: &str, sites: usize) {
     while !found(&mut client, last).await {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Open loop, as concurrent clients: each write is sent at its tick without waiting for
+    // the writes before it, so writes in flight together share a commit (group commit).
     let mut delays = Vec::new();
-    let mut probes = Vec::new();
+    let mut writers = Vec::new();
     let interval = Duration::from_micros(1_000_000 / WRITES_PER_SECOND);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -173,22 +161,27 @@ async fn run(label: &str, leader_url: &str, follower_url: &str, sites: usize) {
     for n in 0..writes {
         tick.tick().await;
         let i = sites + n;
-        leader.write(vec![site(i)]).await.expect("write");
-        if n % 10 == 0 {
+        let (leader, mut client) = (leader.clone(), client.clone());
+        writers.push(tokio::spawn(async move {
+            leader.write(vec![site(i)]).await.expect("write");
             let committed = Instant::now();
-            let mut client = client.clone();
-            probes.push(tokio::spawn(async move {
-                while !found(&mut client, i).await {
-                    tokio::time::sleep(Duration::from_micros(200)).await;
-                }
-                committed.elapsed()
-            }));
-        }
+            if n % 10 != 0 {
+                return (committed, None);
+            }
+            while !found(&mut client, i).await {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            (committed, Some(committed.elapsed()))
+        }));
     }
-    let rate = writes as f64 / started.elapsed().as_secs_f64();
-    for probe in probes {
-        delays.push(probe.await.expect("probe").as_secs_f64() * 1000.0);
+    let mut last_commit = started;
+    for writer in writers {
+        let (committed, delay) = writer.await.expect("writer");
+        last_commit = last_commit.max(committed);
+        delays.extend(delay.map(|delay| delay.as_secs_f64() * 1000.0));
     }
+    // Writes committed per second, from the first tick to the last commit.
+    let rate = writes as f64 / (last_commit - started).as_secs_f64();
     delays.sort_by(f64::total_cmp);
     let at = |q: f64| delays[((delays.len() - 1) as f64 * q).round() as usize];
     println!(

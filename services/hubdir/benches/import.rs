@@ -15,6 +15,7 @@ use hubdir_core::Site;
 use hubdir_store::{Change, Precondition, Store, Write};
 use sea_orm::sqlx::{self, Connection as _};
 
+#[allow(dead_code)] // The zw sites are for the write benchmarks.
 mod baseline;
 
 const CHUNK: usize = 1000;

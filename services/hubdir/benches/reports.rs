@@ -17,6 +17,7 @@ use hubdir_core::{Kind, SiteInput};
 use hubdir_store::{Change, Precondition, Store, Write};
 use sea_orm::sqlx::{self, Connection as _};
 
+#[allow(dead_code)] // The zw sites are for the write benchmarks.
 mod baseline;
 
 const SITES: usize = 2_000;

@@ -43,6 +43,7 @@ async fn run<F: Future<Output = ()>>(backend: hubdir_store::testing::Backend, te
 
 mod connectivity;
 mod federation;
+mod group_commit;
 mod population;
 mod schema;
 mod sequencing;

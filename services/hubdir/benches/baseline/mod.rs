@@ -1,5 +1,6 @@
-//! What the benchmarks' baselines share: a plain SQLite connection configured as hubdir's
-//! (WAL, `synchronous=FULL`) and a fresh PostgreSQL schema, each holding a table made by `ddl`.
+//! What the benchmarks share: for the baselines, a plain SQLite connection configured as
+//! hubdir's (WAL, `synchronous=FULL`) and a fresh PostgreSQL schema, each holding a table made
+//! by `ddl`; and the grid of sites of origin `zw` the write benchmarks write.
 
 use sea_orm::sqlx::{self, Connection as _};
 
@@ -33,4 +34,26 @@ pub async fn postgres(url: &str, ddl: &'static str) -> sqlx::PgConnection {
     let mut conn = sqlx::PgConnection::connect(url).await.expect("postgres");
     sqlx::query(ddl).execute(&mut conn).await.expect("table");
     conn
+}
+
+/// Site `i` of the grid over Zimbabwe, about 100 m apart.
+pub fn zw_location(i: usize) -> (f64, f64) {
+    (-22.0 + (i / 5_000) as f64 * 0.001, 25.5 + (i % 5_000) as f64 * 0.001)
+}
+
+/// Site `sites/zw/s{i}` at [`zw_location`], written with `precondition`.
+pub fn zw_site(i: usize, precondition: hubdir_store::Precondition) -> hubdir_store::Write {
+    let site = hubdir_core::SiteInput {
+        name: format!("sites/zw/s{i}"),
+        display_name: format!("Help point {i}"),
+        kind: Some(hubdir_core::Kind::PostOffice),
+        operator: "ZimPost".into(),
+        country_code: "ZW".into(),
+        location: Some(zw_location(i)),
+        time_zone: "Africa/Harare".into(),
+        ..hubdir_core::SiteInput::default()
+    }
+    .validate()
+    .expect("valid site");
+    hubdir_store::Write { change: hubdir_store::Change::Upsert(Box::new(site)), precondition }
 }
