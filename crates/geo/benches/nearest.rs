@@ -241,7 +241,7 @@ impl PostGis {
             let mut ours: Vec<String> = index
                 .nearest(*lat, *lng, 10, None, &Filter::default())
                 .iter()
-                .map(|n| n.record.site.name.to_string())
+                .map(|n| n.facts.name.to_string())
                 .collect();
             let mut theirs_sorted = theirs.clone();
             ours.sort();

@@ -9,7 +9,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use hubdir_core::connectivity::StatusSummary;
-use hubdir_core::{Filter, SiteName, SiteRecord};
+use hubdir_core::{CountryCode, Filter, Kind, LatLng, ServiceType, SiteName, SiteRecord, SiteStatus};
 use rstar::{Envelope, PointDistance, RTree, RTreeNode};
 
 use crate::filter::{Compiled, HoursCache, Traits, state_bit};
@@ -17,14 +17,53 @@ use crate::masked::Entry;
 use crate::sphere::{EARTH_RADIUS_M, great_circle_m, unit_vector};
 
 /// What the index keeps per site: its tree entry, its traits, its latest connectivity
-/// status, the record, and what its owner prepared from the record to answer with.
+/// status, the few facts callers read back, and what its owner prepared from the record to
+/// answer with. The record itself is not kept: a caller that needs all of it reads it from
+/// the store by name.
 #[derive(Debug)]
 struct Slot<P> {
     entry: Entry,
     traits: Traits,
     status: Option<StatusSummary>,
-    record: Arc<SiteRecord>,
+    facts: Arc<Facts>,
     payload: P,
+}
+
+/// The facts of a site the index hands back besides its payload: enough for coverage's
+/// tallies and maps, and the name to read the whole record by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    pub name: SiteName,
+    pub location: LatLng,
+    pub country: CountryCode,
+    pub kind: Kind,
+    pub status: SiteStatus,
+    /// `ServiceType::ALL`'s bits.
+    services: u16,
+}
+
+impl Facts {
+    fn of(record: &SiteRecord) -> Facts {
+        let site = &record.site;
+        let services = ServiceType::ALL
+            .iter()
+            .enumerate()
+            .filter(|(_, service)| site.services.contains(service))
+            .fold(0, |bits, (i, _)| bits | 1 << i);
+        Facts {
+            name: site.name.clone(),
+            location: site.location,
+            country: site.country.clone(),
+            kind: site.kind,
+            status: site.status,
+            services,
+        }
+    }
+
+    /// Whether the site offers `service`.
+    pub fn offers(&self, service: ServiceType) -> bool {
+        ServiceType::ALL.iter().position(|s| *s == service).is_some_and(|i| self.services & 1 << i != 0)
+    }
 }
 
 /// What the owner of an index prepares from each site once, when the site enters the index,
@@ -45,7 +84,7 @@ impl<P: Payload> Slot<P> {
         let point = unit_vector(site.location.latitude(), site.location.longitude());
         let mask = traits.mask | state_bit(status.as_ref());
         let payload = P::of(&record);
-        Slot { entry: Entry { point, id, mask }, traits, status, record: Arc::new(record), payload }
+        Slot { entry: Entry { point, id, mask }, traits, status, facts: Arc::new(Facts::of(&record)), payload }
     }
 }
 
@@ -76,7 +115,7 @@ impl Ord for Pending<'_> {
 /// A site near the query point.
 #[derive(Debug, Clone)]
 pub struct Nearby<P = ()> {
-    pub record: Arc<SiteRecord>,
+    pub facts: Arc<Facts>,
     /// What the index's owner prepared from the record.
     pub payload: P,
     pub distance_meters: f64,
@@ -135,8 +174,19 @@ impl<P: Payload> SiteIndex<P> {
     }
 
     /// Every site with its latest connectivity status (fresh or not), in no order.
-    pub fn sites(&self) -> impl Iterator<Item = (&SiteRecord, Option<&StatusSummary>)> {
-        self.slots.iter().flatten().map(|slot| (&*slot.record, slot.status.as_ref()))
+    pub fn sites(&self) -> impl Iterator<Item = (&Facts, Option<&StatusSummary>)> {
+        self.slots.iter().flatten().map(|slot| (&*slot.facts, slot.status.as_ref()))
+    }
+
+    /// The sites matching `filter`, as [`nearest`](SiteIndex::nearest) would match them, in
+    /// no order.
+    pub fn matching<'s>(&'s self, filter: &'s Filter) -> impl Iterator<Item = (&'s Facts, Option<&'s StatusSummary>)> {
+        let compiled = Compiled::of(filter);
+        self.slots.iter().flatten().filter_map(move |slot| {
+            let admitted =
+                compiled.admits(slot.entry.mask) && slot.traits.matches_exactly(slot.status.as_ref(), &compiled);
+            admitted.then_some((&*slot.facts, slot.status.as_ref()))
+        })
     }
 
     /// Adds a site or replaces its previous version (keeping its connectivity status).
@@ -235,7 +285,7 @@ impl<P: Payload> SiteIndex<P> {
                         continue;
                     }
                     out.push(Nearby {
-                        record: slot.record.clone(),
+                        facts: slot.facts.clone(),
                         payload: slot.payload.clone(),
                         distance_meters,
                         status: slot.status,

@@ -8,7 +8,7 @@ mod sphere;
 
 pub use filter::Matcher;
 pub use h3o::{CellIndex, Resolution};
-pub use index::{Nearby, Payload, SiteIndex};
+pub use index::{Facts, Nearby, Payload, SiteIndex};
 pub use sphere::{EARTH_RADIUS_M, great_circle_m, unit_vector};
 
 use h3o::LatLng as H3LatLng;

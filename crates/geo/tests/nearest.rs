@@ -234,12 +234,35 @@ proptest! {
             let got: Vec<(String, f64)> = index
                 .nearest(lat, lng, k, max, &filter)
                 .iter()
-                .map(|n| (n.record.site.name.to_string(), n.distance_meters))
+                .map(|n| (n.facts.name.to_string(), n.distance_meters))
                 .collect();
             let admitted = oracle(&records, &statuses, (lat, lng, max), &filter);
             if let Err(why) = check_answer(&got, &admitted, k, max) {
                 prop_assert!(false, "query ({}, {}) k={} max={:?}: {}; got {:?}", lat, lng, k, max, why, got);
             }
+        }
+        // Every site the filter admits, without a position: what coverage maps draw.
+        let mut matching: Vec<String> = index.matching(&filter).map(|(facts, _)| facts.name.to_string()).collect();
+        let mut admitted: Vec<String> = oracle(&records, &statuses, (0.0, 0.0, None), &filter).into_iter().map(|(name, _)| name).collect();
+        matching.sort();
+        admitted.sort();
+        prop_assert_eq!(matching, admitted);
+        // The facts kept of each site are the record's, and its status the last reported.
+        let mut kept: Vec<_> = index.sites().map(|(facts, status)| (facts.clone(), status.copied())).collect();
+        kept.sort_by_key(|(facts, _)| facts.name.to_string());
+        let mut expected = records.clone();
+        expected.sort_by_key(|r| r.site.name.to_string());
+        prop_assert_eq!(kept.len(), expected.len());
+        for ((facts, status), record) in kept.iter().zip(&expected) {
+            let site = &record.site;
+            prop_assert_eq!(&facts.name, &site.name);
+            prop_assert_eq!(facts.location, site.location);
+            prop_assert_eq!(&facts.country, &site.country);
+            prop_assert_eq!((facts.kind, facts.status), (site.kind, site.status));
+            for service in ServiceType::ALL {
+                prop_assert_eq!(facts.offers(*service), site.services.contains(service));
+            }
+            prop_assert_eq!(*status, statuses.get(&site.name.to_string()).copied());
         }
     }
 }
@@ -275,7 +298,7 @@ fn across_the_antimeridian_and_over_the_pole() {
     let far = record(3, -16.8, 170.0, Kind::Telecentre, false, SiteStatus::Open).unwrap();
     let index = <SiteIndex>::from_records([east, west, far]);
     let found = index.nearest(-16.8, -179.999, 2, None, &Filter::default());
-    let names: Vec<String> = found.iter().map(|n| n.record.site.name.to_string()).collect();
+    let names: Vec<String> = found.iter().map(|n| n.facts.name.to_string()).collect();
     assert_eq!(names, vec!["sites/zz/s2", "sites/zz/s1"]);
     assert!(found[1].distance_meters < 3_000.0, "{}", found[1].distance_meters);
 
@@ -323,7 +346,7 @@ fn open_at_reads_each_site_hours_in_its_own_time_zone() {
         let at = chrono::DateTime::parse_from_rfc3339(utc).unwrap().to_utc();
         let filter = Filter { open_at: Some(at), ..Filter::default() };
         let mut names: Vec<String> =
-            index.nearest(-14.0, -171.0, 10, None, &filter).iter().map(|n| n.record.site.name.to_string()).collect();
+            index.nearest(-14.0, -171.0, 10, None, &filter).iter().map(|n| n.facts.name.to_string()).collect();
         names.sort();
         names
     };

@@ -225,14 +225,13 @@ struct SiteTally {
 /// One pass over the index (off the async runtime: a million sites).
 fn tally_sites(index: &LiveIndex, country: &CountryCode, now: chrono::DateTime<chrono::Utc>) -> SiteTally {
     let mut tally = SiteTally { sites: 0, internet: 0, online: 0, kinds: BTreeMap::new(), speeds: Vec::new() };
-    for (record, status) in index.read().sites() {
-        let site = &record.site;
+    for (site, status) in index.read().sites() {
         if &site.country != country || site.status != SiteStatus::Open {
             continue;
         }
         tally.sites += 1;
         *tally.kinds.entry(site.kind).or_default() += 1;
-        tally.internet += u64::from(site.services.contains(&ServiceType::PublicInternet));
+        tally.internet += u64::from(site.offers(ServiceType::PublicInternet));
         if let Some(status) = status.filter(|s| s.at(now).0 == State::Online) {
             tally.online += 1;
             tally.speeds.extend(status.download_mbps);

@@ -11,8 +11,6 @@
 //! nearest first, within that distance of the centre of this directory's sites with that
 //! postcode (the API has no geocoder). Who may read: as for DiscoveryService.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -420,7 +418,11 @@ async fn near_postcode(discovery: &Discovery, postcode: &str, metres: f64) -> Re
         out.push("proximity", ViolationReason::OutOfRange, wide);
         return Err(status::invalid_argument(&out));
     }
-    Ok(found.into_iter().map(|nearby| Arc::unwrap_or_clone(nearby.record)).collect())
+    // The index keeps no whole records: read them, nearest first. A site deleted since the
+    // index saw it is left out.
+    let names: Vec<_> = found.iter().map(|nearby| nearby.facts.name.clone()).collect();
+    let mut records = discovery.store.get_sites(&names).await.map_err(status::from_store)?;
+    Ok(names.iter().filter_map(|name| records.remove(&name.to_string())).collect())
 }
 
 /// The centre of some positions (latitude, longitude): their mean on the unit sphere, so

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use hubdir_coverage::Coverage;
-use hubdir_geo::{CellIndex, Matcher};
+use hubdir_geo::CellIndex;
 use hubdir_node::site_index::LiveIndex;
 use hubdir_proto::v1::coverage_service_server::CoverageService;
 use hubdir_proto::v1::{self as pb, ComputeCoverageRequest, ComputeCoverageResponse};
@@ -223,19 +223,11 @@ fn matching_sites(
     let filter = hubdir_proto::convert::filter_from_proto(filter.clone(), &mut violations);
     let wrap = wraps(answer)?;
     let bounds = extent(answer)?;
-    let mut matcher = Matcher::new(&filter);
     let index = index.read();
     Ok(index
-        .sites()
-        .map(|(record, status)| {
-            let (x, y) = (shifted(record.site.location.longitude(), wrap), record.site.location.latitude());
-            (x, y, record, status)
-        })
-        .filter(|(x, y, record, status)| {
-            let inside = *y >= bounds.2 && *y <= bounds.3 && *x >= bounds.0 && *x <= bounds.1;
-            inside && matcher.matches(&record.site, *status)
-        })
-        .map(|(x, y, _, _)| (x, y))
+        .matching(&filter)
+        .map(|(site, _)| (shifted(site.location.longitude(), wrap), site.location.latitude()))
+        .filter(|(x, y)| *y >= bounds.2 && *y <= bounds.3 && *x >= bounds.0 && *x <= bounds.1)
         .collect())
 }
 
