@@ -42,6 +42,9 @@ pub struct Facts {
     services: u16,
 }
 
+/// `Facts::services` has a bit per service.
+const _: () = assert!(ServiceType::ALL.len() <= 16);
+
 impl Facts {
     fn of(record: &SiteRecord) -> Facts {
         let site = &record.site;

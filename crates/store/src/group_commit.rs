@@ -7,19 +7,22 @@
 //! group (`writes::write_group`: origins locked once, sites read once, each call planned in
 //! memory, then multi-row statements), commits once and only then answers every call. One
 //! call's refusal (a precondition, an origin not owned) is found in memory and refuses that
-//! call alone, with its seqs given back, so the log stays gapless. If a statement fails, the
-//! group wrote nothing, and each of its calls is run again alone, so that the call whose data
-//! the database refused fails by itself.
+//! call alone, with its seqs given back, so the log stays gapless. If the group fails for
+//! any reason but an unreachable database (a statement the database refused, a stored row
+//! that cannot be read), it wrote nothing, and each of its calls is run again alone, so that
+//! the call at fault fails by itself.
 //!
 //! The group runs in its own task, so a caller that goes away (a cancelled RPC) cannot
-//! abandon the other calls' writes half-way: its writes are still applied, as a write whose
-//! answer was lost in the network would be.
+//! abandon the other calls' writes half-way. A call whose caller went away before its group
+//! began is dropped, as a cancelled transaction would be; once its group has begun, it is
+//! written, as a write whose answer was lost in the network would be.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex as SyncMutex};
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{Mutex, MutexGuard, oneshot, watch};
+use tracing::Instrument;
 
 use crate::StoreError;
 use crate::sequencer::Owned;
@@ -36,6 +39,8 @@ struct Call {
     owned: Arc<Owned>,
     signer: Option<Arc<dyn EventSigner>>,
     answer: oneshot::Sender<Answer>,
+    /// The caller's span: the group's work is traced under its first call's.
+    span: tracing::Span,
 }
 
 #[derive(Default)]
@@ -112,29 +117,21 @@ impl Writer {
         let (answer, answered) = oneshot::channel();
         let start_draining = {
             let mut queue = self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            queue.calls.push_back(Call { writes, owned, signer, answer });
+            queue.calls.push_back(Call { writes, owned, signer, answer, span: tracing::Span::current() });
             !std::mem::replace(&mut queue.draining, true)
         };
         if start_draining {
-            tokio::spawn(Arc::clone(self).drain());
+            // The guard is made here, so that even a task dropped before it first runs (its
+            // runtime stopping) clears `draining`.
+            tokio::spawn(drain(Draining { writer: Arc::clone(self), finished: false }));
         }
         answered.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(DbErr::Custom(
-                "the write was abandoned because the process is stopping; it was not committed".into(),
+                "the store's writer stopped (the process is stopping) before answering; read the site to see \
+                 whether the write was committed"
+                    .into(),
             )))
         })
-    }
-
-    /// Runs groups until the queue is empty.
-    async fn drain(self: Arc<Self>) {
-        let mut guard = Draining { writer: &self, finished: false };
-        loop {
-            if self.lock_queue_if_empty() {
-                guard.finished = true;
-                return;
-            }
-            self.run_group().await;
-        }
     }
 
     /// True, with draining cleared under the same lock, if nothing is queued: a call queued
@@ -156,6 +153,12 @@ impl Writer {
         let mut group: Vec<Call> = Vec::new();
         let mut writes = 0;
         while let Some(call) = queue.calls.front() {
+            if call.answer.is_closed() {
+                // Its caller went away before its write was attempted: as a cancelled
+                // transaction, it writes nothing.
+                queue.calls.pop_front();
+                continue;
+            }
             if let Some(first) = group.first()
                 && (writes + call.writes.len() > MAX_GROUP_WRITES || !first.writes_as(call))
             {
@@ -173,15 +176,17 @@ impl Writer {
         let group = self.take_group();
         let Some(first) = group.first() else { return };
         let (owned, signer) = (first.owned.clone(), first.signer.clone());
+        let span = tracing::debug_span!(parent: &first.span, "store.group_commit", calls = group.len());
         let (calls, replies): (Vec<_>, Vec<_>) = group.into_iter().map(|call| (call.writes, call.answer)).unzip();
         let outcome = match begun {
-            Ok((turn, txn)) => commit(turn, txn, &calls, &owned, signer.as_deref()).await,
+            Ok((turn, txn)) => commit(turn, txn, &calls, &owned, signer.as_deref()).instrument(span).await,
             Err(err) => Err(err),
         };
-        tracing::debug!(calls = calls.len(), committed = outcome.is_ok(), "store.group_commit");
         match outcome {
             Ok(answers) => self.answer(replies.into_iter().zip(answers)),
-            Err(StoreError::Database(_)) if calls.len() > 1 => {
+            // One call's data, or one stored row it reads, may be what failed: each call
+            // again, alone. A database that cannot be reached fails them all.
+            Err(err) if calls.len() > 1 && !matches!(err, StoreError::Unavailable(_)) => {
                 for (call, reply) in calls.into_iter().zip(replies) {
                     let alone = std::slice::from_ref(&call);
                     let answer = match self.begin().await {
@@ -243,15 +248,27 @@ fn appended(applied: &Applied) -> bool {
     matches!(applied, Applied::Created(_) | Applied::Updated(_) | Applied::Deleted { .. })
 }
 
-/// Clears `draining` if the draining task is dropped before it finished (its runtime shut
-/// down), so that a later call starts a new drain instead of waiting forever; the calls still
-/// queued are dropped, and their callers told the write was abandoned.
-struct Draining<'a> {
-    writer: &'a Writer,
+/// Runs groups until the queue is empty.
+async fn drain(mut guard: Draining) {
+    loop {
+        if guard.writer.lock_queue_if_empty() {
+            guard.finished = true;
+            return;
+        }
+        guard.writer.run_group().await;
+    }
+}
+
+/// The draining task's hold on the queue. Clears `draining` if the task is dropped before it
+/// finished (its runtime shut down, before or after it first ran), so that a later call
+/// starts a new drain instead of waiting forever; the calls still queued are dropped, and
+/// their callers told the write was abandoned.
+struct Draining {
+    writer: Arc<Writer>,
     finished: bool,
 }
 
-impl Drop for Draining<'_> {
+impl Drop for Draining {
     fn drop(&mut self) {
         if !self.finished {
             let mut queue = self.writer.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

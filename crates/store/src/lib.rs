@@ -8,7 +8,7 @@
 //! of one origin take turns and a rolled-back write gives its numbers back. Every writer takes
 //! those positions through one module (`sequencer`), which also keeps this node's own origins
 //! apart from the origins it applies from peers. Concurrent site writes share one transaction
-//! and one durable commit, each in a savepoint of its own (`group_commit`).
+//! and one durable commit, each call planned and refused on its own (`group_commit`).
 
 mod chunked;
 mod connectivity;

@@ -10,7 +10,8 @@ use super::*;
 on_both_backends!(
     calls_queued_behind_a_busy_database_share_a_commit,
     a_refused_call_rolls_back_alone_within_its_group,
-    a_call_whose_caller_went_away_is_still_written,
+    a_call_whose_caller_went_away_is_not_written_and_the_others_are,
+    calls_on_one_site_in_a_group_see_each_other,
     a_call_the_database_refuses_fails_alone,
 );
 
@@ -97,19 +98,59 @@ async fn a_refused_call_rolls_back_alone_within_its_group(store: Arc<Store>) {
     assert_eq!(apply_one(&store, remote("e1", 1, "1", fr_upsert("1")), Delivery::Stream).await, RemoteApplied::Applied);
 }
 
-async fn a_call_whose_caller_went_away_is_still_written(store: Arc<Store>) {
+async fn a_call_whose_caller_went_away_is_not_written_and_the_others_are(store: Arc<Store>) {
     store.write(vec![upsert(zw("first"), Precondition::None)]).await.unwrap();
     let holder = hold_zw(&store).await;
-    let calls =
-        queue_all([Box::pin(store.write(vec![upsert(zw("abandoned"), Precondition::Absent)])) as Pending]).await;
-    // The caller goes away (a cancelled RPC) while its call waits for the database.
-    drop(calls);
+    let write = |id: &str| Box::pin(store.write(vec![upsert(zw(id), Precondition::Absent)])) as Pending;
+    let mut calls = queue_all([write("kept"), write("abandoned"), write("also-kept")]).await;
+    // One caller goes away (a cancelled RPC) while its call waits for the database.
+    drop(calls.remove(1));
     holder.commit().await.unwrap();
-    // Calls commit in the order they were queued: once a later one has, so has the first.
-    store.write(vec![upsert(zw("later"), Precondition::Absent)]).await.unwrap();
-    assert!(store.get_site(&name("sites/zw/abandoned")).await.unwrap().is_some());
+    for outcome in futures::future::join_all(calls).await {
+        assert!(matches!(outcome.unwrap().as_slice(), [Applied::Created(_)]));
+    }
+    assert!(store.get_site(&name("sites/zw/abandoned")).await.unwrap().is_none());
     let names: Vec<String> = log_of(&store, "zw").await.into_iter().map(|(_, name, _)| name).collect();
-    assert_eq!(names, ["sites/zw/first", "sites/zw/abandoned", "sites/zw/later"]);
+    assert_eq!(names, ["sites/zw/first", "sites/zw/kept", "sites/zw/also-kept"]);
+}
+
+async fn calls_on_one_site_in_a_group_see_each_other(store: Arc<Store>) {
+    store.write(vec![upsert(zw("first"), Precondition::None)]).await.unwrap();
+    let mut renamed = zw("x");
+    renamed.display_name = "Renamed".into();
+    let holder = hold_zw(&store).await;
+    let call = |write: Write| Box::pin(store.write(vec![write])) as Pending;
+    let delete = |precondition| Write { change: Change::Delete(name("sites/zw/x")), precondition };
+    let calls = queue_all([
+        call(upsert(zw("x"), Precondition::Absent)),
+        call(upsert(zw("x"), Precondition::Absent)),
+        call(upsert(renamed.clone(), Precondition::Exists)),
+        call(upsert(renamed, Precondition::None)),
+        call(delete(Precondition::Exists)),
+        call(delete(Precondition::None)),
+        call(upsert(zw("x"), Precondition::Absent)),
+    ])
+    .await;
+    holder.commit().await.unwrap();
+    let outcomes = futures::future::join_all(calls).await;
+    let shape: Vec<&str> = outcomes
+        .iter()
+        .map(|outcome| match outcome.as_ref().map(Vec::as_slice) {
+            Ok([Applied::Created(_)]) => "created",
+            Ok([Applied::Updated(_)]) => "updated",
+            Ok([Applied::Unchanged(_)]) => "unchanged",
+            Ok([Applied::Deleted { .. }]) => "deleted",
+            Ok([Applied::AlreadyAbsent(_)]) => "already absent",
+            Err(StoreError::AlreadyExists(_)) => "already exists",
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(shape, ["created", "already exists", "updated", "unchanged", "deleted", "already absent", "created"]);
+    let log: Vec<(u64, ChangeOp)> = log_of(&store, "zw").await.into_iter().map(|(seq, _, op)| (seq, op)).collect();
+    let ops = [ChangeOp::Upsert, ChangeOp::Upsert, ChangeOp::Upsert, ChangeOp::Delete, ChangeOp::Upsert];
+    assert_eq!(log, ops.into_iter().enumerate().map(|(i, op)| (i as u64 + 1, op)).collect::<Vec<_>>());
+    let stored = store.get_site(&name("sites/zw/x")).await.unwrap().unwrap();
+    assert_eq!((stored.site.display_name.as_str(), stored.origin_seq), ("Help point sites/zw/x", 5));
 }
 
 async fn a_call_the_database_refuses_fails_alone(store: Arc<Store>) {
