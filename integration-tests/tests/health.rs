@@ -208,3 +208,62 @@ async fn discovery_is_not_serving_until_its_index_has_loaded() {
     let (status, logs) = node.terminate(Duration::from_secs(30));
     assert!(status.success(), "{}", logs.join("\n"));
 }
+
+/// A restarted node starts from the index snapshot its previous run wrote, and replays the
+/// change log after it: a site written after the snapshot is found. A damaged snapshot is
+/// not trusted: the next start builds the index from the store, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_starts_from_its_index_snapshot() {
+    use hubdir_proto::v1::discovery_service_client::DiscoveryServiceClient;
+    use hubdir_proto::v1::registry_service_client::RegistryServiceClient;
+    use hubdir_proto::v1::{CreateSiteRequest, FindNearestRequest, LatLng};
+
+    let loaded_from = |node: &NodeProcess| {
+        let line = node.wait_for_log("discovery index loaded", Duration::from_secs(60));
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        (event["from"].as_str().unwrap_or_default().to_owned(), event["sites"].as_u64().unwrap_or_default())
+    };
+    let dir = support::NodeDir::new("zw", "");
+    let args = ["serve", "--node-id", "zw"];
+    let demo = [&args[..], &["--demo", "--demo-sites", "500"]].concat();
+    let node = NodeProcess::start_in(&dir, "hubdir", &demo, None, "127.0.0.1:0");
+    assert_eq!(loaded_from(&node).0, "store");
+    node.wait_for_log("index snapshot written", Duration::from_secs(60));
+    let snapshot = dir.file("node.db.index");
+    assert!(snapshot.exists(), "the snapshot is beside the database");
+    let token = node.token("sites.write", Some("zw"), Some("zw post"), &[]);
+    let mut registry = RegistryServiceClient::connect(format!("http://{}", node.address)).await.unwrap();
+    let mut site = support::library("after-the-snapshot");
+    site.location = Some(LatLng { latitude: -20.15, longitude: 28.58 });
+    registry.create_site(support::bearer(&token, CreateSiteRequest { site: Some(site) })).await.unwrap();
+    let (status, logs) = node.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", logs.join("\n"));
+
+    let node = NodeProcess::start_in(&dir, "hubdir", &args, None, "127.0.0.1:0");
+    let (from, sites) = loaded_from(&node);
+    assert_eq!(from, "snapshot");
+    let mut discovery = DiscoveryServiceClient::connect(format!("http://{}", node.address)).await.unwrap();
+    let nearest = discovery
+        .find_nearest(FindNearestRequest {
+            location: Some(LatLng { latitude: -20.15, longitude: 28.58 }),
+            max_results: 1,
+            ..FindNearestRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let found = nearest.results[0].site.as_ref().unwrap();
+    assert_eq!(found.name, "sites/zw/after-the-snapshot", "the write after the snapshot was replayed");
+    let (status, logs) = node.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", logs.join("\n"));
+
+    let mut damaged = std::fs::read(&snapshot).unwrap();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 1;
+    std::fs::write(&snapshot, damaged).unwrap();
+    let node = NodeProcess::start_in(&dir, "hubdir", &args, None, "127.0.0.1:0");
+    assert_eq!(loaded_from(&node), ("store".to_owned(), sites), "the same sites, from the store");
+    assert!(node.logs().iter().any(|l| l.contains("checksum does not match")), "the reason is logged");
+    let (status, logs) = node.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", logs.join("\n"));
+}

@@ -102,6 +102,11 @@ impl LatLng {
         self.longitude
     }
 
+    /// A position, if it passes the same checks as a site's: finite, in range, not (0, 0).
+    pub fn new(latitude: f64, longitude: f64) -> Option<LatLng> {
+        crate::validate::lat_lng(&mut crate::Violations::default(), latitude, longitude)
+    }
+
     /// Only for values that already passed validation (see `validate::lat_lng`).
     pub(crate) fn new_unchecked(latitude: f64, longitude: f64) -> Self {
         LatLng { latitude, longitude }

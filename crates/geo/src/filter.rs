@@ -118,10 +118,10 @@ impl Compiled<'_> {
 #[derive(Debug)]
 pub(crate) struct Traits {
     pub(crate) mask: u64,
-    languages: Vec<String>,
+    pub(crate) languages: Vec<String>,
     /// Parsed once per distinct text and shared by every site with the same hours.
-    hours: Option<Arc<Hours>>,
-    time_zone: Tz,
+    pub(crate) hours: Option<Arc<Hours>>,
+    pub(crate) time_zone: Tz,
 }
 
 /// Parsed opening hours, shared by every site with the same text, with the last answer kept.
@@ -131,6 +131,8 @@ pub(crate) struct Traits {
 /// then fixed whole minutes. Rules evaluated with coordinates would need the seconds.)
 #[derive(Debug)]
 pub(crate) struct Hours {
+    /// The text the rules were parsed from.
+    pub(crate) text: Box<str>,
     rules: opening_hours::OpeningHours,
     /// The local minute last asked (as minutes since 1970 of the naive time) shifted left by
     /// one, with the answer in the low bit; `NOTHING_YET` before the first.
@@ -143,7 +145,7 @@ impl FromStr for Hours {
     type Err = <opening_hours::OpeningHours as FromStr>::Err;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Ok(Hours { rules: text.parse()?, last: AtomicU64::new(NOTHING_YET) })
+        Ok(Hours { text: text.into(), rules: text.parse()?, last: AtomicU64::new(NOTHING_YET) })
     }
 }
 

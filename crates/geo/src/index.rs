@@ -8,6 +8,8 @@
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use hubdir_core::connectivity::StatusSummary;
 use hubdir_core::{CountryCode, Filter, Kind, LatLng, ServiceType, SiteName, SiteRecord, SiteStatus};
 use rstar::{Envelope, PointDistance, RTree, RTreeNode};
@@ -21,12 +23,12 @@ use crate::sphere::{EARTH_RADIUS_M, great_circle_m, unit_vector};
 /// answer with. The record itself is not kept: a caller that needs all of it reads it from
 /// the store by name.
 #[derive(Debug)]
-struct Slot<P> {
-    entry: Entry,
-    traits: Traits,
-    status: Option<StatusSummary>,
-    facts: Arc<Facts>,
-    payload: P,
+pub(crate) struct Slot<P> {
+    pub(crate) entry: Entry,
+    pub(crate) traits: Traits,
+    pub(crate) status: Option<StatusSummary>,
+    pub(crate) facts: Arc<Facts>,
+    pub(crate) payload: P,
 }
 
 /// The facts of a site the index hands back besides its payload: enough for coverage's
@@ -39,7 +41,7 @@ pub struct Facts {
     pub kind: Kind,
     pub status: SiteStatus,
     /// `ServiceType::ALL`'s bits.
-    services: u16,
+    pub(crate) services: u16,
 }
 
 /// `Facts::services` has a bit per service.
@@ -74,10 +76,24 @@ impl Facts {
 /// (`hubdir_proto::convert::EncodedSite`); nothing, `()`, for a computation over positions.
 pub trait Payload: Clone + std::fmt::Debug + Send + Sync + 'static {
     fn of(record: &SiteRecord) -> Self;
+
+    /// Appends what a [`Snapshot`](crate::Snapshot) keeps of it.
+    fn write_snapshot(&self, out: &mut Vec<u8>);
+
+    /// Reads back what [`write_snapshot`](Payload::write_snapshot) wrote, for the site
+    /// `facts`: `bytes` is a slice of the one buffer every payload of the snapshot shares.
+    /// `None` if they do not read.
+    fn read_snapshot(bytes: Bytes, facts: &Facts) -> Option<Self>;
 }
 
 impl Payload for () {
     fn of(_: &SiteRecord) {}
+
+    fn write_snapshot(&self, _: &mut Vec<u8>) {}
+
+    fn read_snapshot(bytes: Bytes, _: &Facts) -> Option<()> {
+        bytes.is_empty().then_some(())
+    }
 }
 
 impl<P: Payload> Slot<P> {
@@ -131,11 +147,11 @@ pub struct Nearby<P = ()> {
 /// Every site, by position and by name, each with a payload `P` prepared from it.
 #[derive(Debug)]
 pub struct SiteIndex<P = ()> {
-    tree: RTree<Entry>,
-    slots: Vec<Option<Slot<P>>>,
+    pub(crate) tree: RTree<Entry>,
+    pub(crate) slots: Vec<Option<Slot<P>>>,
     free: Vec<u32>,
-    by_name: HashMap<SiteName, u32>,
-    hours: HoursCache,
+    pub(crate) by_name: HashMap<SiteName, u32>,
+    pub(crate) hours: HoursCache,
 }
 
 impl<P> Default for SiteIndex<P> {

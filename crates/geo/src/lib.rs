@@ -4,11 +4,13 @@ pub mod coverage;
 mod filter;
 mod index;
 mod masked;
+mod snapshot;
 mod sphere;
 
 pub use filter::Matcher;
 pub use h3o::{CellIndex, Resolution};
 pub use index::{Facts, Nearby, Payload, SiteIndex};
+pub use snapshot::{Snapshot, SnapshotError};
 pub use sphere::{EARTH_RADIUS_M, great_circle_m, unit_vector};
 
 use h3o::LatLng as H3LatLng;

@@ -230,7 +230,19 @@ proptest! {
             _ => Filter { kinds: vec![Kind::School], services: vec![ServiceType::FreeWifi], statuses: vec![SiteStatus::Closed], ..Filter::default() },
         };
         let filter = Filter { as_of: Some(AS_OF), ..filter };
-        for ((lat, lng), k, max) in queries {
+        // The index read back from its snapshot answers as the index does (every check below
+        // runs on both), and writes the same snapshot again; so does an index built from the
+        // same sites in another order.
+        let snapshot = index.snapshot();
+        let restored = <SiteIndex>::from_snapshot(&snapshot.sites, snapshot.payloads.clone().into()).unwrap();
+        prop_assert!(restored.snapshot() == snapshot, "the snapshot of a read-back snapshot differs");
+        let mut reordered = <SiteIndex>::from_records(records.iter().rev().cloned());
+        for (name, status) in &statuses {
+            reordered.set_status(&name.parse().unwrap(), *status);
+        }
+        prop_assert!(reordered.snapshot() == snapshot, "the same sites in another order write other bytes");
+        for index in [&index, &restored] {
+        for ((lat, lng), k, max) in queries.clone() {
             let got: Vec<(String, f64)> = index
                 .nearest(lat, lng, k, max, &filter)
                 .iter()
@@ -264,7 +276,34 @@ proptest! {
             }
             prop_assert_eq!(*status, statuses.get(&site.name.to_string()).copied());
         }
+        }
     }
+}
+
+/// A snapshot cut short anywhere, or with its table or a site's fields pointing past their
+/// ends, is refused with an error, never read as a smaller index and never a panic.
+#[test]
+fn a_damaged_snapshot_is_refused() {
+    let records = (0..20)
+        .filter_map(|i| record(i, -17.8 + i as f64 * 0.1, 31.05, Kind::ALL[i % 9], i % 2 == 0, SiteStatus::Open));
+    let mut index = <SiteIndex>::from_records(records);
+    index.set_status(&"sites/zz/s3".parse().unwrap(), status(State::Online, Some(20.0), true));
+    let snapshot = index.snapshot();
+    assert_eq!(<SiteIndex>::from_snapshot(&snapshot.sites, bytes::Bytes::new()).unwrap().len(), 20);
+    for len in 0..snapshot.sites.len() {
+        assert!(<SiteIndex>::from_snapshot(&snapshot.sites[..len], bytes::Bytes::new()).is_err(), "cut at {len}");
+    }
+    let mut longer = snapshot.sites.clone();
+    longer.push(0);
+    assert!(<SiteIndex>::from_snapshot(&longer, bytes::Bytes::new()).is_err());
+    for at in 0..snapshot.sites.len() {
+        let mut damaged = snapshot.sites.clone();
+        damaged[at] = damaged[at].wrapping_add(0x80);
+        // Some bytes (a coordinate's low bits) still read; none may panic.
+        let _ = <SiteIndex>::from_snapshot(&damaged, bytes::Bytes::new());
+    }
+    let payload = <SiteIndex>::from_snapshot(&snapshot.sites, bytes::Bytes::from_static(b"x"));
+    assert!(payload.is_err(), "a byte of payload no site claims");
 }
 
 #[test]

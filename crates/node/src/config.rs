@@ -19,6 +19,8 @@ pub struct Config {
     pub node: NodeConfig,
     pub server: ServerConfig,
     pub store: StoreConfig,
+    /// The discovery index's snapshot file.
+    pub index: IndexConfig,
     pub log: LogConfig,
     /// Traces and metrics: OTLP export and the Prometheus endpoint; off by default.
     pub telemetry: hubdir_telemetry::TelemetryConfig,
@@ -272,6 +274,33 @@ impl StoreConfig {
     }
 }
 
+/// `[index]`: the discovery index keeps a snapshot of itself, so that a restart reads one file
+/// and replays the change log after it instead of reading every site from the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Keep a snapshot at all.
+    pub snapshot: bool,
+    /// Where. Unset: beside a SQLite database (`<database file>.index`), and none with
+    /// PostgreSQL: set it there to a path on a disk that outlives the process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_file: Option<PathBuf>,
+}
+
+impl IndexConfig {
+    /// The snapshot file for a store at `store_url`, if there is to be one.
+    pub fn snapshot_file(&self, store_url: &str) -> Option<PathBuf> {
+        if !self.snapshot {
+            return None;
+        }
+        if let Some(file) = &self.snapshot_file {
+            return Some(file.clone());
+        }
+        let path = store_url.strip_prefix("sqlite://")?.split('?').next()?;
+        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(format!("{path}.index")))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
@@ -305,6 +334,7 @@ impl Default for Config {
                 lease_retry_secs: 5,
                 max_connections: hubdir_store::DEFAULT_MAX_CONNECTIONS,
             },
+            index: IndexConfig { snapshot: true, snapshot_file: None },
             log: LogConfig {
                 filter: hubdir_telemetry::DEFAULT_FILTER.into(),
                 format: hubdir_telemetry::LogFormat::Text,

@@ -10,6 +10,7 @@ pub mod connections;
 pub mod grpc_web;
 pub mod health;
 pub mod http;
+pub mod index_snapshot;
 pub mod page_token;
 pub mod prometheus;
 pub mod server;

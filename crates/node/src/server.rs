@@ -71,7 +71,9 @@ impl NodeContext {
             .site_index
             .get_or_init(|| {
                 let index = LiveIndex::default();
-                self.background.spawn("site index follower", crate::site_index::run(self.store.clone(), index.clone()));
+                let snapshot_file = self.config.index.snapshot_file(&self.config.store.url);
+                let follower = crate::site_index::run(self.store.clone(), index.clone(), snapshot_file);
+                self.background.spawn("site index follower", follower);
                 index
             })
             .clone();

@@ -140,9 +140,9 @@ fn query_from(request: FindNearestRequest) -> Result<Query, Status> {
 
 /// One result: the site's bytes as the index prepared them, in the view asked for.
 fn nearby_to_proto(nearby: Nearby<Prepared>, now: chrono::DateTime<chrono::Utc>, view: pb::SiteView) -> NearbyAnswer {
-    let Nearby { facts: _, payload: Prepared { site, connectivity_name }, distance_meters, status, open_now } = nearby;
+    let Nearby { facts, payload: Prepared { site }, distance_meters, status, open_now } = nearby;
     let (state, class) = status.map_or((State::Unknown, Class::Unknown), |s| s.at(now));
-    let name = connectivity_name.to_string();
+    let name = format!("{}/connectivity", facts.name);
     NearbyAnswer {
         site: site.in_view(view),
         distance_meters,

@@ -106,6 +106,21 @@ impl EncodedSite {
         }
     }
 
+    /// What an index snapshot keeps of it: the length of the BASIC prefix, then the bytes.
+    pub fn write_snapshot(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.basic_len as u32).to_le_bytes());
+        out.extend_from_slice(&self.bytes);
+    }
+
+    /// Reads back what [`write_snapshot`](EncodedSite::write_snapshot) wrote, sharing `bytes`
+    /// (not copying them); `None` if they are too short for the prefix they claim.
+    pub fn read_snapshot(bytes: Bytes) -> Option<EncodedSite> {
+        let (head, _) = bytes.split_first_chunk::<4>()?;
+        let basic_len = u32::from_le_bytes(*head) as usize;
+        let bytes = bytes.slice(4..);
+        (basic_len <= bytes.len()).then_some(EncodedSite { bytes, basic_len })
+    }
+
     /// Bytes held, for memory accounting.
     pub fn len(&self) -> usize {
         self.bytes.len()
