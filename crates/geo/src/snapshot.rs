@@ -5,7 +5,8 @@
 //! Two sections:
 //! - `sites`: a table of the strings many sites share (opening hours, time zones, languages),
 //!   then per site its name, position, facts, trait mask, languages, hours, time zone, latest
-//!   connectivity status and the length of its payload;
+//!   connectivity status (exactly: its speed's bits, its instants to the nanosecond) and the
+//!   length of its payload;
 //! - `payloads`: every site's payload, back to back. Read back, the payloads share this one
 //!   buffer (a FindNearest answer's bytes are a slice of it) and the rest is dropped.
 //!
@@ -19,8 +20,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use hubdir_core::connectivity::StatusSummary;
+use hubdir_core::connectivity::{Class, State, StatusSummary};
 use hubdir_core::{CountryCode, Kind, LatLng, SiteName, SiteStatus};
 use rstar::RTree;
 
@@ -82,7 +84,7 @@ impl<P: Payload> SiteIndex<P> {
             sites.push(position(SiteStatus::ALL, &facts.status));
             sites.extend_from_slice(&facts.services.to_le_bytes());
             sites.extend_from_slice(&traits.mask.to_le_bytes());
-            sites.push(traits.languages.len() as u8);
+            sites.extend_from_slice(&(traits.languages.len() as u32).to_le_bytes());
             for language in &traits.languages {
                 sites.extend_from_slice(&table.id(language).to_le_bytes());
             }
@@ -93,8 +95,7 @@ impl<P: Payload> SiteIndex<P> {
                 None => sites.push(0),
                 Some(status) => {
                     sites.push(1);
-                    // A status is small and rare beside the rest; its JSON is the change log's.
-                    put_str(&mut sites, &serde_json::to_string(status).unwrap_or_default());
+                    put_status(&mut sites, status);
                 }
             }
             let before = payloads.len();
@@ -134,7 +135,7 @@ impl<P: Payload> SiteIndex<P> {
             let services = r.u16()?;
             let mask = r.u64()?;
             let languages =
-                (0..r.u8()?).map(|_| r.table_str(&table).map(str::to_owned)).collect::<Result<Vec<_>, _>>()?;
+                (0..r.u32()?).map(|_| r.table_str(&table).map(str::to_owned)).collect::<Result<Vec<_>, _>>()?;
             let hours = match r.u32()? {
                 0 => None,
                 id => {
@@ -156,9 +157,7 @@ impl<P: Payload> SiteIndex<P> {
             };
             let connectivity = match r.u8()? {
                 0 => None,
-                _ => Some(
-                    serde_json::from_str::<StatusSummary>(r.str()?).map_err(|_| r.error("the connectivity status"))?,
-                ),
+                _ => Some(r.status()?),
             };
             let length = r.u32()? as usize;
             let end = offset.checked_add(length).filter(|end| *end <= payloads.len());
@@ -183,6 +182,26 @@ impl<P: Payload> SiteIndex<P> {
         }
         index.tree = RTree::bulk_load(entries);
         Ok(index)
+    }
+}
+
+const STATES: [State; 4] = [State::Online, State::Degraded, State::Offline, State::Unknown];
+const CLASSES: [Class; 4] = [Class::Good, Class::Moderate, Class::Poor, Class::Unknown];
+
+/// A status exactly: its speed's bits and its instants to the nanosecond.
+fn put_status(out: &mut Vec<u8>, status: &StatusSummary) {
+    out.push(position(&STATES, &status.state));
+    out.push(position(&CLASSES, &status.class));
+    match status.download_mbps {
+        None => out.push(0),
+        Some(mbps) => {
+            out.push(1);
+            out.extend_from_slice(&mbps.to_bits().to_le_bytes());
+        }
+    }
+    for instant in [status.observed_at, status.expires_at] {
+        out.extend_from_slice(&instant.timestamp().to_le_bytes());
+        out.extend_from_slice(&instant.timestamp_subsec_nanos().to_le_bytes());
     }
 }
 
@@ -238,6 +257,23 @@ impl<'b> Reader<'b> {
         let (text, rest) = self.bytes.split_at(length);
         self.bytes = rest;
         std::str::from_utf8(text).map_err(|_| self.error("a text"))
+    }
+
+    fn status(&mut self) -> Result<StatusSummary, SnapshotError> {
+        let state = *STATES.get(usize::from(self.u8()?)).ok_or_else(|| self.error("the connectivity state"))?;
+        let class = *CLASSES.get(usize::from(self.u8()?)).ok_or_else(|| self.error("the connectivity class"))?;
+        let download_mbps = match self.u8()? {
+            0 => None,
+            _ => Some(self.f64()?),
+        };
+        let observed_at = self.instant()?;
+        let expires_at = self.instant()?;
+        Ok(StatusSummary { state, class, download_mbps, observed_at, expires_at })
+    }
+
+    fn instant(&mut self) -> Result<DateTime<Utc>, SnapshotError> {
+        let (seconds, nanos) = (self.u64()? as i64, self.u32()?);
+        DateTime::from_timestamp(seconds, nanos).ok_or_else(|| self.error("a connectivity instant"))
     }
 
     fn table_str<'t>(&mut self, table: &[&'t str]) -> Result<&'t str, SnapshotError> {

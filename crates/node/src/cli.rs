@@ -170,7 +170,10 @@ pub async fn prepare(args: &ServeArgs) -> anyhow::Result<Option<Prepared>> {
     // Every event this node writes is signed with its key, in the write's transaction, and it
     // writes its own origin only: others arrive signed from peers.
     let store = store.with_signer(Arc::new(OriginSigner::new(identity.clone()))).owning([config.node.id.clone()]);
+    // The index's snapshot file belongs to the store opened here (by default beside it).
+    let index_snapshot = config.index.snapshot_file(&config.store.url);
     let mut ctx = NodeContext::new(config, Arc::new(store))?.with_identity(identity);
+    ctx.index_snapshot = index_snapshot;
     ctx.telemetry = Collected { traces: telemetry.traces_enabled(), metrics: telemetry.metrics_enabled() };
     Ok(Some(Prepared { ctx, listener, probe_listener, metrics_listener, telemetry }))
 }

@@ -10,8 +10,9 @@
 //! 4. the index (`hubdir_geo::Snapshot`: the sites section, then the payloads);
 //! 5. the SHA-256 of everything before it.
 //!
-//! It is written to `<file>.tmp`, synced and renamed over the old file, so a crash leaves one
-//! or the other whole. Sizes are checked against the file's length before anything is
+//! It is written to `<file>.<pid>.tmp`, synced and renamed over the old file, so a crash
+//! leaves one or the other whole, and two processes given the same file do not write into
+//! each other's. Sizes are checked against the file's length before anything is
 //! allocated.
 
 use std::collections::HashMap;
@@ -66,7 +67,7 @@ pub fn build_id() -> Option<[u8; 32]> {
     })
 }
 
-/// Writes `snapshot` with `cursors` to `path`, by way of `<path>.tmp`.
+/// Writes `snapshot` with `cursors` to `path`, by way of `<path>.<pid>.tmp`.
 pub fn write(
     path: &Path,
     build: &[u8; 32],
@@ -164,7 +165,7 @@ pub fn read(path: &Path, build: &[u8; 32]) -> Result<Option<Stored>, SnapshotFil
 
 fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push(".tmp");
+    name.push(format!(".{}.tmp", std::process::id()));
     PathBuf::from(name)
 }
 

@@ -39,6 +39,9 @@ pub struct NodeContext {
     pub readiness: Readiness,
     /// What telemetry collects: calls build spans and time themselves only if it does.
     pub telemetry: Collected,
+    /// Where the nearest index keeps its snapshot (`[index]`, resolved against the store the
+    /// process opened); none unless set.
+    pub index_snapshot: Option<std::path::PathBuf>,
     /// The live nearest index, started by the first service that asks for it.
     site_index: Arc<std::sync::OnceLock<LiveIndex>>,
     /// The services that read it: all turn ready together once it has loaded.
@@ -58,6 +61,7 @@ impl NodeContext {
             background: Background::default(),
             readiness: Readiness::default(),
             telemetry: Collected::default(),
+            index_snapshot: None,
             site_index: Arc::default(),
             site_index_readers: Arc::default(),
         })
@@ -71,8 +75,7 @@ impl NodeContext {
             .site_index
             .get_or_init(|| {
                 let index = LiveIndex::default();
-                let snapshot_file = self.config.index.snapshot_file(&self.config.store.url);
-                let follower = crate::site_index::run(self.store.clone(), index.clone(), snapshot_file);
+                let follower = crate::site_index::run(self.store.clone(), index.clone(), self.index_snapshot.clone());
                 self.background.spawn("site index follower", follower);
                 index
             })

@@ -147,7 +147,7 @@ pub const SAVE_AT_LEAST_EVERY: Duration = Duration::from_secs(600);
 /// then follows the change log forever, writing snapshots there as it goes.
 pub async fn run(store: Arc<Store>, shared: LiveIndex, snapshot_file: Option<PathBuf>) {
     let mut changes = store.watch_changes();
-    let mut saver = Saver::new(snapshot_file);
+    let mut saver = Saver::new(snapshot_file).await;
     let mut cursors = match saver.resume(&store, &shared).await {
         Some(cursors) => cursors,
         None => {
@@ -160,6 +160,7 @@ pub async fn run(store: Arc<Store>, shared: LiveIndex, snapshot_file: Option<Pat
                     }
                 }
             };
+            shared.ready.send_replace(true);
             let _ = saver.save(&shared, &cursors).await;
             cursors
         }
@@ -196,8 +197,14 @@ fn position(cursors: &Cursors) -> u64 {
 }
 
 impl Saver {
-    fn new(snapshot_file: Option<PathBuf>) -> Saver {
-        let file = snapshot_file.and_then(|path| Some((path, index_snapshot::build_id()?)));
+    /// A saver for `snapshot_file`; none if this executable cannot be read (its hash names
+    /// the build).
+    async fn new(snapshot_file: Option<PathBuf>) -> Saver {
+        let build = match snapshot_file {
+            Some(_) => tokio::task::spawn_blocking(index_snapshot::build_id).await.ok().flatten(),
+            None => None,
+        };
+        let file = snapshot_file.zip(build);
         Saver { file, saved_at: Instant::now(), saved_position: 0, busy: Arc::default() }
     }
 
@@ -259,7 +266,12 @@ impl Saver {
             from = "snapshot",
             "discovery index loaded"
         );
-        instruments().load_duration.record(took.as_secs_f64(), &[]);
+        let instruments = instruments();
+        instruments.sites.record(sites as u64, &[]);
+        instruments.load_duration.record(took.as_secs_f64(), &[]);
+        for (origin, cursor) in &cursors {
+            instruments.applied_seq.record(cursor.seq, &[KeyValue::new("origin", origin.clone())]);
+        }
         (self.saved_at, self.saved_position) = (Instant::now(), before);
         Some(cursors)
     }
@@ -274,17 +286,15 @@ impl Saver {
             return None;
         }
         (self.saved_at, self.saved_position) = (Instant::now(), position(cursors));
-        let (index, cursors, busy) = (shared.index.clone(), cursors.clone(), self.busy.clone());
+        let (index, cursors, busy) = (shared.index.clone(), cursors.clone(), Busy(self.busy.clone()));
         let started = Instant::now();
         let taken = tokio::task::spawn_blocking(move || {
             index.read().unwrap_or_else(|poisoned| poisoned.into_inner()).snapshot()
         });
-        let Ok(snapshot) = taken.await else {
-            busy.store(false, Ordering::Release);
-            return None;
-        };
+        let snapshot = taken.await.ok()?;
         let taking = started.elapsed();
         Some(tokio::task::spawn_blocking(move || {
+            let _busy = busy;
             let bytes = snapshot.sites.len() + snapshot.payloads.len();
             match index_snapshot::write(&path, &build, &cursors, &snapshot) {
                 Ok(()) => tracing::info!(
@@ -295,7 +305,6 @@ impl Saver {
                 ),
                 Err(err) => tracing::warn!(error = %err, "the index snapshot could not be written"),
             }
-            busy.store(false, Ordering::Release);
         }))
     }
 
@@ -305,6 +314,15 @@ impl Saver {
         if (moved >= SAVE_AFTER_EVENTS && since >= SAVE_AT_MOST_EVERY) || (moved > 0 && since >= SAVE_AT_LEAST_EVERY) {
             let _ = self.save(shared, cursors).await;
         }
+    }
+}
+
+/// Marks the saver free again when dropped, however the save ended.
+struct Busy(Arc<AtomicBool>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -347,8 +365,14 @@ async fn load(store: &Store, shared: &LiveIndex) -> Result<Cursors, StoreError> 
         query.after_name = Some(last.site.name.to_string());
         records.extend(page);
     }
+    // An origin that began while the sites were read has some of them here and no cursor:
+    // it is followed from its first event.
+    let mut cursors = cursors;
+    for log in store.origin_logs().await? {
+        cursors.entry(log.origin.to_string()).or_insert(Cursor { seq: 0, epoch: log.epoch });
+    }
     let mut index = Index::from_records(records);
-    for (name, status) in store.latest_summaries().await? {
+    for (name, status) in store.logged_summaries().await? {
         if let Ok(name) = name.parse() {
             index.set_status(&name, status);
         }
@@ -369,7 +393,7 @@ async fn load(store: &Store, shared: &LiveIndex) -> Result<Cursors, StoreError> 
 enum Followed {
     InStep,
     /// An origin's log was replaced (a peer's recreated database, resynced): its old sites
-    /// must go, so the index is rebuilt.
+    /// must go, so the index is rebuilt. Likewise when a log was compacted past the index.
     Reload,
 }
 
@@ -377,7 +401,9 @@ async fn catch_up(store: &Store, shared: &LiveIndex, cursors: &mut Cursors) -> R
     for log in store.origin_logs().await? {
         let cursor =
             cursors.entry(log.origin.to_string()).or_insert_with(|| Cursor { seq: 0, epoch: log.epoch.clone() });
-        if cursor.epoch != log.epoch || cursor.seq > log.last_seq {
+        // A log compacted past the cursor has holes the replay cannot see through (a STATUS
+        // event superseded by a later UPSERT would be lost).
+        if cursor.epoch != log.epoch || cursor.seq > log.last_seq || log.compacted_through > cursor.seq {
             return Ok(Followed::Reload);
         }
         if cursor.seq == log.last_seq {
@@ -469,7 +495,7 @@ mod tests {
                 (m, summary)
             })
             .collect();
-        store.record_measurements(items, chrono::Duration::zero()).await.unwrap();
+        store.record_measurements(items, chrono::Duration::hours(1)).await.unwrap();
     }
 
     /// A snapshot taken at start, brought up to date by replaying the log after it (updates,
@@ -485,7 +511,7 @@ mod tests {
         let file = dir.path().join("hubdir.db.index");
 
         let first = LiveIndex::default();
-        let mut saver = Saver::new(Some(file.clone()));
+        let mut saver = Saver::new(Some(file.clone())).await;
         assert!(saver.resume(&store, &first).await.is_none(), "there is no snapshot yet");
         let cursors = load(&store, &first).await.unwrap();
         saver.save(&first, &cursors).await.expect("a snapshot is written").await.unwrap();
@@ -496,11 +522,13 @@ mod tests {
         later.extend((40..50).map(|i| Change::Upsert(Box::new(site(i, -19.0)))));
         write(&store, later).await;
         measure(&store, &[2, 20, 45], 0.5).await;
+        // Same state and class: the latest status, not announced in the log.
+        measure(&store, &[2], 0.7).await;
         write(&store, vec![Change::Upsert(Box::new(site(20, -20.0)))]).await;
 
         let resumed = LiveIndex::default();
         let resumed_cursors =
-            Saver::new(Some(file.clone())).resume(&store, &resumed).await.expect("the snapshot is current");
+            Saver::new(Some(file.clone())).await.resume(&store, &resumed).await.expect("the snapshot is current");
         let rebuilt = LiveIndex::default();
         let rebuilt_cursors = load(&store, &rebuilt).await.unwrap();
         assert_eq!(resumed_cursors, rebuilt_cursors);
@@ -512,7 +540,7 @@ mod tests {
         let Some(other_db) = TestDb::new(backend).await else { return };
         let other = other_db.store().await;
         write(&other, vec![Change::Upsert(Box::new(site(1, -17.8)))]).await;
-        assert!(Saver::new(Some(file)).resume(&other, &LiveIndex::default()).await.is_none());
+        assert!(Saver::new(Some(file)).await.resume(&other, &LiveIndex::default()).await.is_none());
     }
 
     hubdir_store::on_both_backends!(a_snapshot_brought_up_to_date_equals_a_rebuild);

@@ -47,13 +47,16 @@ impl Store {
         latest_from_row(row).map(Some)
     }
 
-    /// Every site's latest status summary, for the discovery index's first load.
-    pub async fn latest_summaries(&self) -> Result<Vec<(String, StatusSummary)>, StoreError> {
+    /// Every site's status as its change log last announced it (a STATUS event), for the
+    /// discovery index's load: what a reader following the log holds, so that an index built
+    /// from the store equals one that replayed the log. A newer measurement that changed
+    /// neither state nor class is in `latest_status` and is announced with the next refresh.
+    pub async fn logged_summaries(&self) -> Result<Vec<(String, StatusSummary)>, StoreError> {
         connectivity_latest::Entity::find()
             .all(&self.db)
             .await?
             .into_iter()
-            .filter_map(|row| Some((row.site_name.clone(), row.summary?)))
+            .filter_map(|row| Some((row.site_name.clone(), row.logged_summary?)))
             .map(|(site, text)| Ok((site, parse("status", &text)?)))
             .collect()
     }

@@ -107,12 +107,16 @@ async fn measurements_keep_the_newest_as_latest_and_log_only_changes(store: Arc<
     assert_eq!(record(vec![measured("sites/zw/1", "c", 20, true, Some(35.0))]).await, [fresh(true, false)]);
     let latest = store.latest_status(&name("sites/zw/1")).await.unwrap().unwrap();
     assert_eq!(latest.measurement.unwrap().idempotency_key, "c");
+    // What the log announced is still a's: what the discovery index loads, as a reader of
+    // the log holds it.
+    let logged = store.logged_summaries().await.unwrap();
+    assert_eq!(logged[0].1.download_mbps, Some(30.0));
     // The line goes down: announced.
     assert_eq!(record(vec![measured("sites/zw/1", "d", 10, false, None)]).await, [fresh(true, true)]);
     let log = log_of(&store, "zw").await;
     let ops: Vec<ChangeOp> = log.iter().map(|(_, _, op)| *op).collect();
     assert_eq!(ops, [ChangeOp::Upsert, ChangeOp::Status, ChangeOp::Status]);
-    let summaries = store.latest_summaries().await.unwrap();
+    let summaries = store.logged_summaries().await.unwrap();
     assert_eq!(summaries.len(), 1);
     assert_eq!(summaries[0].1.state, State::Offline);
     let history = connectivity_history::Entity::find().all(store.connection()).await.unwrap();

@@ -160,7 +160,7 @@ async fn a_peers_status_is_kept_as_the_sites_latest_and_goes_with_a_resynced_ori
         (remote("1f", 3, "x", fr_status(42.0)), Delivery::Stream),
     ];
     assert!(store.apply_remote("fr", events).await.unwrap().iter().all(|o| *o == RemoteApplied::Applied));
-    let summaries = store.latest_summaries().await.unwrap();
+    let summaries = store.logged_summaries().await.unwrap();
     assert_eq!(summaries.len(), 1);
     assert_eq!((summaries[0].0.as_str(), summaries[0].1.download_mbps), ("sites/fr/x", Some(42.0)));
     let latest = store.latest_status(&name("sites/fr/x")).await.unwrap().unwrap();
@@ -172,8 +172,8 @@ async fn a_peers_status_is_kept_as_the_sites_latest_and_goes_with_a_resynced_ori
         (remote("1f", 6, "z", RemoteChange::Delete), Delivery::Stream),
     ];
     assert!(store.apply_remote("fr", events).await.unwrap().iter().all(|o| *o == RemoteApplied::Applied));
-    assert_eq!(store.latest_summaries().await.unwrap().len(), 1, "only x's status is left");
+    assert_eq!(store.logged_summaries().await.unwrap().len(), 1, "only x's status is left");
     // The origin's database was recreated: what was held of it goes, its statuses too.
     assert_eq!(apply_one(&store, remote("20", 1, "y", fr_upsert("y")), Delivery::Stream).await, RemoteApplied::Applied);
-    assert!(store.latest_summaries().await.unwrap().is_empty());
+    assert!(store.logged_summaries().await.unwrap().is_empty());
 }
