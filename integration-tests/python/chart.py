@@ -182,7 +182,9 @@ def materialize(docs, secrets, out_dir):
                 fail(f"{name}: {mount['mountPath']} is outside the working directory {workdir}")
             target = os.path.join(root, mount["mountPath"][len(workdir) + 1:])
             volume = volumes[mount["name"]]
-            if "configMap" in volume:
+            if "emptyDir" in volume:
+                os.makedirs(target)
+            elif "configMap" in volume:
                 os.makedirs(target)
                 for key, value in config_maps[volume["configMap"]["name"]].items():
                     with open(os.path.join(target, key), "w") as f:
