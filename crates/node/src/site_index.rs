@@ -393,7 +393,9 @@ async fn load(store: &Store, shared: &LiveIndex) -> Result<Cursors, StoreError> 
 enum Followed {
     InStep,
     /// An origin's log was replaced (a peer's recreated database, resynced): its old sites
-    /// must go, so the index is rebuilt. Likewise when a log was compacted past the index.
+    /// must go, so the index is rebuilt. (A log compacted past the cursor is followed as it
+    /// is: a peer's snapshot delivery compacts through every seq it brings, and rebuilding at
+    /// each would rebuild all the time. At a start, `stale` refuses such a snapshot.)
     Reload,
 }
 
@@ -401,9 +403,7 @@ async fn catch_up(store: &Store, shared: &LiveIndex, cursors: &mut Cursors) -> R
     for log in store.origin_logs().await? {
         let cursor =
             cursors.entry(log.origin.to_string()).or_insert_with(|| Cursor { seq: 0, epoch: log.epoch.clone() });
-        // A log compacted past the cursor has holes the replay cannot see through (a STATUS
-        // event superseded by a later UPSERT would be lost).
-        if cursor.epoch != log.epoch || cursor.seq > log.last_seq || log.compacted_through > cursor.seq {
+        if cursor.epoch != log.epoch || cursor.seq > log.last_seq {
             return Ok(Followed::Reload);
         }
         if cursor.seq == log.last_seq {
