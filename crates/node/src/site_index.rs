@@ -147,7 +147,7 @@ pub const SAVE_AT_LEAST_EVERY: Duration = Duration::from_secs(600);
 /// then follows the change log forever, writing snapshots there as it goes.
 pub async fn run(store: Arc<Store>, shared: LiveIndex, snapshot_file: Option<PathBuf>) {
     let mut changes = store.watch_changes();
-    let mut saver = Saver::new(snapshot_file).await;
+    let mut saver = Saver::new(snapshot_file);
     let mut cursors = match saver.resume(&store, &shared).await {
         Some(cursors) => cursors,
         None => {
@@ -184,7 +184,7 @@ pub async fn run(store: Arc<Store>, shared: LiveIndex, snapshot_file: Option<Pat
 
 /// Reads and writes the index's snapshot file, if it has one.
 struct Saver {
-    file: Option<(PathBuf, [u8; 32])>,
+    file: Option<PathBuf>,
     saved_at: Instant,
     /// The sum of the cursors' seqs at the last save: how far the log has moved since.
     saved_position: u64,
@@ -197,24 +197,24 @@ fn position(cursors: &Cursors) -> u64 {
 }
 
 impl Saver {
-    /// A saver for `snapshot_file`; none if this executable cannot be read (its hash names
-    /// the build).
-    async fn new(snapshot_file: Option<PathBuf>) -> Saver {
-        let build = match snapshot_file {
-            Some(_) => tokio::task::spawn_blocking(index_snapshot::build_id).await.ok().flatten(),
-            None => None,
-        };
-        let file = snapshot_file.zip(build);
-        Saver { file, saved_at: Instant::now(), saved_position: 0, busy: Arc::default() }
+    /// A saver for `snapshot_file`. The build's identity (the hash of this executable) is
+    /// read only where a snapshot is read or written, off the runtime's threads: a start with
+    /// no snapshot does not wait for it.
+    fn new(snapshot_file: Option<PathBuf>) -> Saver {
+        Saver { file: snapshot_file, saved_at: Instant::now(), saved_position: 0, busy: Arc::default() }
     }
 
     /// The index from the snapshot file, brought up to the log's head; `None` if there is no
     /// current snapshot (the reason is logged), and then the index must be built from the
     /// store.
     async fn resume(&mut self, store: &Store, shared: &LiveIndex) -> Option<Cursors> {
-        let (path, build) = self.file.clone()?;
+        let path = self.file.clone()?;
         let started = Instant::now();
-        let stored = match tokio::task::spawn_blocking(move || index_snapshot::read(&path, &build)).await {
+        let read = move || match path.exists().then(index_snapshot::build_id).flatten() {
+            Some(build) => index_snapshot::read(&path, &build),
+            None => Ok(None),
+        };
+        let stored = match tokio::task::spawn_blocking(read).await {
             Ok(Ok(Some(stored))) => stored,
             Ok(Ok(None)) => {
                 tracing::info!("no index snapshot yet: building the index from the store");
@@ -281,7 +281,7 @@ impl Saver {
     /// caller) waits while the index is read: a follower waiting to write would hold up the
     /// queries behind it, since readers queue behind a waiting writer.
     async fn save(&mut self, shared: &LiveIndex, cursors: &Cursors) -> Option<tokio::task::JoinHandle<()>> {
-        let (path, build) = self.file.clone()?;
+        let path = self.file.clone()?;
         if self.busy.swap(true, Ordering::AcqRel) {
             return None;
         }
@@ -296,6 +296,7 @@ impl Saver {
         Some(tokio::task::spawn_blocking(move || {
             let _busy = busy;
             let bytes = snapshot.sites.len() + snapshot.payloads.len();
+            let Some(build) = index_snapshot::build_id() else { return };
             match index_snapshot::write(&path, &build, &cursors, &snapshot) {
                 Ok(()) => tracing::info!(
                     bytes,
@@ -511,7 +512,7 @@ mod tests {
         let file = dir.path().join("hubdir.db.index");
 
         let first = LiveIndex::default();
-        let mut saver = Saver::new(Some(file.clone())).await;
+        let mut saver = Saver::new(Some(file.clone()));
         assert!(saver.resume(&store, &first).await.is_none(), "there is no snapshot yet");
         let cursors = load(&store, &first).await.unwrap();
         saver.save(&first, &cursors).await.expect("a snapshot is written").await.unwrap();
@@ -528,7 +529,7 @@ mod tests {
 
         let resumed = LiveIndex::default();
         let resumed_cursors =
-            Saver::new(Some(file.clone())).await.resume(&store, &resumed).await.expect("the snapshot is current");
+            Saver::new(Some(file.clone())).resume(&store, &resumed).await.expect("the snapshot is current");
         let rebuilt = LiveIndex::default();
         let rebuilt_cursors = load(&store, &rebuilt).await.unwrap();
         assert_eq!(resumed_cursors, rebuilt_cursors);
@@ -540,7 +541,7 @@ mod tests {
         let Some(other_db) = TestDb::new(backend).await else { return };
         let other = other_db.store().await;
         write(&other, vec![Change::Upsert(Box::new(site(1, -17.8)))]).await;
-        assert!(Saver::new(Some(file)).await.resume(&other, &LiveIndex::default()).await.is_none());
+        assert!(Saver::new(Some(file)).resume(&other, &LiveIndex::default()).await.is_none());
     }
 
     hubdir_store::on_both_backends!(a_snapshot_brought_up_to_date_equals_a_rebuild);
